@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Debian libraries the tests and the demo need, installed through apt only where missing.
+set -euo pipefail
+needed=(libegl1 libgl1 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 libdbus-1-3
+        libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 fonts-dejavu-core)
+missing=()
+for pkg in "${needed[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if ! command -v apt-get >/dev/null; then
+    echo "missing system libraries (install them yourself): ${missing[*]}" >&2
+    exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing system libraries: ${missing[*]}"
+$SUDO apt-get update -qq >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,36 @@
+# Every target installs what it needs: a virtual env with the package and its test tools,
+# and (where tests need them) Debian libraries through apt, skipped when already present.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench sysdeps clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -c 'import hitl_desktop, PySide6, qasync, sqlalchemy, pytest' || { echo "pip install failed" >&2; exit 1; }
+	@touch $(STAMP)
+
+sysdeps:
+	@bash .ci/sysdeps.sh
+
+demo: $(STAMP) sysdeps
+	@$(PY) -m hitl_desktop --demo
+
+test: $(STAMP) sysdeps
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check hitl_desktop tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+bench: $(STAMP)
+	$(PY) bench/engine_bench.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

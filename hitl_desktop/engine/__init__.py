@@ -1,0 +1,82 @@
+"""The durable run engine: tasks, steps and waitpoint tokens that survive a kill. No Qt here.
+
+    from hitl_desktop.engine import Engine, task, wait, TokenResult
+
+    @task("refund-invoice")
+    async def refund_invoice(ctx, payload):
+        quote = await ctx.step("quote", compute_quote, payload)
+        token = await wait.create_token(timeout="10m", tags=["refund"])
+        result = await wait.for_token(token)       # the run is suspended here
+        ...
+"""
+
+from . import wait
+from .context import RunContext
+from .engine import Engine
+from .errors import (
+    EngineError,
+    EngineNotStarted,
+    ForeignToken,
+    InvalidDuration,
+    NotInRun,
+    NotJSON,
+    PayloadTooLarge,
+    ReplayMismatch,
+    RunNotFound,
+    StepFailed,
+    TaskNotFound,
+    TokenAlreadyFinished,
+    TokenNotFound,
+    TokenTimeoutError,
+)
+from .events import (
+    Event,
+    EventStream,
+    RunCanceled,
+    RunCompleted,
+    RunFailed,
+    RunPaused,
+    RunResumed,
+    RunTriggered,
+    TokenCompleted,
+    TokenTimedOut,
+)
+from .models import Run, RunStatus, Step, Token, TokenResult, TokenStatus
+from .tasks import task
+
+__all__ = [
+    "Engine",
+    "EngineError",
+    "EngineNotStarted",
+    "Event",
+    "EventStream",
+    "ForeignToken",
+    "InvalidDuration",
+    "NotInRun",
+    "NotJSON",
+    "PayloadTooLarge",
+    "ReplayMismatch",
+    "Run",
+    "RunCanceled",
+    "RunCompleted",
+    "RunContext",
+    "RunFailed",
+    "RunNotFound",
+    "RunPaused",
+    "RunResumed",
+    "RunStatus",
+    "RunTriggered",
+    "Step",
+    "StepFailed",
+    "TaskNotFound",
+    "Token",
+    "TokenAlreadyFinished",
+    "TokenCompleted",
+    "TokenNotFound",
+    "TokenResult",
+    "TokenStatus",
+    "TokenTimedOut",
+    "TokenTimeoutError",
+    "task",
+    "wait",
+]

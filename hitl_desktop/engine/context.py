@@ -1,0 +1,244 @@
+"""A run's execution context: steps, tokens and waits, recorded the first time and replayed after.
+
+Every durable operation of a run takes the next position in its history. The first execution
+records what each operation returned; a later execution (after a wait or a crash) returns the
+recorded value at each position without running anything, and goes on live past the end of the
+history. A position whose recorded operation differs from the one the code now makes fails the
+run (`ReplayMismatch`): replaying into different code could repeat or skip side effects.
+
+Records are written with the run's next commit. Before a step's function runs, everything
+recorded so far is committed, so a crash can only repeat the step that was running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import Callable
+from contextvars import ContextVar
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from . import serde
+from .errors import NotInRun, ReplayMismatch, StepFailed
+from .models import Token, TokenResult, TokenStatus, to_datetime
+from .store import store
+from .store.records import Recorded, Resume, StepWrite, TokenState, TokenWrite, Writes
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+current: ContextVar[RunContext] = ContextVar("hitl_run")
+
+MAX_TAGS = 10
+MAX_TAG_LENGTH = 128
+
+
+class Suspend(BaseException):
+    """Unwinds a run's coroutine when it waits; a BaseException so `except Exception` misses it."""
+
+
+class RunContext:
+    """Passed to a task as `ctx`; also reached by `wait.*` through a context variable."""
+
+    def __init__(self, engine: Engine, resume: Resume) -> None:
+        self.run_id = resume.run_id
+        self.task = resume.task
+        self._engine = engine
+        self._history: dict[int, Recorded] = resume.steps
+        self._tokens: dict[str, TokenState] = resume.tokens
+        self._position = 0
+        self._writes = Writes()
+        self._must_flush = False  # set by records whose loss would repeat a side effect
+        self.diverged: ReplayMismatch | None = None
+
+    # ------------------------------------------------------------ history
+
+    def _next(self, kind: str, name: str) -> tuple[int, Recorded | None]:
+        if self.diverged is not None:
+            raise self.diverged
+        position = self._position
+        self._position += 1
+        recorded = self._history.get(position)
+        if recorded is not None and (recorded.kind != kind or recorded.name != name):
+            self.diverged = ReplayMismatch(
+                position, f"{recorded.kind} {recorded.name!r}", f"{kind} {name!r}"
+            )
+            raise self.diverged
+        return position, recorded
+
+    def _record(self, write: StepWrite, durable_before_next_step: bool = True) -> None:
+        self._writes.steps.append(write)
+        self._must_flush = self._must_flush or durable_before_next_step
+
+    async def flush(self) -> None:
+        """Commit what has been recorded so far."""
+        if self._writes:
+            writes = self._writes.take()
+            self._must_flush = False
+            await self._engine._executor.write(
+                store.flush, self.run_id, self._engine.id, writes, self._engine.clock()
+            )
+            self._engine._note_tokens(writes)
+
+    def take_writes(self) -> Writes:
+        self._must_flush = False
+        return self._writes.take()
+
+    # ------------------------------------------------------------ steps
+
+    async def step(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        retries: int = 0,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+    ) -> Any:
+        """Run `fn(*args)` once for this run and record its JSON result.
+
+        On replay the recorded result is returned without calling *fn*. A step that raises is
+        retried *retries* times with exponential backoff (*backoff* seconds, doubling); then it
+        raises `StepFailed`, and replays raise the same error. Steps are at-least-once: a crash
+        while *fn* runs runs it again.
+        """
+        position, recorded = self._next("step", name)
+        if recorded is not None:
+            if recorded.ok:
+                return serde.load(recorded.result)
+            error_type, _, message = (recorded.error or "").partition(": ")
+            raise StepFailed(name, error_type, message, attempts=0)
+        if self._must_flush:
+            await self.flush()
+        clock = self._engine.clock
+        started = clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                value = fn(*args)
+                if inspect.isawaitable(value):
+                    value = await value
+                break
+            except Exception as exc:
+                if attempt > retries:
+                    error = f"{type(exc).__name__}: {exc}"
+                    self._record(StepWrite(position, "step", name, False, None, error, attempt, started, clock()))
+                    raise StepFailed(name, type(exc).__name__, str(exc), attempt) from exc
+                await asyncio.sleep(min(backoff * 2 ** (attempt - 1), max_backoff))
+        text = serde.dump(value, f"the result of step {name!r}", self._engine.max_payload_bytes)
+        self._record(StepWrite(position, "step", name, True, text, None, attempt, started, clock()))
+        # What a replay will return, so first run and replay see the same value.
+        return serde.load(text)
+
+    # ------------------------------------------------------------ tokens
+
+    async def create_token(
+        self,
+        timeout: str | float | timedelta | None = None,
+        tags: list[str] | tuple[str, ...] | None = None,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: str | float | timedelta | None = None,
+    ) -> Token:
+        position, recorded = self._next("token", "create_token")
+        if recorded is not None:
+            info = json.loads(recorded.result or "{}")
+            state = self._tokens.get(info["id"])
+            return _token(info, state.status if state else TokenStatus.WAITING)
+        engine = self._engine
+        seconds = engine.default_token_timeout if timeout is None else serde.seconds(timeout)
+        tag_list = _check_tags(tags)
+        now = engine.clock()
+        token = TokenWrite(serde.new_id("tok"), self.run_id, tag_list, now, now + seconds)
+        cached = False
+        if idempotency_key is not None:
+            token.idempotency_key = str(idempotency_key)
+            if idempotency_key_ttl is not None:
+                token.idempotency_expires_at = now + serde.seconds(idempotency_key_ttl)
+            existing = await engine._executor.write(
+                store.create_keyed_token, self.run_id, engine.id, self.take_writes(), token, now
+            )
+            if existing is not None:
+                cached = True
+                token = TokenWrite(
+                    str(existing["id"]), existing["run_id"], json.loads(existing["tags"]),
+                    float(existing["created_at"]), float(existing["expires_at"]),
+                    existing["idempotency_key"], existing["idempotency_expires_at"],
+                )
+                self._tokens[token.id] = TokenState(str(existing["status"]), existing["output"])
+            else:
+                engine._note_deadline(token.expires_at)
+        else:
+            self._writes.tokens.append(token)
+            self._must_flush = True
+        info = {
+            "id": token.id, "tags": token.tags, "created_at": token.created_at,
+            "expires_at": token.expires_at, "idempotency_key": token.idempotency_key,
+        }
+        self._record(StepWrite(position, "token", "create_token", True, json.dumps(info), None, 1, now, now))
+        state = self._tokens.get(token.id)
+        return _token(info, state.status if state else TokenStatus.WAITING, cached)
+
+    async def for_token(self, token: Token | str) -> TokenResult:
+        token_id = token.id if isinstance(token, Token) else str(token)
+        position, recorded = self._next("wait", token_id)
+        state = self._tokens.get(token_id)
+        if recorded is not None and state is not None:
+            return _result(token_id, state)
+        if state is None or state.status == TokenStatus.WAITING:
+            engine = self._engine
+            writes = self.take_writes()
+            out, finished = await engine._executor.write(
+                store.pause, self.run_id, engine.id, writes, token_id, engine.clock()
+            )
+            engine._note_tokens(writes)
+            engine._publish(out.events)
+            if finished is None:
+                raise Suspend()
+            state = self._tokens[token_id] = finished
+        now = self._engine.clock()
+        # The token row holds the outcome durably; this record only keeps positions aligned,
+        # so it need not be committed before the next step.
+        ok = state.status == TokenStatus.COMPLETED
+        self._record(StepWrite(position, "wait", token_id, ok, None, None, 1, now, now), False)
+        return _result(token_id, state)
+
+
+def _check_tags(tags: list[str] | tuple[str, ...] | None) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
+        raise ValueError(f"tags must be a list of non-empty strings, got {tags!r}")
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"a token takes at most {MAX_TAGS} tags, got {len(tags)}")
+    long = [t for t in tags if len(t) > MAX_TAG_LENGTH]
+    if long:
+        raise ValueError(f"tag {long[0][:40]!r}… is longer than {MAX_TAG_LENGTH} characters")
+    return list(dict.fromkeys(tags))
+
+
+def _token(info: dict[str, Any], status: str, cached: bool = False) -> Token:
+    created = to_datetime(info["created_at"])
+    expires = to_datetime(info["expires_at"])
+    assert created is not None and expires is not None
+    return Token(
+        id=info["id"], run_id=None if "run_id" not in info else info["run_id"],
+        status=TokenStatus(status), tags=tuple(info["tags"]), created_at=created,
+        expires_at=expires, completed_at=None, output=None,
+        idempotency_key=info.get("idempotency_key"), is_cached=cached,
+    )
+
+
+def _result(token_id: str, state: TokenState) -> TokenResult:
+    if state.status == TokenStatus.COMPLETED:
+        return TokenResult(token_id, True, serde.load(state.output))
+    return TokenResult(token_id, False, None, f"token {token_id} timed out")
+
+
+def context() -> RunContext:
+    try:
+        return current.get()
+    except LookupError:
+        raise NotInRun("wait.create_token / wait.for_token") from None

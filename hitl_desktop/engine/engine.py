@@ -1,0 +1,525 @@
+"""The Engine: runs tasks durably in the caller's event loop.
+
+One engine per process and store. It executes runs as asyncio tasks only while they have work
+to do; a waiting run is rows in the store and nothing else. Background work is three small
+loops: a timer for the earliest token deadline, a watcher that notices what other processes
+committed, and a heartbeat that also takes over runs whose engine died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import traceback as tb
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from . import liveness, serde
+from .context import RunContext, Suspend, current
+from .errors import EngineNotStarted, TaskNotFound
+from .events import Event, EventHub, EventStream, event_from
+from .models import Run, RunStatus, Step, Token, TokenStatus, to_datetime
+from .store import migrate, store
+from .store.records import EventRow, Outcome, Resume, Writes
+from .store.sql import AsyncSaExecutor, Executor, Row, SqliteExecutor, async_url, sqlite_path
+from .store.store import LostOwnership
+from .tasks import Task, TaskFn, registry
+
+log = logging.getLogger("hitl_desktop.engine")
+
+DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
+
+
+class Engine:
+    """A durable run engine on one store (a SQLite file or a PostgreSQL database)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        tasks: Iterable[TaskFn] | None = None,
+        default_token_timeout: str | float | timedelta = "24h",
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+        synchronous: str = "FULL",
+        clock: Callable[[], float] = time.time,
+        poll_interval: float = 0.05,
+        heartbeat_interval: float = 2.0,
+        lease: float = 30.0,
+        max_recoveries: int = 20,
+    ) -> None:
+        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
+            raise ValueError(f"synchronous must be FULL, NORMAL, EXTRA or OFF, not {synchronous!r}")
+        self.url = url
+        self.id = serde.new_id("eng")
+        self.clock = clock
+        self.default_token_timeout = serde.seconds(default_token_timeout)
+        self.max_payload_bytes = max_payload_bytes
+        self.synchronous = synchronous.upper()
+        self.poll_interval = poll_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.lease = lease
+        self.max_recoveries = max_recoveries
+        self._tasks: dict[str, Task] = registry(tasks)
+        self._task_names = frozenset(self._tasks)
+        self._executor_: Executor | None = None
+        self._hub = EventHub()
+        self._started = False
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self._deadline: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_task: asyncio.Task[None] | None = None
+        self._last_event = 0
+        self._data_version: int | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def _executor(self) -> Executor:
+        if self._executor_ is None:
+            raise EngineNotStarted()
+        return self._executor_
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    async def open(self) -> None:
+        """Open the store and migrate it, without executing runs (enough for reads and
+        completions, as the CLI does). start() calls it."""
+        if self._executor_ is not None:
+            return
+        path = sqlite_path(self.url)
+        executor: Executor
+        if path is not None:
+            executor = SqliteExecutor(path, self.synchronous)
+        else:
+            executor = AsyncSaExecutor(async_url(self.url))
+        revision = await executor.read(migrate.current_revision)
+        if not migrate.is_current(revision):
+            if path is not None:
+                await asyncio.to_thread(migrate.upgrade_sqlite, path, self.synchronous)
+            else:
+                assert isinstance(executor, AsyncSaExecutor)
+                await executor.run_sync(migrate.upgrade)
+        self._executor_ = executor
+
+    async def start(self) -> None:
+        """Open the store, recover what crashed, time out what expired, and start executing."""
+        if self._started:
+            return
+        await self.open()
+        now = self.clock()
+        await self._executor.write(
+            store.register_engine,
+            {"id": self.id, **liveness.identity(), "started_at": now, "heartbeat_at": now},
+        )
+        self._last_event = await self._executor.read(store.last_event_id)
+        self._started = True
+        await self._recover()
+        await self._fire_timers()
+        self._absorb(await self._executor.write(store.claim_queued, self.id, self._task_names, self.clock()))
+        self._background = [
+            asyncio.create_task(self._watch(), name="hitl-watch"),
+            asyncio.create_task(self._heartbeat(), name="hitl-heartbeat"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop executing: runs in flight are handed back to the store (QUEUED) for next time."""
+        if self._timer is not None:
+            self._timer.cancel()
+        tasks = [*self._background, *self._running.values()]
+        if self._timer_task is not None:
+            tasks.append(self._timer_task)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._background.clear()
+        if self._executor_ is not None:
+            if self._started:
+                await self._executor_.write(store.release, self.id, self.clock())
+            await self._executor_.close()
+            self._executor_ = None
+        self._started = False
+        self._hub.close()
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------ runs
+
+    async def trigger(
+        self,
+        task: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: str | float | timedelta | None = None,
+        tags: Sequence[str] = (),
+    ) -> Run:
+        """Create a run of *task*. A started engine executes it at once; otherwise it is QUEUED
+        for whichever engine starts next. With an *idempotency_key*, a run already holding
+        the key (within its TTL) is returned instead, with `is_cached=True`."""
+        found = self._tasks.get(task)
+        if found is None:
+            raise TaskNotFound(task, list(self._tasks))
+        text = serde.dump(payload, f"the payload of a {task!r} run", self.max_payload_bytes)
+        await self.open()
+        now = self.clock()
+        row = {
+            "id": serde.new_id("run"),
+            "task": task,
+            "status": "EXECUTING" if self._started else "QUEUED",
+            "output": None,
+            "error": None,
+            "traceback": None,
+            "tags": json.dumps(list(tags)),
+            "idempotency_key": idempotency_key,
+            "idempotency_expires_at": (
+                None if idempotency_key_ttl is None else now + serde.seconds(idempotency_key_ttl)
+            ),
+            "owner": self.id if self._started else None,
+            "waiting_token_id": None,
+            "recoveries": 0,
+            "code_hash": found.code_hash,
+            "created_at": now,
+            "updated_at": now,
+            "finished_at": None,
+        }
+        out = await self._executor.write(store.trigger, row, text, now, self.id)
+        if out.value is not None:
+            existing = out.value
+            payload_text = await self._executor.read(lambda tx: store.get_run(tx, existing["id"])[1])
+            return _run(existing, payload_text, None, cached=True)
+        self._publish(out.events)
+        if self._started:
+            self._spawn(Resume(row["id"], task, text, {}, {}))
+        return _run(row, text, None)
+
+    async def get_run(self, run_id: str) -> Run:
+        row, payload, output = await self._executor_or_open(store.get_run, run_id)
+        return _run(row, payload, output)
+
+    async def list_runs(
+        self,
+        status: RunStatus | str | None = None,
+        *,
+        task: str | None = None,
+        limit: int = 100,
+        before: float | None = None,
+    ) -> list[Run]:
+        """Runs, newest first; *before* (epoch seconds) pages through older ones."""
+        rows = await self._executor_or_open(
+            store.list_runs, None if status is None else RunStatus(status).value, task, limit, before
+        )
+        return [_run(r, p, o) for r, p, o in rows]
+
+    async def get_steps(self, run_id: str) -> list[Step]:
+        """The run's recorded history: steps, token creations and waits, with timings."""
+        rows = await self._executor_or_open(store.get_steps, run_id)
+        return [_step(r, text) for r, text in rows]
+
+    async def count_runs(self) -> dict[str, int]:
+        return await self._executor_or_open(store.count_runs)
+
+    async def cancel(self, run_id: str, reason: str | None = None) -> bool:
+        """Cancel a run that has not finished; False if it had already finished."""
+        out = await self._executor_or_open(store.cancel, run_id, reason, self.clock(), self.id, write=True)
+        running = self._running.get(run_id)
+        if running is not None:
+            running.cancel()
+        self._publish(out.events)
+        return out.value is None
+
+    # ------------------------------------------------------------ tokens
+
+    async def complete_token(self, token_id: str, output: Any = None) -> Token:
+        """Complete a WAITING token and resume its run. Exactly once: a token that is already
+        COMPLETED or TIMED_OUT raises `TokenAlreadyFinished` and nothing changes."""
+        text = serde.dump(output, f"the output for token {token_id}", self.max_payload_bytes)
+        owner = self.id if self._started else None
+        out = await self._executor_or_open(
+            store.complete_token, token_id, text, owner, self._task_names, self.clock(), self.id,
+            write=True,
+        )
+        self._absorb(out)
+        return _token(out.value, text)
+
+    async def get_token(self, token_id: str) -> Token:
+        row, output = await self._executor_or_open(store.get_token, token_id)
+        return _token(row, output)
+
+    async def list_tokens(
+        self,
+        status: TokenStatus | str | None = None,
+        tags: Sequence[str] = (),
+        *,
+        run_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Token]:
+        """Tokens, newest first, filtered by status, by run, and by tags (all must match)."""
+        rows = await self._executor_or_open(
+            store.list_tokens,
+            None if status is None else TokenStatus(status).value,
+            list(tags),
+            run_id,
+            limit,
+        )
+        return [_token(r, o) for r, o in rows]
+
+    # ------------------------------------------------------------ events
+
+    def events(self) -> EventStream:
+        """Every event from now on, including changes other processes make to the store:
+        `async for event in engine.events(): ...`."""
+        return self._hub.stream()
+
+    async def wait_for(
+        self, run_id: str, statuses: Iterable[RunStatus | str] = (), timeout: float = 30.0
+    ) -> Run:
+        """Wait until the run reaches one of *statuses* (default: any finished or WAITING)."""
+        wanted = {RunStatus(s) for s in statuses} or {
+            RunStatus.WAITING, RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED
+        }
+        async with self.events() as stream:
+            async with asyncio.timeout(timeout):
+                while True:
+                    run = await self.get_run(run_id)
+                    if run.status in wanted:
+                        return run
+                    event = await stream.__anext__()
+                    while event.run_id != run_id:
+                        event = await stream.__anext__()
+
+    # ------------------------------------------------------------ execution
+
+    def _spawn(self, resume: Resume) -> None:
+        if resume.run_id in self._running:
+            return
+        task = asyncio.create_task(self._execute(resume), name=f"hitl-run-{resume.run_id}")
+        self._running[resume.run_id] = task
+        task.add_done_callback(lambda _t, rid=resume.run_id: self._running.pop(rid, None))
+
+    async def _execute(self, resume: Resume) -> None:
+        found = self._tasks.get(resume.task)
+        ctx = RunContext(self, resume)
+        reset = current.set(ctx)
+        try:
+            if found is None:  # only claimed when known; guard against a racing registry change
+                raise TaskNotFound(resume.task, list(self._tasks))
+            output = await found.fn(ctx, serde.load(resume.payload))
+            if ctx.diverged is not None:
+                raise ctx.diverged
+            text = serde.dump(output, f"the output of run {resume.run_id}", self.max_payload_bytes)
+            out = await self._executor.write(
+                store.finish, resume.run_id, self.id, ctx.take_writes(), "COMPLETED", text,
+                None, None, self.clock(),
+            )
+        except Suspend:
+            return
+        except LostOwnership as exc:
+            log.warning("%s", exc)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            trace = tb.format_exc()
+            # A divergence writes nothing the diverging code produced after it.
+            writes = Writes() if ctx.diverged is not None else ctx.take_writes()
+            try:
+                out = await self._executor.write(
+                    store.finish, resume.run_id, self.id, writes, "FAILED", None, error, trace,
+                    self.clock(),
+                )
+            except LostOwnership as lost:
+                log.warning("%s", lost)
+                return
+        finally:
+            current.reset(reset)
+        self._note_tokens(ctx.take_writes())
+        self._publish(out.events)
+
+    def _absorb(self, out: Outcome) -> None:
+        self._publish(out.events)
+        for resume in out.resumed:
+            self._spawn(resume)
+
+    def _publish(self, rows: Iterable[EventRow]) -> None:
+        for row in rows:
+            self._hub.publish(_event(row))
+
+    # ------------------------------------------------------------ timers
+
+    def _note_tokens(self, writes: Writes) -> None:
+        for token in writes.tokens:
+            self._note_deadline(token.expires_at)
+
+    def _note_deadline(self, deadline: float | None) -> None:
+        """Keep one timer, for the earliest deadline of any waiting token."""
+        if deadline is None or not self._started:
+            return
+        if self._deadline is not None and self._deadline <= deadline and self._timer is not None:
+            return
+        self._deadline = deadline
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, deadline - self.clock())
+        self._timer = loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._deadline = None
+        if self._timer_task is None or self._timer_task.done():
+            self._timer_task = asyncio.create_task(self._fire_timers(), name="hitl-timers")
+
+    async def _fire_timers(self) -> None:
+        out = await self._executor.write(store.time_out_due, self.id, self._task_names, self.clock())
+        self._absorb(out)
+        self._note_deadline(out.value)
+
+    # ------------------------------------------------------------ other processes
+
+    async def _watch(self) -> None:
+        """Notice commits made by other processes: events to relay, runs to pick up."""
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self._poll()
+            except Exception:
+                log.exception("polling the store failed; retrying")
+
+    async def _poll(self) -> None:
+        version, rows, last = await self._executor.read(_poll_body, self._data_version, self._last_event, self.id)
+        self._data_version = version
+        if last is None:
+            return
+        self._last_event = last
+        self._publish(rows)
+        if any(r.kind in ("RunTriggered", "TokenCompleted", "RunResumed") for r in rows):
+            self._absorb(await self._executor.write(store.claim_queued, self.id, self._task_names, self.clock()))
+        if any(r.kind == "RunPaused" for r in rows):
+            self._note_deadline(await self._executor.read(store.earliest_deadline))
+
+    async def _heartbeat(self) -> None:
+        beats = 0
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            beats += 1
+            try:
+                now = self.clock()
+                await self._executor.write(store.heartbeat, self.id, now)
+                await self._recover()
+                if beats % 1800 == 1:
+                    await self._executor.write(store.prune_events, now - 7 * 86400)
+            except Exception:
+                log.exception("heartbeat failed; retrying")
+
+    async def _recover(self) -> None:
+        """Take over runs whose engine died (kill -9, power cut, crash)."""
+        engines = await self._executor.read(store.live_engines)
+        owners = set(await self._executor.read(store.owners_of_executing))
+        now = self.clock()
+        known = {str(e["id"]): e for e in engines}
+        dead = [
+            eid for eid, row in known.items()
+            if eid != self.id and liveness.is_dead(row, now, self.lease)
+        ]
+        dead += [o for o in owners if o not in known and o != self.id]
+        if not dead:
+            return
+        await self._executor.write(store.mark_engines_stopped, dead, now)
+        self._absorb(
+            await self._executor.write(
+                store.recover, self.id, dead, self._task_names, self.max_recoveries, now
+            )
+        )
+
+    async def _executor_or_open(self, fn: Callable[..., Any], *args: Any, write: bool = False) -> Any:
+        await self.open()
+        if write:
+            return await self._executor.write(fn, *args)
+        return await self._executor.read(fn, *args)
+
+
+def _poll_body(tx: Any, known_version: int | None, after: int, origin: str) -> tuple[int | None, list[EventRow], int | None]:
+    """One cheap check per poll: SQLite's data_version moves only when another connection
+    committed; only then (or always, where the dialect has no such counter) read the log tail."""
+    version = tx.data_version()
+    if version is not None and version == known_version:
+        return version, [], None
+    rows = store.events_after(tx, after, origin)
+    last = store.last_event_id(tx)
+    return version, rows, last
+
+
+# ---------------------------------------------------------------- row → record
+
+
+def _run(row: Row, payload: str | None, output: str | None, cached: bool = False) -> Run:
+    created = to_datetime(row["created_at"])
+    updated = to_datetime(row["updated_at"])
+    assert created is not None and updated is not None
+    return Run(
+        id=str(row["id"]),
+        task=str(row["task"]),
+        status=RunStatus(row["status"]),
+        payload=serde.load(payload),
+        output=serde.load(output),
+        error=row["error"],
+        traceback=row["traceback"],
+        tags=tuple(json.loads(row["tags"] or "[]")),
+        created_at=created,
+        updated_at=updated,
+        finished_at=to_datetime(row["finished_at"]),
+        waiting_token_id=row["waiting_token_id"],
+        idempotency_key=row["idempotency_key"],
+        is_cached=cached,
+    )
+
+
+def _token(row: Row, output: str | None) -> Token:
+    created = to_datetime(row["created_at"])
+    expires = to_datetime(row["expires_at"])
+    assert created is not None and expires is not None
+    return Token(
+        id=str(row["id"]),
+        run_id=row["run_id"],
+        status=TokenStatus(row["status"]),
+        tags=tuple(json.loads(row["tags"] or "[]")),
+        created_at=created,
+        expires_at=expires,
+        completed_at=to_datetime(row["completed_at"]),
+        output=serde.load(output),
+        idempotency_key=row["idempotency_key"],
+    )
+
+
+def _step(row: Row, result: str | None) -> Step:
+    started = to_datetime(row["started_at"])
+    finished = to_datetime(row["finished_at"])
+    assert started is not None and finished is not None
+    return Step(
+        run_id=str(row["run_id"]),
+        position=int(row["position"]),
+        kind=str(row["kind"]),
+        name=str(row["name"]),
+        ok=bool(row["ok"]),
+        result=serde.load(result),
+        error=row["error"],
+        attempts=int(row["attempts"]),
+        started_at=started,
+        finished_at=finished,
+    )
+
+
+def _event(row: EventRow) -> Event:
+    return event_from(row.kind, row.run_id, row.at, row.origin, row.token_id, row.data)

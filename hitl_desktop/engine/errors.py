@@ -1,0 +1,107 @@
+"""Errors raised by the engine. Each message names the thing that went wrong."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class TaskNotFound(EngineError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        listed = ", ".join(sorted(known)) or "none"
+        super().__init__(f"no task named {name!r} is registered (registered: {listed})")
+        self.name = name
+
+
+class RunNotFound(EngineError):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no run with id {run_id!r}")
+        self.run_id = run_id
+
+
+class TokenNotFound(EngineError):
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"no token with id {token_id!r}")
+        self.token_id = token_id
+
+
+class TokenAlreadyFinished(EngineError):
+    """A token can be completed once; a second completion changes nothing."""
+
+    def __init__(self, token_id: str, status: str) -> None:
+        super().__init__(f"token {token_id} is already {status}; nothing was changed")
+        self.token_id = token_id
+        self.status = status
+
+
+class TokenTimeoutError(EngineError):
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"token {token_id} timed out before it was completed")
+        self.token_id = token_id
+
+
+class PayloadTooLarge(EngineError):
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{what} is {size:,} bytes of JSON, over the limit of {limit:,} bytes; nothing was written"
+        )
+        self.what = what
+        self.size = size
+        self.limit = limit
+
+
+class NotJSON(EngineError):
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what} is not JSON-serialisable: {reason}")
+        self.what = what
+
+
+class ReplayMismatch(EngineError):
+    """The task's code no longer makes the calls its recorded history says it made."""
+
+    def __init__(self, position: int, expected: str, got: str) -> None:
+        super().__init__(
+            f"replay diverged at position {position}: the run's history has {expected} there, "
+            f"but the code now calls {got}; the task's code changed under a waiting run, "
+            "so nothing past this point was run"
+        )
+        self.position = position
+        self.expected = expected
+        self.got = got
+
+
+class StepFailed(EngineError):
+    """A step raised on its last attempt. Replays raise the same error without running it."""
+
+    def __init__(self, step: str, error_type: str, message: str, attempts: int) -> None:
+        super().__init__(f"step {step!r} failed after {attempts} attempt(s): {error_type}: {message}")
+        self.step = step
+        self.error_type = error_type
+        self.message = message
+        self.attempts = attempts
+
+
+class NotInRun(EngineError):
+    def __init__(self, call: str) -> None:
+        super().__init__(f"{call} can only be called inside a task that a running engine executes")
+
+
+class InvalidDuration(EngineError, ValueError):
+    def __init__(self, text: object) -> None:
+        super().__init__(
+            f"invalid duration {text!r}: use seconds or a string like '500ms', '30s', '10m', '2h', '1d'"
+        )
+
+
+class EngineNotStarted(EngineError):
+    def __init__(self) -> None:
+        super().__init__("the engine is not started: await engine.start() first")
+
+
+class ForeignToken(EngineError):
+    def __init__(self, token_id: str, run_id: str) -> None:
+        super().__init__(
+            f"run {run_id} cannot wait for token {token_id}: a run waits only for tokens it created"
+        )
+        self.token_id = token_id

@@ -1,0 +1,140 @@
+"""Engine events and the fan-out that delivers them to every subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    run_id: str
+    at: float
+    """Epoch seconds when the change was committed."""
+    origin: str
+    """Id of the engine (process) that made the change; differs from ours for remote changes."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunTriggered(Event):
+    task: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunPaused(Event):
+    token_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunResumed(Event):
+    token_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunCompleted(Event):
+    output: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RunFailed(Event):
+    error: str
+    traceback: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunCanceled(Event):
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCompleted(Event):
+    token_id: str
+    output: Any
+
+
+@dataclass(frozen=True, slots=True)
+class TokenTimedOut(Event):
+    token_id: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        RunTriggered,
+        RunPaused,
+        RunResumed,
+        RunCompleted,
+        RunFailed,
+        RunCanceled,
+        TokenCompleted,
+        TokenTimedOut,
+    )
+}
+
+
+_DEFAULTS: dict[str, Any] = {"task": "", "output": None, "error": "", "traceback": None, "reason": None}
+
+
+def event_from(
+    kind: str, run_id: str, at: float, origin: str, token_id: str | None, data: str | None
+) -> Event:
+    """Rebuild an event from its row in the event log."""
+    cls = EVENT_TYPES[kind]
+    known = {**_DEFAULTS, "token_id": token_id, **(json.loads(data) if data else {})}
+    extra = {f.name: known[f.name] for f in fields(cls) if f.name not in ("run_id", "at", "origin")}
+    return cls(run_id=run_id, at=at, origin=origin, **extra)
+
+
+class EventStream:
+    """An async iterator over events published after it was created."""
+
+    def __init__(self, hub: EventHub) -> None:
+        self._hub = hub
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        hub._streams.add(self)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await self._queue.get()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    def get_nowait(self) -> Event | None:
+        """The next buffered event, or None when none is buffered."""
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    async def aclose(self) -> None:
+        self._hub._streams.discard(self)
+        self._queue.put_nowait(None)
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class EventHub:
+    def __init__(self) -> None:
+        self._streams: set[EventStream] = set()
+
+    def stream(self) -> EventStream:
+        return EventStream(self)
+
+    def publish(self, event: Event) -> None:
+        for stream in self._streams:
+            stream._queue.put_nowait(event)
+
+    def close(self) -> None:
+        for stream in list(self._streams):
+            stream._queue.put_nowait(None)
+        self._streams.clear()

@@ -1,0 +1,1 @@
+"""The engine's store: schema, migrations and the transactions that read and write it."""

@@ -1,0 +1,341 @@
+"""Running the store's transactions: one code path for SQLite and PostgreSQL.
+
+Transaction bodies are plain synchronous functions `fn(tx, *args)` written with SQLAlchemy
+Core statements. Where they run depends on the dialect:
+
+* SQLite: on one dedicated store thread that owns one `sqlite3` connection. Statements are
+  compiled by SQLAlchemy once and executed on the raw connection: SQLAlchemy's per-statement
+  and per-transaction bookkeeping costs more than an fsync here (shared/PLATFORM.md). Writes
+  queued while a commit is in flight are grouped into one `BEGIN IMMEDIATE` transaction, each
+  in its own savepoint, so concurrent runs share fsyncs without sharing failures.
+* PostgreSQL: on an asyncpg engine through `AsyncConnection.run_sync`, so the same bodies run
+  without a thread and without blocking the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import make_url
+
+T = TypeVar("T")
+Row = Mapping[str, Any]
+
+
+class Tx(Protocol):
+    """What a transaction body may do."""
+
+    dialect: str
+
+    def execute(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> int:
+        """Run a write; return the number of rows it matched."""
+
+    def execute_many(self, stmt: Statement, rows: list[dict[str, Any]]) -> None: ...
+
+    def all(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> list[Row]: ...
+
+    def one(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> Row | None: ...
+
+    def data_version(self) -> int | None:
+        """A counter that moves when another connection commits, where the dialect has one."""
+
+
+Body = Callable[..., T]
+
+
+class Prepared:
+    """A module-level statement, compiled once for SQLite and reused by every transaction."""
+
+    __slots__ = ("_sqlite", "stmt")
+
+    def __init__(self, stmt: sa.Executable) -> None:
+        self.stmt = stmt
+        self._sqlite: tuple[str, list[str], dict[str, Any]] | None = None
+
+    def sqlite(self) -> tuple[str, list[str], dict[str, Any]]:
+        if self._sqlite is None:
+            self._sqlite = _compile_sqlite(self.stmt)
+        return self._sqlite
+
+
+Statement = sa.Executable | Prepared
+
+_SQLITE = sqlite_dialect.dialect(paramstyle="qmark")
+
+
+def _compile_sqlite(stmt: sa.Executable) -> tuple[str, list[str], dict[str, Any]]:
+    compiled = stmt.compile(dialect=_SQLITE, compile_kwargs={"render_postcompile": True})
+    return compiled.string, list(compiled.positiontup or []), dict(compiled.params)
+
+
+class _SqliteTx:
+    dialect = "sqlite"
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self._raw = raw
+
+    @staticmethod
+    def _bind(stmt: Statement, params: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+        # Dynamic statements (filters, IN lists) are compiled per call: nothing to cache.
+        sql, names, defaults = stmt.sqlite() if isinstance(stmt, Prepared) else _compile_sqlite(stmt)
+        if params:
+            return sql, [params[n] if n in params else defaults[n] for n in names]
+        return sql, [defaults[n] for n in names]
+
+    def execute(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> int:
+        sql, args = self._bind(stmt, params)
+        return self._raw.execute(sql, args).rowcount
+
+    def execute_many(self, stmt: Statement, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            sql, names, defaults = stmt.sqlite() if isinstance(stmt, Prepared) else _compile_sqlite(stmt)
+            self._raw.executemany(sql, [[row.get(n, defaults.get(n)) for n in names] for row in rows])
+
+    def all(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
+        sql, args = self._bind(stmt, params)
+        return self._raw.execute(sql, args).fetchall()
+
+    def one(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> Row | None:
+        sql, args = self._bind(stmt, params)
+        row: Row | None = self._raw.execute(sql, args).fetchone()
+        return row
+
+    def data_version(self) -> int | None:
+        """Changes whenever another connection commits; never for our own commits."""
+        return int(self._raw.execute("PRAGMA data_version").fetchone()[0])
+
+
+class _SaTx:
+    """The same interface over a SQLAlchemy Connection (PostgreSQL, through run_sync)."""
+
+    @staticmethod
+    def _stmt(stmt: Statement) -> sa.Executable:
+        return stmt.stmt if isinstance(stmt, Prepared) else stmt
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect.name
+
+    def execute(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> int:
+        result = self._conn.execute(self._stmt(stmt), dict(params or {}))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def execute_many(self, stmt: Statement, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self._conn.execute(self._stmt(stmt), rows)
+
+    def all(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
+        return [r._mapping for r in self._conn.execute(self._stmt(stmt), dict(params or {}))]
+
+    def one(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> Row | None:
+        row = self._conn.execute(self._stmt(stmt), dict(params or {})).first()
+        return None if row is None else row._mapping
+
+    def data_version(self) -> int | None:
+        return None
+
+
+def configure_sqlite(raw: sqlite3.Connection, synchronous: str) -> None:
+    """The one place SQLite's pragmas are set, for the store thread and for migrations."""
+    raw.isolation_level = None  # we issue BEGIN IMMEDIATE ourselves
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute(f"PRAGMA synchronous={synchronous}")
+    raw.execute("PRAGMA busy_timeout=10000")
+    raw.execute("PRAGMA foreign_keys=ON")
+
+
+class Executor(Protocol):
+    dialect: str
+
+    async def write(self, fn: Body[T], *args: Any) -> T: ...
+
+    async def read(self, fn: Body[T], *args: Any) -> T: ...
+
+    async def close(self) -> None: ...
+
+
+_STOP = object()
+
+
+class SqliteExecutor:
+    """One thread, one connection; writes that queue up meanwhile share a transaction."""
+
+    dialect = "sqlite"
+    max_group = 64
+
+    def __init__(self, path: str, synchronous: str = "FULL") -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="hitl-store", daemon=True)
+        self._opened = threading.Event()
+        self._open_error: BaseException | None = None
+        self._thread.start()
+        self._opened.wait()
+        if self._open_error is not None:
+            raise self._open_error
+
+    async def write(self, fn: Body[T], *args: Any) -> T:
+        return await self._submit(True, fn, args)
+
+    async def read(self, fn: Body[T], *args: Any) -> T:
+        return await self._submit(False, fn, args)
+
+    def _submit(self, write: bool, fn: Body[T], args: tuple[Any, ...]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((write, fn, args, future, loop))
+        return future
+
+    async def close(self) -> None:
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+
+    def _serve(self) -> None:
+        try:
+            raw = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            raw.row_factory = sqlite3.Row
+            configure_sqlite(raw, self._synchronous)
+        except BaseException as exc:  # reported to the constructor
+            self._open_error = exc
+            self._opened.set()
+            return
+        self._opened.set()
+        tx = _SqliteTx(raw)
+        pending: list[Any] = []
+        try:
+            while True:
+                item = pending.pop(0) if pending else self._queue.get()
+                if item is _STOP:
+                    return
+                if not item[0]:
+                    self._deliver([self._run_read(raw, tx, item)])
+                    continue
+                group = [item]
+                while len(group) < self.max_group:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP or not nxt[0]:
+                        pending.append(nxt)
+                        break
+                    group.append(nxt)
+                self._deliver(self._run_writes(raw, tx, group))
+        finally:
+            raw.close()
+
+    @staticmethod
+    def _run_read(raw: sqlite3.Connection, tx: _SqliteTx, item: Any) -> tuple[Any, bool, Any]:
+        _, fn, args, future, loop = item
+        try:
+            raw.execute("BEGIN")  # a snapshot: several SELECTs see one state
+            try:
+                return (item, True, fn(tx, *args))
+            finally:
+                raw.execute("COMMIT")
+        except BaseException as exc:
+            return (item, False, exc)
+
+    @staticmethod
+    def _run_writes(raw: sqlite3.Connection, tx: _SqliteTx, group: list[Any]) -> list[Any]:
+        results: list[Any] = []
+        shared = len(group) > 1
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            return [(item, False, exc) for item in group]
+        try:
+            for item in group:
+                _, fn, args, _, _ = item
+                if shared:
+                    raw.execute("SAVEPOINT hitl_item")
+                try:
+                    value = fn(tx, *args)
+                except BaseException as exc:
+                    if shared:
+                        raw.execute("ROLLBACK TO hitl_item")
+                        raw.execute("RELEASE hitl_item")
+                    else:
+                        raw.execute("ROLLBACK")
+                    results.append((item, False, exc))
+                    continue
+                if shared:
+                    raw.execute("RELEASE hitl_item")
+                results.append((item, True, value))
+            if raw.in_transaction:
+                raw.execute("COMMIT")
+        except BaseException as exc:
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            return [(item, False, exc) for item in group]
+        return results
+
+    @staticmethod
+    def _deliver(results: Iterable[tuple[Any, bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for item, ok, value in results:
+            by_loop.setdefault(item[4], []).append((item[3], ok, value))
+        for loop, done in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, done)
+            except RuntimeError:  # the loop closed while we worked; nobody is waiting
+                pass
+
+
+def _resolve(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in done:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class AsyncSaExecutor:
+    """PostgreSQL (asyncpg) and any other async SQLAlchemy dialect."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        self._engine = create_async_engine(url, pool_size=5, max_overflow=5)
+        self.dialect = self._engine.dialect.name
+
+    async def write(self, fn: Body[T], *args: Any) -> T:
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(lambda c: fn(_SaTx(c), *args))
+
+    async def read(self, fn: Body[T], *args: Any) -> T:
+        return await self.write(fn, *args)
+
+    async def run_sync(self, fn: Callable[[sa.Connection], Any]) -> None:
+        """Run *fn* on a plain SQLAlchemy connection in one transaction (migrations)."""
+        async with self._engine.begin() as conn:
+            await conn.run_sync(fn)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file path of a sqlite URL, or None for another dialect."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    return parsed.database or ":memory:"
+
+
+def async_url(url: str) -> str:
+    """postgresql:// → postgresql+asyncpg://; already-async URLs are kept."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "asyncpg":
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)

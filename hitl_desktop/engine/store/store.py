@@ -1,0 +1,579 @@
+"""The store's transactions: the only place the engine's SQL lives.
+
+Every function here is a synchronous transaction body `fn(tx, ...)`, run by an Executor
+(sql.py) in one transaction. Bodies that change a run also append to the event log in the
+same transaction, so a change and its announcement commit together or not at all.
+
+Lock order, everywhere: token row, then run row. Runs are fenced by `owner`: a body that
+writes on behalf of an executing run first checks that this engine still owns it, so an
+engine that was wrongly presumed dead cannot write over the one that took its runs over.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import ForeignToken, RunNotFound, TokenAlreadyFinished, TokenNotFound
+from . import schema, values
+from .records import EventRow, Outcome, Recorded, Resume, TokenState, TokenWrite, Writes
+from .sql import Prepared, Row, Tx
+
+R, T, S, E = schema.runs, schema.tokens, schema.steps, schema.events
+b = sa.bindparam
+
+EVENT_DATA_LIMIT = 16 * 1024
+"""Outputs larger than this are not copied into the event log; readers fetch the run."""
+
+
+class LostOwnership(Exception):
+    """Another engine took this run over (we were presumed dead); our writes are refused."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} is now owned by another engine; this engine stops executing it")
+        self.run_id = run_id
+
+
+# ---------------------------------------------------------------- statements (compiled once)
+
+_insert_run = Prepared(R.insert().values({c.name: b(c.name) for c in R.c}))
+_insert_step = Prepared(S.insert().values({c.name: b(c.name) for c in S.c}))
+_insert_token = Prepared(
+    T.insert().values({c.name: b(c.name) for c in T.c if c.name not in ("output", "completed_at")})
+)
+_insert_tag = Prepared(schema.token_tags.insert().values(tag=b("tag"), token_id=b("token_id")))
+_insert_event = Prepared(
+    E.insert().values({c.name: b(c.name) for c in E.c if c.name != "id"})
+)
+_run_by_key = Prepared(sa.select(R).where(R.c.idempotency_key == b("key")))
+_forget_run_key = Prepared(
+    R.update().where(R.c.id == b("id")).values(idempotency_key=None, idempotency_expires_at=None)
+)
+_token_by_key = Prepared(sa.select(T).where(T.c.idempotency_key == b("key")))
+_forget_token_key = Prepared(
+    T.update().where(T.c.id == b("id")).values(idempotency_key=None, idempotency_expires_at=None)
+)
+_fence = Prepared(
+    R.update()
+    .where(R.c.id == b("id"), R.c.owner == b("owner"), R.c.status == "EXECUTING")
+    .values(updated_at=b("now"))
+)
+_token_status = Prepared(sa.select(T.c.status, T.c.output).where(T.c.id == b("id")))
+_lock_token = Prepared(
+    sa.select(T.c.status, T.c.output, T.c.run_id).where(T.c.id == b("id")).with_for_update()
+)
+_pause_run = Prepared(
+    R.update()
+    .where(R.c.id == b("id"))
+    .values(status="WAITING", owner=None, waiting_token_id=b("token"), updated_at=b("now"))
+)
+_finish_run = Prepared(
+    R.update()
+    .where(R.c.id == b("id"))
+    .values(
+        status=b("status"),
+        output=b("output"),
+        error=b("error"),
+        traceback=b("traceback"),
+        owner=None,
+        waiting_token_id=None,
+        updated_at=b("now"),
+        finished_at=b("now"),
+    )
+)
+_complete_token = Prepared(
+    T.update()
+    .where(T.c.id == b("id"), T.c.status == "WAITING")
+    .values(status=b("status"), output=b("output"), completed_at=b("now"))
+)
+_token_row = Prepared(sa.select(T).where(T.c.id == b("id")))
+_run_row = Prepared(sa.select(R).where(R.c.id == b("id")))
+_wake_run = Prepared(
+    R.update()
+    .where(R.c.id == b("id"), R.c.status == "WAITING", R.c.waiting_token_id == b("token"))
+    .values(status=b("status"), owner=b("owner"), waiting_token_id=None, updated_at=b("now"))
+)
+_run_task = Prepared(sa.select(R.c.task, R.c.status).where(R.c.id == b("id")))
+_steps_of = Prepared(sa.select(S).where(S.c.run_id == b("id")).order_by(S.c.position))
+_tokens_of = Prepared(sa.select(T.c.id, T.c.status, T.c.output).where(T.c.run_id == b("id")))
+_claim_run = Prepared(
+    R.update()
+    .where(R.c.id == b("id"), R.c.status == b("from_status"))
+    .values(status="EXECUTING", owner=b("owner"), updated_at=b("now"))
+)
+_queued = Prepared(
+    sa.select(R.c.id, R.c.task)
+    .where(R.c.status == "QUEUED")
+    .order_by(R.c.created_at)
+    .limit(b("limit"))
+)
+_due_tokens = Prepared(
+    sa.select(T.c.id, T.c.run_id)
+    .where(T.c.status == "WAITING", T.c.expires_at <= b("now"))
+    .order_by(T.c.expires_at)
+    .limit(b("limit"))
+)
+_earliest = Prepared(
+    sa.select(sa.func.min(T.c.expires_at).label("v")).where(T.c.status == "WAITING")
+)
+_events_after = Prepared(
+    sa.select(E).where(E.c.id > b("after"), E.c.origin != b("origin")).order_by(E.c.id).limit(500)
+)
+_last_event = Prepared(sa.select(sa.func.max(E.c.id).label("v")))
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _event(
+    tx: Tx,
+    out: Outcome,
+    kind: str,
+    run_id: str,
+    now: float,
+    origin: str,
+    token_id: str | None = None,
+    data: Any = None,
+) -> None:
+    text = None if data is None else json.dumps(data, separators=(",", ":"))
+    row = {"at": now, "origin": origin, "kind": kind, "run_id": run_id, "token_id": token_id, "data": text}
+    tx.execute(_insert_event, row)
+    out.events.append(EventRow(0, now, origin, kind, run_id, token_id, text))
+
+
+def _small(text: str | None) -> Any:
+    """An output small enough to copy into an event, else None (readers fetch the run)."""
+    if text is None or len(text) > EVENT_DATA_LIMIT:
+        return None
+    return json.loads(text)
+
+
+def _write(tx: Tx, run_id: str, writes: Writes) -> None:
+    if writes.steps:
+        tx.execute_many(
+            _insert_step,
+            [
+                {
+                    "run_id": run_id,
+                    "position": s.position,
+                    "kind": s.kind,
+                    "name": s.name,
+                    "ok": int(s.ok),
+                    "result": values.put(tx, s.result),
+                    "error": s.error,
+                    "attempts": s.attempts,
+                    "started_at": s.started_at,
+                    "finished_at": s.finished_at,
+                }
+                for s in writes.steps
+            ],
+        )
+    for token in writes.tokens:
+        _insert_token_row(tx, token)
+
+
+def _insert_token_row(tx: Tx, token: TokenWrite) -> None:
+    tx.execute(
+        _insert_token,
+        {
+            "id": token.id,
+            "run_id": token.run_id,
+            "status": "WAITING",
+            "tags": json.dumps(token.tags),
+            "idempotency_key": token.idempotency_key,
+            "idempotency_expires_at": token.idempotency_expires_at,
+            "created_at": token.created_at,
+            "expires_at": token.expires_at,
+        },
+    )
+    if token.tags:
+        tx.execute_many(_insert_tag, [{"tag": t, "token_id": token.id} for t in token.tags])
+
+
+def _fenced(tx: Tx, run_id: str, owner: str, now: float) -> None:
+    if tx.execute(_fence, {"id": run_id, "owner": owner, "now": now}) != 1:
+        raise LostOwnership(run_id)
+
+
+def _resume(tx: Tx, run_id: str, token_id: str | None) -> Resume:
+    run = tx.one(_run_row, {"id": run_id})
+    assert run is not None
+    steps = {
+        int(r["position"]): Recorded(
+            str(r["kind"]), str(r["name"]), bool(r["ok"]), values.get(tx, r["result"]), r["error"]
+        )
+        for r in tx.all(_steps_of, {"id": run_id})
+    }
+    tokens = {
+        str(r["id"]): TokenState(str(r["status"]), r["output"])
+        for r in tx.all(_tokens_of, {"id": run_id})
+    }
+    return Resume(run_id, str(run["task"]), values.get(tx, run["payload"]), steps, tokens, token_id)
+
+
+def _wake(
+    tx: Tx,
+    out: Outcome,
+    run_id: str | None,
+    token_id: str,
+    owner: str | None,
+    tasks: frozenset[str],
+    now: float,
+) -> None:
+    """Hand the run waiting on *token_id* to *owner*, or queue it for any engine that knows it."""
+    if run_id is None:
+        return
+    row = tx.one(_run_task, {"id": run_id})
+    if row is None:
+        return
+    claim = owner is not None and row["task"] in tasks
+    params = {
+        "id": run_id,
+        "token": token_id,
+        "status": "EXECUTING" if claim else "QUEUED",
+        "owner": owner if claim else None,
+        "now": now,
+    }
+    if tx.execute(_wake_run, params) == 1 and claim:
+        assert owner is not None
+        _event(tx, out, "RunResumed", run_id, now, owner, token_id)
+        out.resumed.append(_resume(tx, run_id, token_id))
+
+
+# ---------------------------------------------------------------- runs
+
+
+def trigger(
+    tx: Tx,
+    run: dict[str, Any],
+    payload: str | None,
+    now: float,
+    origin: str,
+) -> Outcome:
+    """Insert a run, or return the live run holding the same idempotency key (out.value)."""
+    out = Outcome()
+    key = run["idempotency_key"]
+    if key is not None:
+        existing = tx.one(_run_by_key, {"key": key})
+        if existing is not None:
+            expires = existing["idempotency_expires_at"]
+            if expires is None or expires > now:
+                out.value = existing
+                return out
+            tx.execute(_forget_run_key, {"id": existing["id"]})
+    tx.execute(_insert_run, {**run, "payload": values.put(tx, payload)})
+    _event(tx, out, "RunTriggered", run["id"], now, origin, data={"task": run["task"]})
+    return out
+
+
+def flush(tx: Tx, run_id: str, owner: str, writes: Writes, now: float) -> None:
+    _fenced(tx, run_id, owner, now)
+    _write(tx, run_id, writes)
+
+
+def create_keyed_token(
+    tx: Tx, run_id: str, owner: str, writes: Writes, token: TokenWrite, now: float
+) -> Row | None:
+    """Flush, then insert *token* unless a live token holds its key; return that one if so."""
+    _fenced(tx, run_id, owner, now)
+    _write(tx, run_id, writes)
+    existing = tx.one(_token_by_key, {"key": token.idempotency_key})
+    if existing is not None:
+        expires = existing["idempotency_expires_at"]
+        if expires is None or expires > now:
+            return existing
+        tx.execute(_forget_token_key, {"id": existing["id"]})
+    _insert_token_row(tx, token)
+    return None
+
+
+def pause(
+    tx: Tx, run_id: str, owner: str, writes: Writes, token_id: str, now: float
+) -> tuple[Outcome, TokenState | None]:
+    """Suspend the run on *token_id*; if the token already finished, return its state instead."""
+    out = Outcome()
+    _fenced(tx, run_id, owner, now)
+    _write(tx, run_id, writes)
+    state = tx.one(_lock_token, {"id": token_id})
+    if state is None:
+        raise TokenNotFound(token_id)
+    if state["run_id"] != run_id:
+        raise ForeignToken(token_id, run_id)
+    if state["status"] != "WAITING":
+        return out, TokenState(str(state["status"]), state["output"])
+    tx.execute(_pause_run, {"id": run_id, "token": token_id, "now": now})
+    _event(tx, out, "RunPaused", run_id, now, owner, token_id)
+    return out, None
+
+
+def finish(
+    tx: Tx,
+    run_id: str,
+    owner: str,
+    writes: Writes,
+    status: str,
+    output: str | None,
+    error: str | None,
+    traceback: str | None,
+    now: float,
+) -> Outcome:
+    out = Outcome()
+    _fenced(tx, run_id, owner, now)
+    _write(tx, run_id, writes)
+    params = {
+        "id": run_id,
+        "status": status,
+        "output": values.put(tx, output),
+        "error": error,
+        "traceback": traceback,
+        "now": now,
+    }
+    tx.execute(_finish_run, params)
+    if status == "COMPLETED":
+        _event(tx, out, "RunCompleted", run_id, now, owner, data={"output": _small(output)})
+    else:
+        _event(tx, out, "RunFailed", run_id, now, owner, data={"error": error, "traceback": traceback})
+    return out
+
+
+def cancel(tx: Tx, run_id: str, reason: str | None, now: float, origin: str) -> Outcome:
+    out = Outcome()
+    row = tx.one(_run_task, {"id": run_id})
+    if row is None:
+        raise RunNotFound(run_id)
+    if row["status"] in ("COMPLETED", "FAILED", "CANCELED"):
+        out.value = str(row["status"])
+        return out
+    tx.execute(
+        R.update()
+        .where(R.c.id == run_id)
+        .values(status="CANCELED", error=reason, owner=None, waiting_token_id=None,
+                updated_at=now, finished_at=now)
+    )
+    _event(tx, out, "RunCanceled", run_id, now, origin, data={"reason": reason})
+    return out
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def complete_token(
+    tx: Tx,
+    token_id: str,
+    output: str | None,
+    owner: str | None,
+    tasks: frozenset[str],
+    now: float,
+    origin: str,
+) -> Outcome:
+    """Compare-and-set WAITING → COMPLETED, and wake its run in the same transaction."""
+    out = Outcome()
+    params = {"id": token_id, "status": "COMPLETED", "output": values.put(tx, output), "now": now}
+    if tx.execute(_complete_token, params) != 1:
+        row = tx.one(_token_status, {"id": token_id})
+        if row is None:
+            raise TokenNotFound(token_id)
+        raise TokenAlreadyFinished(token_id, str(row["status"]))
+    token = tx.one(_token_row, {"id": token_id})
+    assert token is not None
+    run_id = token["run_id"]
+    _event(tx, out, "TokenCompleted", run_id or "", now, origin, token_id, {"output": _small(output)})
+    _wake(tx, out, run_id, token_id, owner, tasks, now)
+    out.value = token
+    return out
+
+
+def time_out_due(
+    tx: Tx, owner: str, tasks: frozenset[str], now: float, limit: int = 200
+) -> Outcome:
+    """Time out every token past its deadline (up to *limit*); out.value is the next deadline."""
+    out = Outcome()
+    for row in tx.all(_due_tokens, {"now": now, "limit": limit}):
+        token_id = str(row["id"])
+        params = {"id": token_id, "status": "TIMED_OUT", "output": None, "now": now}
+        if tx.execute(_complete_token, params) == 1:
+            _event(tx, out, "TokenTimedOut", row["run_id"] or "", now, owner, token_id)
+            _wake(tx, out, row["run_id"], token_id, owner, tasks, now)
+    out.value = earliest_deadline(tx)
+    return out
+
+
+def earliest_deadline(tx: Tx) -> float | None:
+    row = tx.one(_earliest)
+    return None if row is None or row["v"] is None else float(row["v"])
+
+
+# ---------------------------------------------------------------- claiming and recovery
+
+
+def claim_queued(
+    tx: Tx, owner: str, tasks: frozenset[str], now: float, limit: int = 100
+) -> Outcome:
+    out = Outcome()
+    for row in tx.all(_queued, {"limit": limit}):
+        if row["task"] not in tasks:
+            continue
+        params = {"id": row["id"], "from_status": "QUEUED", "owner": owner, "now": now}
+        if tx.execute(_claim_run, params) == 1:
+            _event(tx, out, "RunResumed", row["id"], now, owner)
+            out.resumed.append(_resume(tx, str(row["id"]), None))
+    return out
+
+
+def recover(
+    tx: Tx,
+    owner: str,
+    dead: Sequence[str],
+    tasks: frozenset[str],
+    max_recoveries: int,
+    now: float,
+) -> Outcome:
+    """Take over the runs that dead engines were executing (bounded per run)."""
+    out = Outcome()
+    if not dead:
+        return out
+    rows = tx.all(
+        sa.select(R.c.id, R.c.task, R.c.recoveries).where(
+            R.c.status == "EXECUTING", R.c.owner.in_(list(dead))
+        )
+    )
+    for row in rows:
+        run_id = str(row["id"])
+        if row["task"] not in tasks:
+            tx.execute(R.update().where(R.c.id == run_id).values(status="QUEUED", owner=None))
+            continue
+        if row["recoveries"] >= max_recoveries:
+            error = (
+                f"run was recovered {row['recoveries']} times after its engine died while "
+                "executing it; it is failed to stop a crash loop"
+            )
+            tx.execute(
+                R.update().where(R.c.id == run_id).values(
+                    status="FAILED", error=error, owner=None, updated_at=now, finished_at=now
+                )
+            )
+            _event(tx, out, "RunFailed", run_id, now, owner, data={"error": error, "traceback": None})
+            continue
+        tx.execute(
+            R.update()
+            .where(R.c.id == run_id)
+            .values(owner=owner, recoveries=R.c.recoveries + 1, updated_at=now)
+        )
+        _event(tx, out, "RunResumed", run_id, now, owner)
+        out.resumed.append(_resume(tx, run_id, None))
+    return out
+
+
+def register_engine(tx: Tx, row: dict[str, Any]) -> None:
+    tx.execute(schema.engines.insert().values(**row))
+
+
+def heartbeat(tx: Tx, engine_id: str, now: float) -> None:
+    tx.execute(schema.engines.update().where(schema.engines.c.id == engine_id).values(heartbeat_at=now))
+
+
+def live_engines(tx: Tx) -> list[Row]:
+    en = schema.engines
+    return tx.all(sa.select(en).where(en.c.stopped_at.is_(None)))
+
+
+def owners_of_executing(tx: Tx) -> list[str]:
+    rows = tx.all(sa.select(R.c.owner).where(R.c.status == "EXECUTING").distinct())
+    return [str(r["owner"]) for r in rows if r["owner"] is not None]
+
+
+def mark_engines_stopped(tx: Tx, engine_ids: Iterable[str], now: float) -> None:
+    ids = list(engine_ids)
+    if ids:
+        en = schema.engines
+        tx.execute(en.update().where(en.c.id.in_(ids), en.c.stopped_at.is_(None)).values(stopped_at=now))
+
+
+def release(tx: Tx, engine_id: str, now: float) -> None:
+    """A clean stop: hand back the runs this engine was executing, and sign off."""
+    tx.execute(
+        R.update()
+        .where(R.c.owner == engine_id, R.c.status == "EXECUTING")
+        .values(status="QUEUED", owner=None, updated_at=now)
+    )
+    mark_engines_stopped(tx, [engine_id], now)
+
+
+# ---------------------------------------------------------------- the event log
+
+
+def events_after(tx: Tx, after: int, origin: str) -> list[EventRow]:
+    return [
+        EventRow(int(r["id"]), float(r["at"]), str(r["origin"]), str(r["kind"]), str(r["run_id"]),
+                 r["token_id"], r["data"])
+        for r in tx.all(_events_after, {"after": after, "origin": origin})
+    ]
+
+
+def last_event_id(tx: Tx) -> int:
+    row = tx.one(_last_event)
+    return 0 if row is None or row["v"] is None else int(row["v"])
+
+
+def prune_events(tx: Tx, before: float) -> None:
+    tx.execute(E.delete().where(E.c.at < before))
+
+
+# ---------------------------------------------------------------- reads
+
+
+def get_run(tx: Tx, run_id: str) -> tuple[Row, str | None, str | None]:
+    row = tx.one(_run_row, {"id": run_id})
+    if row is None:
+        raise RunNotFound(run_id)
+    return row, values.get(tx, row["payload"]), values.get(tx, row["output"])
+
+
+def list_runs(
+    tx: Tx, status: str | None, task: str | None, limit: int, before: float | None
+) -> list[tuple[Row, str | None, str | None]]:
+    q = sa.select(R).order_by(R.c.created_at.desc()).limit(limit)
+    if status is not None:
+        q = q.where(R.c.status == status)
+    if task is not None:
+        q = q.where(R.c.task == task)
+    if before is not None:
+        q = q.where(R.c.created_at < before)
+    return [(r, values.get(tx, r["payload"]), values.get(tx, r["output"])) for r in tx.all(q)]
+
+
+def get_token(tx: Tx, token_id: str) -> tuple[Row, str | None]:
+    row = tx.one(_token_row, {"id": token_id})
+    if row is None:
+        raise TokenNotFound(token_id)
+    return row, values.get(tx, row["output"])
+
+
+def list_tokens(
+    tx: Tx, status: str | None, tags: Sequence[str], run_id: str | None, limit: int
+) -> list[tuple[Row, str | None]]:
+    q = sa.select(T).order_by(T.c.created_at.desc()).limit(limit)
+    if status is not None:
+        q = q.where(T.c.status == status)
+    if run_id is not None:
+        q = q.where(T.c.run_id == run_id)
+    for tag in tags:  # every tag must be present
+        tt = schema.token_tags
+        q = q.where(
+            sa.exists().where(tt.c.token_id == T.c.id, tt.c.tag == tag)
+        )
+    return [(r, values.get(tx, r["output"])) for r in tx.all(q)]
+
+
+def get_steps(tx: Tx, run_id: str) -> list[tuple[Row, str | None]]:
+    if tx.one(_run_task, {"id": run_id}) is None:
+        raise RunNotFound(run_id)
+    return [(r, values.get(tx, r["result"])) for r in tx.all(_steps_of, {"id": run_id})]
+
+
+def count_runs(tx: Tx) -> dict[str, int]:
+    rows = tx.all(sa.select(R.c.status, sa.func.count().label("n")).group_by(R.c.status))
+    return {str(r["status"]): int(r["n"]) for r in rows}

@@ -1,0 +1,38 @@
+"""`wait.create_token` / `wait.for_token`: the waitpoint API used inside tasks.
+
+    token = await wait.create_token(timeout="10m", tags=["refund"])
+    result = await wait.for_token(token)   # suspends the run until completed or timed out
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from .context import context
+from .models import Token, TokenResult
+
+
+async def create_token(
+    timeout: str | float | timedelta | None = None,
+    tags: list[str] | tuple[str, ...] | None = None,
+    idempotency_key: str | None = None,
+    idempotency_key_ttl: str | float | timedelta | None = None,
+) -> Token:
+    """Create a waitpoint token for the current run.
+
+    *timeout* defaults to the engine's default (24 h): a token never waits for ever. With an
+    *idempotency_key*, a live token holding the same key (within *idempotency_key_ttl*) is
+    returned instead (`is_cached=True`). A replay returns the same token.
+    """
+    return await context().create_token(timeout, tags, idempotency_key, idempotency_key_ttl)
+
+
+async def for_token(token: Token | str) -> TokenResult:
+    """Wait until *token* is completed (ok=True, output) or times out (ok=False).
+
+    The run is suspended meanwhile: its coroutine ends and it exists only in the store.
+    """
+    return await context().for_token(token)
+
+
+__all__ = ["create_token", "for_token"]
