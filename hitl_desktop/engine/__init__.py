@@ -1,13 +1,13 @@
 """The durable run engine: tasks, steps and waitpoint tokens that survive a kill. No Qt here.
 
-    from hitl_desktop.engine import Engine, task, wait, TokenResult
+from hitl_desktop.engine import Engine, task, wait, TokenResult
 
-    @task("refund-invoice")
-    async def refund_invoice(ctx, payload):
-        quote = await ctx.step("quote", compute_quote, payload)
-        token = await wait.create_token(timeout="10m", tags=["refund"])
-        result = await wait.for_token(token)       # the run is suspended here
-        ...
+@task("refund-invoice")
+async def refund_invoice(ctx, payload):
+    quote = await ctx.step("quote", compute_quote, payload)
+    token = await wait.create_token(timeout="10m", tags=["refund"])
+    result = await wait.for_token(token)       # the run is suspended here
+    ...
 """
 
 from . import wait
@@ -16,7 +16,6 @@ from .engine import Engine
 from .errors import (
     EngineError,
     EngineNotStarted,
-    ForeignToken,
     InvalidDuration,
     NotInRun,
     NotJSON,
@@ -50,7 +49,6 @@ __all__ = [
     "EngineNotStarted",
     "Event",
     "EventStream",
-    "ForeignToken",
     "InvalidDuration",
     "NotInRun",
     "NotJSON",

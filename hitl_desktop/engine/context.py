@@ -125,7 +125,11 @@ class RunContext:
             except Exception as exc:
                 if attempt > retries:
                     error = f"{type(exc).__name__}: {exc}"
-                    self._record(StepWrite(position, "step", name, False, None, error, attempt, started, clock()))
+                    self._record(
+                        StepWrite(
+                            position, "step", name, False, None, error, attempt, started, clock()
+                        )
+                    )
                     raise StepFailed(name, type(exc).__name__, str(exc), attempt) from exc
                 await asyncio.sleep(min(backoff * 2 ** (attempt - 1), max_backoff))
         text = serde.dump(value, f"the result of step {name!r}", self._engine.max_payload_bytes)
@@ -163,21 +167,31 @@ class RunContext:
             if existing is not None:
                 cached = True
                 token = TokenWrite(
-                    str(existing["id"]), existing["run_id"], json.loads(existing["tags"]),
-                    float(existing["created_at"]), float(existing["expires_at"]),
-                    existing["idempotency_key"], existing["idempotency_expires_at"],
+                    str(existing["id"]),
+                    existing["run_id"],
+                    json.loads(existing["tags"]),
+                    float(existing["created_at"]),
+                    float(existing["expires_at"]),
+                    existing["idempotency_key"],
+                    existing["idempotency_expires_at"],
                 )
-                self._tokens[token.id] = TokenState(str(existing["status"]), existing["output"])
+                # Its outcome is read at the wait, from the store (outputs may be out of line).
+                self._tokens.pop(token.id, None)
             else:
                 engine._note_deadline(token.expires_at)
         else:
             self._writes.tokens.append(token)
             self._must_flush = True
         info = {
-            "id": token.id, "tags": token.tags, "created_at": token.created_at,
-            "expires_at": token.expires_at, "idempotency_key": token.idempotency_key,
+            "id": token.id,
+            "tags": token.tags,
+            "created_at": token.created_at,
+            "expires_at": token.expires_at,
+            "idempotency_key": token.idempotency_key,
         }
-        self._record(StepWrite(position, "token", "create_token", True, json.dumps(info), None, 1, now, now))
+        self._record(
+            StepWrite(position, "token", "create_token", True, json.dumps(info), None, 1, now, now)
+        )
         state = self._tokens.get(token.id)
         return _token(info, state.status if state else TokenStatus.WAITING, cached)
 
@@ -224,10 +238,16 @@ def _token(info: dict[str, Any], status: str, cached: bool = False) -> Token:
     expires = to_datetime(info["expires_at"])
     assert created is not None and expires is not None
     return Token(
-        id=info["id"], run_id=None if "run_id" not in info else info["run_id"],
-        status=TokenStatus(status), tags=tuple(info["tags"]), created_at=created,
-        expires_at=expires, completed_at=None, output=None,
-        idempotency_key=info.get("idempotency_key"), is_cached=cached,
+        id=info["id"],
+        run_id=info.get("run_id"),
+        status=TokenStatus(status),
+        tags=tuple(info["tags"]),
+        created_at=created,
+        expires_at=expires,
+        completed_at=None,
+        output=None,
+        idempotency_key=info.get("idempotency_key"),
+        is_cached=cached,
     )
 
 

@@ -9,6 +9,7 @@ committed, and a heartbeat that also takes over runs whose engine died.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -121,7 +122,9 @@ class Engine:
         self._started = True
         await self._recover()
         await self._fire_timers()
-        self._absorb(await self._executor.write(store.claim_queued, self.id, self._task_names, self.clock()))
+        self._absorb(
+            await self._executor.write(store.claim_queued, self.id, self._task_names, self.clock())
+        )
         self._background = [
             asyncio.create_task(self._watch(), name="hitl-watch"),
             asyncio.create_task(self._heartbeat(), name="hitl-heartbeat"),
@@ -195,12 +198,13 @@ class Engine:
         }
         out = await self._executor.write(store.trigger, row, text, now, self.id)
         if out.value is not None:
-            existing = out.value
-            payload_text = await self._executor.read(lambda tx: store.get_run(tx, existing["id"])[1])
-            return _run(existing, payload_text, None, cached=True)
+            existing, payload_text, output_text = await self._executor.read(
+                store.get_run, out.value["id"]
+            )
+            return _run(existing, payload_text, output_text, cached=True)
         self._publish(out.events)
         if self._started:
-            self._spawn(Resume(row["id"], task, text, {}, {}))
+            self._spawn(Resume(str(row["id"]), task, text, {}, {}))
         return _run(row, text, None)
 
     async def get_run(self, run_id: str) -> Run:
@@ -217,7 +221,11 @@ class Engine:
     ) -> list[Run]:
         """Runs, newest first; *before* (epoch seconds) pages through older ones."""
         rows = await self._executor_or_open(
-            store.list_runs, None if status is None else RunStatus(status).value, task, limit, before
+            store.list_runs,
+            None if status is None else RunStatus(status).value,
+            task,
+            limit,
+            before,
         )
         return [_run(r, p, o) for r, p, o in rows]
 
@@ -227,11 +235,15 @@ class Engine:
         return [_step(r, text) for r, text in rows]
 
     async def count_runs(self) -> dict[str, int]:
-        return await self._executor_or_open(store.count_runs)
+        """How many runs there are in each status."""
+        counts: dict[str, int] = await self._executor_or_open(store.count_runs)
+        return counts
 
     async def cancel(self, run_id: str, reason: str | None = None) -> bool:
         """Cancel a run that has not finished; False if it had already finished."""
-        out = await self._executor_or_open(store.cancel, run_id, reason, self.clock(), self.id, write=True)
+        out = await self._executor_or_open(
+            store.cancel, run_id, reason, self.clock(), self.id, write=True
+        )
         running = self._running.get(run_id)
         if running is not None:
             running.cancel()
@@ -246,7 +258,13 @@ class Engine:
         text = serde.dump(output, f"the output for token {token_id}", self.max_payload_bytes)
         owner = self.id if self._started else None
         out = await self._executor_or_open(
-            store.complete_token, token_id, text, owner, self._task_names, self.clock(), self.id,
+            store.complete_token,
+            token_id,
+            text,
+            owner,
+            self._task_names,
+            self.clock(),
+            self.id,
             write=True,
         )
         self._absorb(out)
@@ -286,7 +304,10 @@ class Engine:
     ) -> Run:
         """Wait until the run reaches one of *statuses* (default: any finished or WAITING)."""
         wanted = {RunStatus(s) for s in statuses} or {
-            RunStatus.WAITING, RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED
+            RunStatus.WAITING,
+            RunStatus.COMPLETED,
+            RunStatus.FAILED,
+            RunStatus.CANCELED,
         }
         async with self.events() as stream:
             async with asyncio.timeout(timeout):
@@ -305,7 +326,10 @@ class Engine:
             return
         task = asyncio.create_task(self._execute(resume), name=f"hitl-run-{resume.run_id}")
         self._running[resume.run_id] = task
-        task.add_done_callback(lambda _t, rid=resume.run_id: self._running.pop(rid, None))
+        task.add_done_callback(functools.partial(self._forget, resume.run_id))
+
+    def _forget(self, run_id: str, _task: asyncio.Task[None]) -> None:
+        self._running.pop(run_id, None)
 
     async def _execute(self, resume: Resume) -> None:
         found = self._tasks.get(resume.task)
@@ -319,8 +343,15 @@ class Engine:
                 raise ctx.diverged
             text = serde.dump(output, f"the output of run {resume.run_id}", self.max_payload_bytes)
             out = await self._executor.write(
-                store.finish, resume.run_id, self.id, ctx.take_writes(), "COMPLETED", text,
-                None, None, self.clock(),
+                store.finish,
+                resume.run_id,
+                self.id,
+                ctx.take_writes(),
+                "COMPLETED",
+                text,
+                None,
+                None,
+                self.clock(),
             )
         except Suspend:
             return
@@ -336,7 +367,14 @@ class Engine:
             writes = Writes() if ctx.diverged is not None else ctx.take_writes()
             try:
                 out = await self._executor.write(
-                    store.finish, resume.run_id, self.id, writes, "FAILED", None, error, trace,
+                    store.finish,
+                    resume.run_id,
+                    self.id,
+                    writes,
+                    "FAILED",
+                    None,
+                    error,
+                    trace,
                     self.clock(),
                 )
             except LostOwnership as lost:
@@ -382,7 +420,9 @@ class Engine:
             self._timer_task = asyncio.create_task(self._fire_timers(), name="hitl-timers")
 
     async def _fire_timers(self) -> None:
-        out = await self._executor.write(store.time_out_due, self.id, self._task_names, self.clock())
+        out = await self._executor.write(
+            store.time_out_due, self.id, self._task_names, self.clock()
+        )
         self._absorb(out)
         self._note_deadline(out.value)
 
@@ -398,14 +438,20 @@ class Engine:
                 log.exception("polling the store failed; retrying")
 
     async def _poll(self) -> None:
-        version, rows, last = await self._executor.read(_poll_body, self._data_version, self._last_event, self.id)
+        version, rows, last = await self._executor.read(
+            _poll_body, self._data_version, self._last_event, self.id
+        )
         self._data_version = version
         if last is None:
             return
         self._last_event = last
         self._publish(rows)
         if any(r.kind in ("RunTriggered", "TokenCompleted", "RunResumed") for r in rows):
-            self._absorb(await self._executor.write(store.claim_queued, self.id, self._task_names, self.clock()))
+            self._absorb(
+                await self._executor.write(
+                    store.claim_queued, self.id, self._task_names, self.clock()
+                )
+            )
         if any(r.kind == "RunPaused" for r in rows):
             self._note_deadline(await self._executor.read(store.earliest_deadline))
 
@@ -430,7 +476,8 @@ class Engine:
         now = self.clock()
         known = {str(e["id"]): e for e in engines}
         dead = [
-            eid for eid, row in known.items()
+            eid
+            for eid, row in known.items()
             if eid != self.id and liveness.is_dead(row, now, self.lease)
         ]
         dead += [o for o in owners if o not in known and o != self.id]
@@ -443,14 +490,18 @@ class Engine:
             )
         )
 
-    async def _executor_or_open(self, fn: Callable[..., Any], *args: Any, write: bool = False) -> Any:
+    async def _executor_or_open(
+        self, fn: Callable[..., Any], *args: Any, write: bool = False
+    ) -> Any:
         await self.open()
         if write:
             return await self._executor.write(fn, *args)
         return await self._executor.read(fn, *args)
 
 
-def _poll_body(tx: Any, known_version: int | None, after: int, origin: str) -> tuple[int | None, list[EventRow], int | None]:
+def _poll_body(
+    tx: Any, known_version: int | None, after: int, origin: str
+) -> tuple[int | None, list[EventRow], int | None]:
     """One cheap check per poll: SQLite's data_version moves only when another connection
     committed; only then (or always, where the dialect has no such counter) read the log tail."""
     version = tx.data_version()

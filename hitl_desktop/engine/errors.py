@@ -44,7 +44,8 @@ class TokenTimeoutError(EngineError):
 class PayloadTooLarge(EngineError):
     def __init__(self, what: str, size: int, limit: int) -> None:
         super().__init__(
-            f"{what} is {size:,} bytes of JSON, over the limit of {limit:,} bytes; nothing was written"
+            f"{what} is {size:,} bytes of JSON, over the limit of {limit:,} bytes; "
+            "nothing was written"
         )
         self.what = what
         self.size = size
@@ -75,7 +76,9 @@ class StepFailed(EngineError):
     """A step raised on its last attempt. Replays raise the same error without running it."""
 
     def __init__(self, step: str, error_type: str, message: str, attempts: int) -> None:
-        super().__init__(f"step {step!r} failed after {attempts} attempt(s): {error_type}: {message}")
+        super().__init__(
+            f"step {step!r} failed after {attempts} attempt(s): {error_type}: {message}"
+        )
         self.step = step
         self.error_type = error_type
         self.message = message
@@ -90,18 +93,11 @@ class NotInRun(EngineError):
 class InvalidDuration(EngineError, ValueError):
     def __init__(self, text: object) -> None:
         super().__init__(
-            f"invalid duration {text!r}: use seconds or a string like '500ms', '30s', '10m', '2h', '1d'"
+            f"invalid duration {text!r}: "
+            "use seconds or a string like '500ms', '30s', '10m', '2h', '1d'"
         )
 
 
 class EngineNotStarted(EngineError):
     def __init__(self) -> None:
         super().__init__("the engine is not started: await engine.start() first")
-
-
-class ForeignToken(EngineError):
-    def __init__(self, token_id: str, run_id: str) -> None:
-        super().__init__(
-            f"run {run_id} cannot wait for token {token_id}: a run waits only for tokens it created"
-        )
-        self.token_id = token_id

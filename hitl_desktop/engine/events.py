@@ -75,7 +75,13 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
-_DEFAULTS: dict[str, Any] = {"task": "", "output": None, "error": "", "traceback": None, "reason": None}
+_DEFAULTS: dict[str, Any] = {
+    "task": "",
+    "output": None,
+    "error": "",
+    "traceback": None,
+    "reason": None,
+}
 
 
 def event_from(

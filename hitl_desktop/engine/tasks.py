@@ -6,7 +6,7 @@ import hashlib
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -38,12 +38,12 @@ def task(name: str) -> Callable[[F], F]:
         raise ValueError("a task needs a non-empty name")
 
     def register(fn: F) -> F:
-        if not inspect.iscoroutinefunction(fn):
+        if not inspect.iscoroutinefunction(cast(Any, fn)):
             raise TypeError(f"task {name!r} must be an async function (async def)")
-        existing = _registry.get(name)
-        if existing is not None and existing.fn.__qualname__ != fn.__qualname__:
-            raise ValueError(f"task {name!r} is already registered by {existing.fn.__qualname__}")
-        _registry[name] = Task(name, fn, _code_hash(fn))
+        found = Task(name, fn, _code_hash(fn))
+        fn.__hitl_task__ = found  # type: ignore[attr-defined]
+        # A later definition under the same name replaces the earlier one, as a reload would.
+        _registry[name] = found
         return fn
 
     return register
@@ -55,8 +55,8 @@ def registry(tasks: Iterable[TaskFn] | None = None) -> dict[str, Task]:
         return dict(_registry)
     chosen: dict[str, Task] = {}
     for fn in tasks:
-        found = next((t for t in _registry.values() if t.fn is fn), None)
-        if found is None:
+        found = getattr(fn, "__hitl_task__", None)
+        if not isinstance(found, Task):
             raise ValueError(f"{getattr(fn, '__qualname__', fn)!r} is not decorated with @task")
         chosen[found.name] = found
     return chosen

@@ -1,7 +1,7 @@
 """`wait.create_token` / `wait.for_token`: the waitpoint API used inside tasks.
 
-    token = await wait.create_token(timeout="10m", tags=["refund"])
-    result = await wait.for_token(token)   # suspends the run until completed or timed out
+token = await wait.create_token(timeout="10m", tags=["refund"])
+result = await wait.for_token(token)   # suspends the run until completed or timed out
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ runs = sa.Table(
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.Index("ix_hitl_runs_status_created", "status", "created_at"),
     sa.Index("ix_hitl_runs_created", "created_at"),
+    sa.Index("ix_hitl_runs_waiting_token", "waiting_token_id"),
 )
 
 steps = sa.Table(

@@ -15,6 +15,7 @@ Core statements. Where they run depends on the dialect:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -24,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql.compiler import SQLCompiler
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
@@ -71,7 +73,9 @@ _SQLITE = sqlite_dialect.dialect(paramstyle="qmark")
 
 
 def _compile_sqlite(stmt: sa.Executable) -> tuple[str, list[str], dict[str, Any]]:
+    assert isinstance(stmt, sa.ClauseElement)
     compiled = stmt.compile(dialect=_SQLITE, compile_kwargs={"render_postcompile": True})
+    assert isinstance(compiled, SQLCompiler)
     return compiled.string, list(compiled.positiontup or []), dict(compiled.params)
 
 
@@ -84,7 +88,9 @@ class _SqliteTx:
     @staticmethod
     def _bind(stmt: Statement, params: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
         # Dynamic statements (filters, IN lists) are compiled per call: nothing to cache.
-        sql, names, defaults = stmt.sqlite() if isinstance(stmt, Prepared) else _compile_sqlite(stmt)
+        sql, names, defaults = (
+            stmt.sqlite() if isinstance(stmt, Prepared) else _compile_sqlite(stmt)
+        )
         if params:
             return sql, [params[n] if n in params else defaults[n] for n in names]
         return sql, [defaults[n] for n in names]
@@ -95,8 +101,12 @@ class _SqliteTx:
 
     def execute_many(self, stmt: Statement, rows: list[dict[str, Any]]) -> None:
         if rows:
-            sql, names, defaults = stmt.sqlite() if isinstance(stmt, Prepared) else _compile_sqlite(stmt)
-            self._raw.executemany(sql, [[row.get(n, defaults.get(n)) for n in names] for row in rows])
+            sql, names, defaults = (
+                stmt.sqlite() if isinstance(stmt, Prepared) else _compile_sqlite(stmt)
+            )
+            self._raw.executemany(
+                sql, [[row.get(n, defaults.get(n)) for n in names] for row in rows]
+            )
 
     def all(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
         sql, args = self._bind(stmt, params)
@@ -125,18 +135,19 @@ class _SaTx:
 
     def execute(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> int:
         result = self._conn.execute(self._stmt(stmt), dict(params or {}))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(result.rowcount)
 
     def execute_many(self, stmt: Statement, rows: list[dict[str, Any]]) -> None:
         if rows:
             self._conn.execute(self._stmt(stmt), rows)
 
     def all(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
-        return [r._mapping for r in self._conn.execute(self._stmt(stmt), dict(params or {}))]
+        rows = self._conn.execute(self._stmt(stmt), dict(params or {}))
+        return [dict(r._mapping) for r in rows]
 
     def one(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> Row | None:
         row = self._conn.execute(self._stmt(stmt), dict(params or {})).first()
-        return None if row is None else row._mapping
+        return None if row is None else dict(row._mapping)
 
     def data_version(self) -> int | None:
         return None
@@ -234,7 +245,7 @@ class SqliteExecutor:
 
     @staticmethod
     def _run_read(raw: sqlite3.Connection, tx: _SqliteTx, item: Any) -> tuple[Any, bool, Any]:
-        _, fn, args, future, loop = item
+        fn, args = item[1], item[2]
         try:
             raw.execute("BEGIN")  # a snapshot: several SELECTs see one state
             try:
@@ -284,10 +295,9 @@ class SqliteExecutor:
         for item, ok, value in results:
             by_loop.setdefault(item[4], []).append((item[3], ok, value))
         for loop, done in by_loop.items():
-            try:
+            # RuntimeError: the loop closed while we worked; nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, done)
-            except RuntimeError:  # the loop closed while we worked; nobody is waiting
-                pass
 
 
 def _resolve(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

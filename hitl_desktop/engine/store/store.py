@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import ForeignToken, RunNotFound, TokenAlreadyFinished, TokenNotFound
+from ..errors import RunNotFound, TokenAlreadyFinished, TokenNotFound
 from . import schema, values
 from .records import EventRow, Outcome, Recorded, Resume, TokenState, TokenWrite, Writes
 from .sql import Prepared, Row, Tx
@@ -33,7 +33,9 @@ class LostOwnership(Exception):
     """Another engine took this run over (we were presumed dead); our writes are refused."""
 
     def __init__(self, run_id: str) -> None:
-        super().__init__(f"run {run_id} is now owned by another engine; this engine stops executing it")
+        super().__init__(
+            f"run {run_id} is now owned by another engine; this engine stops executing it"
+        )
         self.run_id = run_id
 
 
@@ -45,9 +47,7 @@ _insert_token = Prepared(
     T.insert().values({c.name: b(c.name) for c in T.c if c.name not in ("output", "completed_at")})
 )
 _insert_tag = Prepared(schema.token_tags.insert().values(tag=b("tag"), token_id=b("token_id")))
-_insert_event = Prepared(
-    E.insert().values({c.name: b(c.name) for c in E.c if c.name != "id"})
-)
+_insert_event = Prepared(E.insert().values({c.name: b(c.name) for c in E.c if c.name != "id"}))
 _run_by_key = Prepared(sa.select(R).where(R.c.idempotency_key == b("key")))
 _forget_run_key = Prepared(
     R.update().where(R.c.id == b("id")).values(idempotency_key=None, idempotency_expires_at=None)
@@ -62,9 +62,7 @@ _fence = Prepared(
     .values(updated_at=b("now"))
 )
 _token_status = Prepared(sa.select(T.c.status, T.c.output).where(T.c.id == b("id")))
-_lock_token = Prepared(
-    sa.select(T.c.status, T.c.output, T.c.run_id).where(T.c.id == b("id")).with_for_update()
-)
+_lock_token = Prepared(sa.select(T.c.status, T.c.output).where(T.c.id == b("id")).with_for_update())
 _pause_run = Prepared(
     R.update()
     .where(R.c.id == b("id"))
@@ -95,6 +93,9 @@ _wake_run = Prepared(
     R.update()
     .where(R.c.id == b("id"), R.c.status == "WAITING", R.c.waiting_token_id == b("token"))
     .values(status=b("status"), owner=b("owner"), waiting_token_id=None, updated_at=b("now"))
+)
+_waiters = Prepared(
+    sa.select(R.c.id, R.c.task).where(R.c.waiting_token_id == b("token"), R.c.status == "WAITING")
 )
 _run_task = Prepared(sa.select(R.c.task, R.c.status).where(R.c.id == b("id")))
 _steps_of = Prepared(sa.select(S).where(S.c.run_id == b("id")).order_by(S.c.position))
@@ -139,7 +140,14 @@ def _event(
     data: Any = None,
 ) -> None:
     text = None if data is None else json.dumps(data, separators=(",", ":"))
-    row = {"at": now, "origin": origin, "kind": kind, "run_id": run_id, "token_id": token_id, "data": text}
+    row = {
+        "at": now,
+        "origin": origin,
+        "kind": kind,
+        "run_id": run_id,
+        "token_id": token_id,
+        "data": text,
+    }
     tx.execute(_insert_event, row)
     out.events.append(EventRow(0, now, origin, kind, run_id, token_id, text))
 
@@ -208,39 +216,39 @@ def _resume(tx: Tx, run_id: str, token_id: str | None) -> Resume:
         for r in tx.all(_steps_of, {"id": run_id})
     }
     tokens = {
-        str(r["id"]): TokenState(str(r["status"]), r["output"])
+        str(r["id"]): TokenState(str(r["status"]), values.get(tx, r["output"]))
         for r in tx.all(_tokens_of, {"id": run_id})
     }
+    if token_id is not None and token_id not in tokens:  # a token another run created
+        row = tx.one(_token_status, {"id": token_id})
+        if row is not None:
+            tokens[token_id] = TokenState(str(row["status"]), values.get(tx, row["output"]))
     return Resume(run_id, str(run["task"]), values.get(tx, run["payload"]), steps, tokens, token_id)
 
 
 def _wake(
     tx: Tx,
     out: Outcome,
-    run_id: str | None,
     token_id: str,
     owner: str | None,
     tasks: frozenset[str],
     now: float,
 ) -> None:
-    """Hand the run waiting on *token_id* to *owner*, or queue it for any engine that knows it."""
-    if run_id is None:
-        return
-    row = tx.one(_run_task, {"id": run_id})
-    if row is None:
-        return
-    claim = owner is not None and row["task"] in tasks
-    params = {
-        "id": run_id,
-        "token": token_id,
-        "status": "EXECUTING" if claim else "QUEUED",
-        "owner": owner if claim else None,
-        "now": now,
-    }
-    if tx.execute(_wake_run, params) == 1 and claim:
-        assert owner is not None
-        _event(tx, out, "RunResumed", run_id, now, owner, token_id)
-        out.resumed.append(_resume(tx, run_id, token_id))
+    """Hand every run waiting on *token_id* to *owner*, or queue it for any engine knowing it."""
+    for row in tx.all(_waiters, {"token": token_id}):
+        run_id = str(row["id"])
+        claim = owner is not None and row["task"] in tasks
+        params = {
+            "id": run_id,
+            "token": token_id,
+            "status": "EXECUTING" if claim else "QUEUED",
+            "owner": owner if claim else None,
+            "now": now,
+        }
+        if tx.execute(_wake_run, params) == 1 and claim:
+            assert owner is not None
+            _event(tx, out, "RunResumed", run_id, now, owner, token_id)
+            out.resumed.append(_resume(tx, run_id, token_id))
 
 
 # ---------------------------------------------------------------- runs
@@ -300,10 +308,8 @@ def pause(
     state = tx.one(_lock_token, {"id": token_id})
     if state is None:
         raise TokenNotFound(token_id)
-    if state["run_id"] != run_id:
-        raise ForeignToken(token_id, run_id)
     if state["status"] != "WAITING":
-        return out, TokenState(str(state["status"]), state["output"])
+        return out, TokenState(str(state["status"]), values.get(tx, state["output"]))
     tx.execute(_pause_run, {"id": run_id, "token": token_id, "now": now})
     _event(tx, out, "RunPaused", run_id, now, owner, token_id)
     return out, None
@@ -335,7 +341,9 @@ def finish(
     if status == "COMPLETED":
         _event(tx, out, "RunCompleted", run_id, now, owner, data={"output": _small(output)})
     else:
-        _event(tx, out, "RunFailed", run_id, now, owner, data={"error": error, "traceback": traceback})
+        _event(
+            tx, out, "RunFailed", run_id, now, owner, data={"error": error, "traceback": traceback}
+        )
     return out
 
 
@@ -350,8 +358,14 @@ def cancel(tx: Tx, run_id: str, reason: str | None, now: float, origin: str) -> 
     tx.execute(
         R.update()
         .where(R.c.id == run_id)
-        .values(status="CANCELED", error=reason, owner=None, waiting_token_id=None,
-                updated_at=now, finished_at=now)
+        .values(
+            status="CANCELED",
+            error=reason,
+            owner=None,
+            waiting_token_id=None,
+            updated_at=now,
+            finished_at=now,
+        )
     )
     _event(tx, out, "RunCanceled", run_id, now, origin, data={"reason": reason})
     return out
@@ -380,8 +394,10 @@ def complete_token(
     token = tx.one(_token_row, {"id": token_id})
     assert token is not None
     run_id = token["run_id"]
-    _event(tx, out, "TokenCompleted", run_id or "", now, origin, token_id, {"output": _small(output)})
-    _wake(tx, out, run_id, token_id, owner, tasks, now)
+    _event(
+        tx, out, "TokenCompleted", run_id or "", now, origin, token_id, {"output": _small(output)}
+    )
+    _wake(tx, out, token_id, owner, tasks, now)
     out.value = token
     return out
 
@@ -396,7 +412,7 @@ def time_out_due(
         params = {"id": token_id, "status": "TIMED_OUT", "output": None, "now": now}
         if tx.execute(_complete_token, params) == 1:
             _event(tx, out, "TokenTimedOut", row["run_id"] or "", now, owner, token_id)
-            _wake(tx, out, row["run_id"], token_id, owner, tasks, now)
+            _wake(tx, out, token_id, owner, tasks, now)
     out.value = earliest_deadline(tx)
     return out
 
@@ -451,11 +467,13 @@ def recover(
                 "executing it; it is failed to stop a crash loop"
             )
             tx.execute(
-                R.update().where(R.c.id == run_id).values(
-                    status="FAILED", error=error, owner=None, updated_at=now, finished_at=now
-                )
+                R.update()
+                .where(R.c.id == run_id)
+                .values(status="FAILED", error=error, owner=None, updated_at=now, finished_at=now)
             )
-            _event(tx, out, "RunFailed", run_id, now, owner, data={"error": error, "traceback": None})
+            _event(
+                tx, out, "RunFailed", run_id, now, owner, data={"error": error, "traceback": None}
+            )
             continue
         tx.execute(
             R.update()
@@ -472,7 +490,9 @@ def register_engine(tx: Tx, row: dict[str, Any]) -> None:
 
 
 def heartbeat(tx: Tx, engine_id: str, now: float) -> None:
-    tx.execute(schema.engines.update().where(schema.engines.c.id == engine_id).values(heartbeat_at=now))
+    tx.execute(
+        schema.engines.update().where(schema.engines.c.id == engine_id).values(heartbeat_at=now)
+    )
 
 
 def live_engines(tx: Tx) -> list[Row]:
@@ -489,7 +509,9 @@ def mark_engines_stopped(tx: Tx, engine_ids: Iterable[str], now: float) -> None:
     ids = list(engine_ids)
     if ids:
         en = schema.engines
-        tx.execute(en.update().where(en.c.id.in_(ids), en.c.stopped_at.is_(None)).values(stopped_at=now))
+        tx.execute(
+            en.update().where(en.c.id.in_(ids), en.c.stopped_at.is_(None)).values(stopped_at=now)
+        )
 
 
 def release(tx: Tx, engine_id: str, now: float) -> None:
@@ -507,8 +529,15 @@ def release(tx: Tx, engine_id: str, now: float) -> None:
 
 def events_after(tx: Tx, after: int, origin: str) -> list[EventRow]:
     return [
-        EventRow(int(r["id"]), float(r["at"]), str(r["origin"]), str(r["kind"]), str(r["run_id"]),
-                 r["token_id"], r["data"])
+        EventRow(
+            int(r["id"]),
+            float(r["at"]),
+            str(r["origin"]),
+            str(r["kind"]),
+            str(r["run_id"]),
+            r["token_id"],
+            r["data"],
+        )
         for r in tx.all(_events_after, {"after": after, "origin": origin})
     ]
 
@@ -562,9 +591,7 @@ def list_tokens(
         q = q.where(T.c.run_id == run_id)
     for tag in tags:  # every tag must be present
         tt = schema.token_tags
-        q = q.where(
-            sa.exists().where(tt.c.token_id == T.c.id, tt.c.tag == tag)
-        )
+        q = q.where(sa.exists().where(tt.c.token_id == T.c.id, tt.c.tag == tag))
     return [(r, values.get(tx, r["output"])) for r in tx.all(q)]
 
 

@@ -39,5 +39,5 @@ def get(tx: Tx, column: str | None) -> str | None:
         return column
     row = tx.one(_select_blob, {"id": column[len(_REF) :]})
     if row is None:  # only a bug or hand-edited store gets here
-        raise LookupError(f"large value {column[len(_REF):]} is missing from the store")
+        raise LookupError(f"large value {column[len(_REF) :]} is missing from the store")
     return str(row["data"])

@@ -36,6 +36,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_hitl_runs_status_created", "hitl_runs", ["status", "created_at"])
     op.create_index("ix_hitl_runs_created", "hitl_runs", ["created_at"])
+    op.create_index("ix_hitl_runs_waiting_token", "hitl_runs", ["waiting_token_id"])
     op.create_table(
         "hitl_steps",
         sa.Column("run_id", sa.String(40), primary_key=True),
@@ -99,7 +100,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "hitl_blobs", "hitl_engines", "hitl_events", "hitl_token_tags",
-        "hitl_tokens", "hitl_steps", "hitl_runs",
+        "hitl_blobs",
+        "hitl_engines",
+        "hitl_events",
+        "hitl_token_tags",
+        "hitl_tokens",
+        "hitl_steps",
+        "hitl_runs",
     ):
         op.drop_table(table)
