@@ -25,6 +25,7 @@ from .errors import NotInRun, ReplayMismatch, StepFailed
 from .models import Token, TokenResult, TokenStatus, to_datetime
 from .store import store
 from .store.records import Recorded, Resume, StepWrite, TokenState, TokenWrite, Writes
+from .store.sql import write_retrying_conflicts
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -161,8 +162,14 @@ class RunContext:
             token.idempotency_key = str(idempotency_key)
             if idempotency_key_ttl is not None:
                 token.idempotency_expires_at = now + serde.seconds(idempotency_key_ttl)
-            existing = await engine._executor.write(
-                store.create_keyed_token, self.run_id, engine.id, self.take_writes(), token, now
+            existing = await write_retrying_conflicts(
+                engine._executor,
+                store.create_keyed_token,
+                self.run_id,
+                engine.id,
+                self.take_writes(),
+                token,
+                now,
             )
             if existing is not None:
                 cached = True

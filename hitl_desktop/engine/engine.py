@@ -25,7 +25,15 @@ from .events import Event, EventHub, EventStream, event_from
 from .models import Run, RunStatus, Step, Token, TokenStatus, to_datetime
 from .store import migrate, store
 from .store.records import EventRow, Outcome, Resume, Writes
-from .store.sql import AsyncSaExecutor, Executor, Row, SqliteExecutor, async_url, sqlite_path
+from .store.sql import (
+    AsyncSaExecutor,
+    Executor,
+    Row,
+    SqliteExecutor,
+    async_url,
+    sqlite_path,
+    write_retrying_conflicts,
+)
 from .store.store import LostOwnership
 from .tasks import Task, TaskFn, registry
 
@@ -196,7 +204,7 @@ class Engine:
             "updated_at": now,
             "finished_at": None,
         }
-        out = await self._executor.write(store.trigger, row, text, now, self.id)
+        out = await write_retrying_conflicts(self._executor, store.trigger, row, text, now, self.id)
         if out.value is not None:
             existing, payload_text, output_text = await self._executor.read(
                 store.get_run, out.value["id"]

@@ -159,7 +159,7 @@ async def test_token_idempotency_key_returns_the_same_token(engine: Engine):
     out1 = (await engine.wait_for(one.id, ["COMPLETED"])).output
     out2 = (await engine.wait_for(two.id, ["COMPLETED"])).output
     assert out1["token"] == out2["token"]
-    assert (out1["cached"], out2["cached"]) == (False, True)
+    assert sorted([out1["cached"], out2["cached"]]) == [False, True]  # one made it, one reused it
 
 
 async def test_list_tokens_filters_by_status_and_all_tags(engine: Engine):

@@ -316,11 +316,13 @@ class AsyncSaExecutor:
     def __init__(self, url: str) -> None:
         from sqlalchemy.ext.asyncio import create_async_engine
 
-        self._engine = create_async_engine(url, pool_size=5, max_overflow=5)
+        self._engine = create_async_engine(url, pool_size=8, max_overflow=0)
+        # Queue here rather than in the pool, whose checkout times out under a burst of runs.
+        self._slots = asyncio.Semaphore(8)
         self.dialect = self._engine.dialect.name
 
     async def write(self, fn: Body[T], *args: Any) -> T:
-        async with self._engine.begin() as conn:
+        async with self._slots, self._engine.begin() as conn:
             return await conn.run_sync(lambda c: fn(_SaTx(c), *args))
 
     async def read(self, fn: Body[T], *args: Any) -> T:
@@ -333,6 +335,19 @@ class AsyncSaExecutor:
 
     async def close(self) -> None:
         await self._engine.dispose()
+
+
+async def write_retrying_conflicts(executor: Executor, fn: Body[T], *args: Any) -> T:
+    """A write that checks an idempotency key, then inserts it. Two processes can both find
+    the key free (PostgreSQL's READ COMMITTED); the loser hits the unique index, and its retry
+    finds the winner's row. SQLite's BEGIN IMMEDIATE serialises them, so it never retries."""
+    for attempt in range(3):
+        try:
+            return await executor.write(fn, *args)
+        except (sqlite3.IntegrityError, sa.exc.IntegrityError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def sqlite_path(url: str) -> str | None:

@@ -50,27 +50,29 @@ _insert_tag = Prepared(schema.token_tags.insert().values(tag=b("tag"), token_id=
 _insert_event = Prepared(E.insert().values({c.name: b(c.name) for c in E.c if c.name != "id"}))
 _run_by_key = Prepared(sa.select(R).where(R.c.idempotency_key == b("key")))
 _forget_run_key = Prepared(
-    R.update().where(R.c.id == b("id")).values(idempotency_key=None, idempotency_expires_at=None)
+    R.update().where(R.c.id == b("rid")).values(idempotency_key=None, idempotency_expires_at=None)
 )
 _token_by_key = Prepared(sa.select(T).where(T.c.idempotency_key == b("key")))
 _forget_token_key = Prepared(
-    T.update().where(T.c.id == b("id")).values(idempotency_key=None, idempotency_expires_at=None)
+    T.update().where(T.c.id == b("rid")).values(idempotency_key=None, idempotency_expires_at=None)
 )
 _fence = Prepared(
     R.update()
-    .where(R.c.id == b("id"), R.c.owner == b("owner"), R.c.status == "EXECUTING")
+    .where(R.c.id == b("rid"), R.c.owner == b("fence_owner"), R.c.status == "EXECUTING")
     .values(updated_at=b("now"))
 )
-_token_status = Prepared(sa.select(T.c.status, T.c.output).where(T.c.id == b("id")))
-_lock_token = Prepared(sa.select(T.c.status, T.c.output).where(T.c.id == b("id")).with_for_update())
+_token_status = Prepared(sa.select(T.c.status, T.c.output).where(T.c.id == b("rid")))
+_lock_token = Prepared(
+    sa.select(T.c.status, T.c.output).where(T.c.id == b("rid")).with_for_update()
+)
 _pause_run = Prepared(
     R.update()
-    .where(R.c.id == b("id"))
+    .where(R.c.id == b("rid"))
     .values(status="WAITING", owner=None, waiting_token_id=b("token"), updated_at=b("now"))
 )
 _finish_run = Prepared(
     R.update()
-    .where(R.c.id == b("id"))
+    .where(R.c.id == b("rid"))
     .values(
         status=b("status"),
         output=b("output"),
@@ -84,25 +86,25 @@ _finish_run = Prepared(
 )
 _complete_token = Prepared(
     T.update()
-    .where(T.c.id == b("id"), T.c.status == "WAITING")
+    .where(T.c.id == b("rid"), T.c.status == "WAITING")
     .values(status=b("status"), output=b("output"), completed_at=b("now"))
 )
-_token_row = Prepared(sa.select(T).where(T.c.id == b("id")))
-_run_row = Prepared(sa.select(R).where(R.c.id == b("id")))
+_token_row = Prepared(sa.select(T).where(T.c.id == b("rid")))
+_run_row = Prepared(sa.select(R).where(R.c.id == b("rid")))
 _wake_run = Prepared(
     R.update()
-    .where(R.c.id == b("id"), R.c.status == "WAITING", R.c.waiting_token_id == b("token"))
+    .where(R.c.id == b("rid"), R.c.status == "WAITING", R.c.waiting_token_id == b("token"))
     .values(status=b("status"), owner=b("owner"), waiting_token_id=None, updated_at=b("now"))
 )
 _waiters = Prepared(
     sa.select(R.c.id, R.c.task).where(R.c.waiting_token_id == b("token"), R.c.status == "WAITING")
 )
-_run_task = Prepared(sa.select(R.c.task, R.c.status).where(R.c.id == b("id")))
-_steps_of = Prepared(sa.select(S).where(S.c.run_id == b("id")).order_by(S.c.position))
-_tokens_of = Prepared(sa.select(T.c.id, T.c.status, T.c.output).where(T.c.run_id == b("id")))
+_run_task = Prepared(sa.select(R.c.task, R.c.status).where(R.c.id == b("rid")))
+_steps_of = Prepared(sa.select(S).where(S.c.run_id == b("rid")).order_by(S.c.position))
+_tokens_of = Prepared(sa.select(T.c.id, T.c.status, T.c.output).where(T.c.run_id == b("rid")))
 _claim_run = Prepared(
     R.update()
-    .where(R.c.id == b("id"), R.c.status == b("from_status"))
+    .where(R.c.id == b("rid"), R.c.status == b("from_status"))
     .values(status="EXECUTING", owner=b("owner"), updated_at=b("now"))
 )
 _queued = Prepared(
@@ -202,25 +204,25 @@ def _insert_token_row(tx: Tx, token: TokenWrite) -> None:
 
 
 def _fenced(tx: Tx, run_id: str, owner: str, now: float) -> None:
-    if tx.execute(_fence, {"id": run_id, "owner": owner, "now": now}) != 1:
+    if tx.execute(_fence, {"rid": run_id, "fence_owner": owner, "now": now}) != 1:
         raise LostOwnership(run_id)
 
 
 def _resume(tx: Tx, run_id: str, token_id: str | None) -> Resume:
-    run = tx.one(_run_row, {"id": run_id})
+    run = tx.one(_run_row, {"rid": run_id})
     assert run is not None
     steps = {
         int(r["position"]): Recorded(
             str(r["kind"]), str(r["name"]), bool(r["ok"]), values.get(tx, r["result"]), r["error"]
         )
-        for r in tx.all(_steps_of, {"id": run_id})
+        for r in tx.all(_steps_of, {"rid": run_id})
     }
     tokens = {
         str(r["id"]): TokenState(str(r["status"]), values.get(tx, r["output"]))
-        for r in tx.all(_tokens_of, {"id": run_id})
+        for r in tx.all(_tokens_of, {"rid": run_id})
     }
     if token_id is not None and token_id not in tokens:  # a token another run created
-        row = tx.one(_token_status, {"id": token_id})
+        row = tx.one(_token_status, {"rid": token_id})
         if row is not None:
             tokens[token_id] = TokenState(str(row["status"]), values.get(tx, row["output"]))
     return Resume(run_id, str(run["task"]), values.get(tx, run["payload"]), steps, tokens, token_id)
@@ -239,7 +241,7 @@ def _wake(
         run_id = str(row["id"])
         claim = owner is not None and row["task"] in tasks
         params = {
-            "id": run_id,
+            "rid": run_id,
             "token": token_id,
             "status": "EXECUTING" if claim else "QUEUED",
             "owner": owner if claim else None,
@@ -271,7 +273,7 @@ def trigger(
             if expires is None or expires > now:
                 out.value = existing
                 return out
-            tx.execute(_forget_run_key, {"id": existing["id"]})
+            tx.execute(_forget_run_key, {"rid": existing["id"]})
     tx.execute(_insert_run, {**run, "payload": values.put(tx, payload)})
     _event(tx, out, "RunTriggered", run["id"], now, origin, data={"task": run["task"]})
     return out
@@ -293,7 +295,7 @@ def create_keyed_token(
         expires = existing["idempotency_expires_at"]
         if expires is None or expires > now:
             return existing
-        tx.execute(_forget_token_key, {"id": existing["id"]})
+        tx.execute(_forget_token_key, {"rid": existing["id"]})
     _insert_token_row(tx, token)
     return None
 
@@ -305,12 +307,12 @@ def pause(
     out = Outcome()
     _fenced(tx, run_id, owner, now)
     _write(tx, run_id, writes)
-    state = tx.one(_lock_token, {"id": token_id})
+    state = tx.one(_lock_token, {"rid": token_id})
     if state is None:
         raise TokenNotFound(token_id)
     if state["status"] != "WAITING":
         return out, TokenState(str(state["status"]), values.get(tx, state["output"]))
-    tx.execute(_pause_run, {"id": run_id, "token": token_id, "now": now})
+    tx.execute(_pause_run, {"rid": run_id, "token": token_id, "now": now})
     _event(tx, out, "RunPaused", run_id, now, owner, token_id)
     return out, None
 
@@ -330,7 +332,7 @@ def finish(
     _fenced(tx, run_id, owner, now)
     _write(tx, run_id, writes)
     params = {
-        "id": run_id,
+        "rid": run_id,
         "status": status,
         "output": values.put(tx, output),
         "error": error,
@@ -349,7 +351,7 @@ def finish(
 
 def cancel(tx: Tx, run_id: str, reason: str | None, now: float, origin: str) -> Outcome:
     out = Outcome()
-    row = tx.one(_run_task, {"id": run_id})
+    row = tx.one(_run_task, {"rid": run_id})
     if row is None:
         raise RunNotFound(run_id)
     if row["status"] in ("COMPLETED", "FAILED", "CANCELED"):
@@ -385,13 +387,13 @@ def complete_token(
 ) -> Outcome:
     """Compare-and-set WAITING → COMPLETED, and wake its run in the same transaction."""
     out = Outcome()
-    params = {"id": token_id, "status": "COMPLETED", "output": values.put(tx, output), "now": now}
+    params = {"rid": token_id, "status": "COMPLETED", "output": values.put(tx, output), "now": now}
     if tx.execute(_complete_token, params) != 1:
-        row = tx.one(_token_status, {"id": token_id})
+        row = tx.one(_token_status, {"rid": token_id})
         if row is None:
             raise TokenNotFound(token_id)
         raise TokenAlreadyFinished(token_id, str(row["status"]))
-    token = tx.one(_token_row, {"id": token_id})
+    token = tx.one(_token_row, {"rid": token_id})
     assert token is not None
     run_id = token["run_id"]
     _event(
@@ -409,7 +411,7 @@ def time_out_due(
     out = Outcome()
     for row in tx.all(_due_tokens, {"now": now, "limit": limit}):
         token_id = str(row["id"])
-        params = {"id": token_id, "status": "TIMED_OUT", "output": None, "now": now}
+        params = {"rid": token_id, "status": "TIMED_OUT", "output": None, "now": now}
         if tx.execute(_complete_token, params) == 1:
             _event(tx, out, "TokenTimedOut", row["run_id"] or "", now, owner, token_id)
             _wake(tx, out, token_id, owner, tasks, now)
@@ -432,7 +434,7 @@ def claim_queued(
     for row in tx.all(_queued, {"limit": limit}):
         if row["task"] not in tasks:
             continue
-        params = {"id": row["id"], "from_status": "QUEUED", "owner": owner, "now": now}
+        params = {"rid": row["id"], "from_status": "QUEUED", "owner": owner, "now": now}
         if tx.execute(_claim_run, params) == 1:
             _event(tx, out, "RunResumed", row["id"], now, owner)
             out.resumed.append(_resume(tx, str(row["id"]), None))
@@ -555,7 +557,7 @@ def prune_events(tx: Tx, before: float) -> None:
 
 
 def get_run(tx: Tx, run_id: str) -> tuple[Row, str | None, str | None]:
-    row = tx.one(_run_row, {"id": run_id})
+    row = tx.one(_run_row, {"rid": run_id})
     if row is None:
         raise RunNotFound(run_id)
     return row, values.get(tx, row["payload"]), values.get(tx, row["output"])
@@ -575,7 +577,7 @@ def list_runs(
 
 
 def get_token(tx: Tx, token_id: str) -> tuple[Row, str | None]:
-    row = tx.one(_token_row, {"id": token_id})
+    row = tx.one(_token_row, {"rid": token_id})
     if row is None:
         raise TokenNotFound(token_id)
     return row, values.get(tx, row["output"])
@@ -596,9 +598,9 @@ def list_tokens(
 
 
 def get_steps(tx: Tx, run_id: str) -> list[tuple[Row, str | None]]:
-    if tx.one(_run_task, {"id": run_id}) is None:
+    if tx.one(_run_task, {"rid": run_id}) is None:
         raise RunNotFound(run_id)
-    return [(r, values.get(tx, r["result"])) for r in tx.all(_steps_of, {"id": run_id})]
+    return [(r, values.get(tx, r["result"])) for r in tx.all(_steps_of, {"rid": run_id})]
 
 
 def count_runs(tx: Tx) -> dict[str, int]:

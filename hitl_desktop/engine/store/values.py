@@ -12,7 +12,7 @@ from .sql import Prepared, Tx
 INLINE_LIMIT = 64 * 1024
 """Texts longer than this (characters) are stored out of line."""
 
-_REF = "\x00blob:"  # JSON text never starts with NUL, so a reference cannot be mistaken for JSON
+_REF = "@blob:"  # JSON text never starts with "@", so a reference cannot be mistaken for JSON
 
 _insert_blob = Prepared(
     schema.blobs.insert().values(
@@ -20,7 +20,7 @@ _insert_blob = Prepared(
     )
 )
 _select_blob = Prepared(
-    sa.select(schema.blobs.c.data).where(schema.blobs.c.id == sa.bindparam("id"))
+    sa.select(schema.blobs.c.data).where(schema.blobs.c.id == sa.bindparam("rid"))
 )
 
 
@@ -37,7 +37,7 @@ def get(tx: Tx, column: str | None) -> str | None:
     """The JSON text behind a column value written by put()."""
     if column is None or not column.startswith(_REF):
         return column
-    row = tx.one(_select_blob, {"id": column[len(_REF) :]})
+    row = tx.one(_select_blob, {"rid": column[len(_REF) :]})
     if row is None:  # only a bug or hand-edited store gets here
         raise LookupError(f"large value {column[len(_REF) :]} is missing from the store")
     return str(row["data"])
