@@ -1,0 +1,458 @@
+"""`hitl`: read and complete runs and tokens in a store without the console.
+
+    hitl runs [--status S] [--task T] [--limit N]
+    hitl tokens [--status S] [--tag T]... [--run RUN_ID] [--limit N]
+    hitl show RUN_ID
+    hitl complete TOKEN_ID --data '{"approved": true}'
+
+Every command takes `--store URL` (default: HITL_STORE, else runs.db in the per-user data
+directory) and `--json` (one JSON document on stdout). The CLI only opens the store, it never
+executes runs: a run whose token it completes is left QUEUED for the console's engine, which
+picks it up at once when it is running, or when it next starts.
+
+Errors are one line on stderr starting with `hitl: error: `; the exit status is 2 for usage
+errors (bad arguments, bad JSON) and 1 for everything else (unknown ids, finished tokens,
+an unusable store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NoReturn
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from . import __version__
+from .config import as_store_url, load_settings
+from .engine import Engine, EngineError, Run, RunStatus, Step, Token, TokenStatus
+
+USAGE = 2
+FAILURE = 1
+
+
+class CliError(Exception):
+    """Ends the command with one line on stderr and exit status *code*."""
+
+    def __init__(self, message: str, code: int = FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """What a command prints: *doc* with --json, *text* otherwise."""
+
+    doc: dict[str, Any]
+    text: str
+
+
+Fetch = Callable[[Engine, argparse.Namespace], Awaitable[Any]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `hitl` command line; returns the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+        url = _store_url(args.store)
+        if args.command == "complete":
+            args.output = _parse_data(args.data)
+        fetched = asyncio.run(_with_engine(url, args.fetch, args))
+    except CliError as exc:
+        message = " ".join(str(exc).split())  # one line, whatever the message holds
+        print(f"hitl: error: {message}", file=sys.stderr)
+        return exc.code
+    except SystemExit as exc:  # --help and --version print and exit through argparse
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        print("hitl: error: interrupted", file=sys.stderr)
+        return 130
+    out: Output = args.render(fetched, args)
+    if args.json:
+        text = json.dumps(out.doc, indent=2, ensure_ascii=False, default=_json_default)
+    else:
+        text = out.text
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # The reader went away (`hitl runs | head`): stop quietly, and keep Python's exit-time
+        # flush of stdout from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return FAILURE
+    return 0
+
+
+# ---------------------------------------------------------------- arguments
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{message} (see '{self.prog} --help')", USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--store",
+        metavar="URL",
+        help="the run store: a sqlite:/// or postgresql:// URL, or a SQLite file path "
+        "(default: $HITL_STORE, else runs.db in the per-user data directory)",
+    )
+    common.add_argument("--json", action="store_true", help="print one JSON document")
+
+    parser = _Parser(
+        prog="hitl",
+        description="Read and complete the runs and tokens of a hitl-desktop store.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    runs = sub.add_parser("runs", parents=[common], help="list runs, newest first")
+    runs.add_argument("--status", type=_status(RunStatus, "run"), help="only runs in this status")
+    runs.add_argument("--task", help="only runs of this task")
+    runs.add_argument("--limit", type=_positive, default=100, help="at most N runs (100)")
+    runs.set_defaults(fetch=_fetch_runs, render=_render_runs)
+
+    tokens = sub.add_parser("tokens", parents=[common], help="list tokens, newest first")
+    tokens.add_argument(
+        "--status", type=_status(TokenStatus, "token"), help="only tokens in this status"
+    )
+    tokens.add_argument(
+        "--tag", action="append", metavar="TAG", help="only tokens with this tag (repeatable: all)"
+    )
+    tokens.add_argument("--run", dest="run_id", metavar="RUN_ID", help="only this run's tokens")
+    tokens.add_argument("--limit", type=_positive, default=100, help="at most N tokens (100)")
+    tokens.set_defaults(fetch=_fetch_tokens, render=_render_tokens)
+
+    show = sub.add_parser("show", parents=[common], help="a run, its steps and its tokens")
+    show.add_argument("run_id", metavar="RUN_ID")
+    show.set_defaults(fetch=_fetch_show, render=_render_show)
+
+    complete = sub.add_parser(
+        "complete",
+        parents=[common],
+        help="complete a waiting token; its run resumes in the console",
+        description="Complete a WAITING token with a JSON output. A token completes once: "
+        "completing it again fails and changes nothing.",
+    )
+    complete.add_argument("token_id", metavar="TOKEN_ID")
+    complete.add_argument(
+        "--data",
+        required=True,
+        metavar="JSON",
+        help="the token's output as JSON, '-' to read it from stdin, or @FILE",
+    )
+    complete.set_defaults(fetch=_fetch_complete, render=_render_complete)
+    return parser
+
+
+def _status(enum: type[StrEnum], noun: str) -> Callable[[str], StrEnum]:
+    def parse(text: str) -> StrEnum:
+        try:
+            return enum(text.upper())
+        except ValueError:
+            valid = ", ".join(enum)
+            raise argparse.ArgumentTypeError(
+                f"unknown {noun} status {text!r} (valid: {valid})"
+            ) from None
+
+    return parse
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {text!r}")
+    return value
+
+
+def _store_url(given: str | None) -> str:
+    """The store to open; a SQLite file must exist already (reads never create a store)."""
+    if given is not None and not given.strip():
+        raise CliError("--store is empty", USAGE)
+    try:
+        url = load_settings().store_url if given is None else as_store_url(given)
+    except OSError as exc:
+        raise CliError(f"cannot prepare the data directory: {exc}") from None
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise CliError(f"--store {given!r} is not a database URL: {exc}", USAGE) from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database not in ("", ":memory:") and not Path(database).is_file():
+            raise CliError(
+                f"no store at {database}: nothing has run there yet "
+                "(pass --store URL or set HITL_STORE)"
+            )
+    return url
+
+
+def _parse_data(data: str) -> Any:
+    if data == "-":
+        text, source = sys.stdin.read(), "stdin"
+    elif data.startswith("@"):
+        try:
+            text, source = Path(data[1:]).read_text(encoding="utf-8"), data[1:]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read --data file: {exc}", USAGE) from None
+    else:
+        text, source = data, "--data"
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise CliError(f"{source} is not valid JSON: {exc}", USAGE) from None
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+# ---------------------------------------------------------------- commands
+# Each command is a fetch (engine calls, inside the store's error handling) and a render
+# (pure formatting, outside it: a bug there should show its traceback, not blame the store).
+
+
+async def _with_engine(url: str, fetch: Fetch, args: argparse.Namespace) -> Any:
+    engine = Engine(url)
+    try:
+        await engine.open()
+        return await fetch(engine, args)
+    except EngineError as exc:
+        raise CliError(str(exc)) from None
+    except Exception as exc:  # the store is unreachable, not a store, locked, ...
+        raise CliError(f"cannot use the store {_safe(url)}: {_describe(exc)}") from None
+    finally:
+        await engine.stop()
+
+
+async def _fetch_runs(engine: Engine, args: argparse.Namespace) -> list[Run]:
+    return await engine.list_runs(status=args.status, task=args.task, limit=args.limit)
+
+
+def _render_runs(runs: list[Run], args: argparse.Namespace) -> Output:
+    rows = [
+        [r.id, r.task, r.status, _when(r.created_at), _tags(r.tags), r.waiting_token_id or "-"]
+        for r in runs
+    ]
+    headers = ["RUN", "TASK", "STATUS", "CREATED", "TAGS", "WAITING ON"]
+    text = _table(headers, rows, empty="no runs") + _footer(len(runs), args.limit, "run")
+    return Output({"runs": [_record(r) for r in runs]}, text)
+
+
+async def _fetch_tokens(engine: Engine, args: argparse.Namespace) -> list[Token]:
+    if args.run_id is not None:
+        await engine.get_run(args.run_id)  # an unknown run is an error, not an empty list
+    return await engine.list_tokens(
+        status=args.status, tags=args.tag or [], run_id=args.run_id, limit=args.limit
+    )
+
+
+def _render_tokens(tokens: list[Token], args: argparse.Namespace) -> Output:
+    text = _token_table(tokens) + _footer(len(tokens), args.limit, "token")
+    return Output({"tokens": [_record(t) for t in tokens]}, text)
+
+
+async def _fetch_show(
+    engine: Engine, args: argparse.Namespace
+) -> tuple[Run, list[Step], list[Token]]:
+    run = await engine.get_run(args.run_id)
+    steps = await engine.get_steps(run.id)
+    tokens = await engine.list_tokens(run_id=run.id, limit=1000)
+    return run, steps, tokens
+
+
+def _render_show(fetched: tuple[Run, list[Step], list[Token]], args: argparse.Namespace) -> Output:
+    run, steps, tokens = fetched
+    doc = {
+        "run": _record(run),
+        "steps": [{**_record(s), "duration_s": s.duration_s} for s in steps],
+        "tokens": [_record(t) for t in tokens],
+    }
+    return Output(doc, _show_text(run, steps, tokens))
+
+
+async def _fetch_complete(engine: Engine, args: argparse.Namespace) -> tuple[Token, Run | None]:
+    token = await engine.complete_token(args.token_id, args.output)
+    # Read back: a running console may already have claimed (or even finished) the run.
+    run = None if token.run_id is None else await engine.get_run(token.run_id)
+    return token, run
+
+
+def _render_complete(fetched: tuple[Token, Run | None], args: argparse.Namespace) -> Output:
+    token, run = fetched
+    lines = [f"completed token {token.id}"]
+    if run is None:
+        lines.append("it belongs to no run")
+    elif run.status == RunStatus.QUEUED:
+        lines.append(
+            f"run {run.id} is QUEUED: a running console resumes it within a moment, "
+            "otherwise the next one to start does"
+        )
+    else:
+        lines.append(f"run {run.id} is {run.status}")
+    doc = {"token": _record(token), "run": None if run is None else _record(run)}
+    return Output(doc, "\n".join(lines))
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _show_text(run: Run, steps: list[Step], tokens: list[Token]) -> str:
+    status = str(run.status)
+    if run.waiting_token_id:
+        status += f" (waiting on token {run.waiting_token_id})"
+    fields_ = [
+        ("run", run.id),
+        ("task", run.task),
+        ("status", status),
+        ("tags", _tags(run.tags)),
+        ("created", _when(run.created_at)),
+        ("updated", _when(run.updated_at)),
+        ("finished", _when(run.finished_at)),
+        ("idempotency key", run.idempotency_key or "-"),
+    ]
+    width = max(len(name) for name, _ in fields_)
+    parts = ["\n".join(f"{name.ljust(width)}  {value}" for name, value in fields_)]
+    parts.append("payload\n" + _indent(_pretty(run.payload)))
+    if run.status == RunStatus.COMPLETED:
+        parts.append("output\n" + _indent(_pretty(run.output)))
+    if run.error is not None:
+        parts.append("error\n" + _indent(run.error))
+    if run.traceback:
+        parts.append("traceback\n" + _indent(run.traceback.rstrip()))
+    waited = {t.id: t for t in tokens}
+    rows = [
+        [
+            str(s.position),
+            s.kind,
+            s.name,
+            "yes" if s.ok else "no",
+            str(s.attempts),
+            _when(s.started_at),
+            _duration(_step_seconds(s, waited)),
+            _short(s.error if s.error is not None else s.result),
+        ]
+        for s in steps
+    ]
+    headers = ["#", "KIND", "NAME", "OK", "TRIES", "STARTED", "TOOK", "RESULT / ERROR"]
+    parts.append(f"steps ({len(steps)})\n" + _indent(_table(headers, rows, empty="no steps yet")))
+    parts.append(f"tokens ({len(tokens)})\n" + _indent(_token_table(tokens)))
+    return "\n\n".join(parts)
+
+
+def _step_seconds(step: Step, tokens: dict[str, Token]) -> float:
+    """How long a step took; for a wait, how long its token waited (the engine records a wait
+    at the moment it resolves, so its own duration is always zero)."""
+    token = tokens.get(step.name) if step.kind == "wait" else None
+    if token is not None and token.completed_at is not None:
+        return (token.completed_at - token.created_at).total_seconds()
+    return step.duration_s
+
+
+def _token_table(tokens: list[Token]) -> str:
+    rows = [
+        [
+            t.id,
+            t.status,
+            t.run_id or "-",
+            _tags(t.tags),
+            _when(t.expires_at),
+            _when(t.completed_at),
+        ]
+        for t in tokens
+    ]
+    headers = ["TOKEN", "STATUS", "RUN", "TAGS", "EXPIRES", "FINISHED"]
+    return _table(headers, rows, empty="no tokens")
+
+
+def _table(headers: list[str], rows: list[list[str]], empty: str = "none") -> str:
+    if not rows:
+        return f"({empty})"
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in [headers, *rows]
+    )
+
+
+def _footer(count: int, limit: int, noun: str) -> str:
+    if count == 0:
+        return ""
+    more = f"; there may be more: raise --limit past {limit}" if count >= limit else ""
+    return f"\n\n{count} {noun}{'' if count == 1 else 's'}{more}"
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d {whole % 86400 // 3600:02d}h"
+
+
+def _tags(tags: Sequence[str]) -> str:
+    return ",".join(tags) or "-"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line if line else line for line in text.splitlines())
+
+
+def _record(record: Run | Token | Step) -> dict[str, Any]:
+    # is_cached only means something to the caller of trigger()/create_token().
+    return {f.name: getattr(record, f.name) for f in fields(record) if f.name != "is_cached"}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _safe(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _describe(exc: BaseException) -> str:
+    message = str(exc).strip().splitlines()
+    first = message[0] if message else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())
