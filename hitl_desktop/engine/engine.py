@@ -107,13 +107,17 @@ class Engine:
             executor = SqliteExecutor(path, self.synchronous)
         else:
             executor = AsyncSaExecutor(async_url(self.url))
-        revision = await executor.read(migrate.current_revision)
-        if not migrate.is_current(revision):
-            if path is not None:
-                await asyncio.to_thread(migrate.upgrade_sqlite, path, self.synchronous)
-            else:
-                assert isinstance(executor, AsyncSaExecutor)
-                await executor.run_sync(migrate.upgrade)
+        try:
+            revision = await executor.read(migrate.current_revision)
+            if not migrate.is_current(revision):
+                if path is not None:
+                    await asyncio.to_thread(migrate.upgrade_sqlite, path, self.synchronous)
+                else:
+                    assert isinstance(executor, AsyncSaExecutor)
+                    await executor.run_sync(migrate.upgrade)
+        except BaseException:
+            await executor.close()  # no store thread or connection outlives a failed open
+            raise
         self._executor_ = executor
 
     async def start(self) -> None:

@@ -13,24 +13,11 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-
 from .conftest import OPENER, Launcher
 
 PROCESSES, STORES = 3, 40
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "ENGINE BUG: configure_sqlite() runs `PRAGMA journal_mode=WAL` before setting "
-        "busy_timeout, and the switch to WAL on a new file can return SQLITE_BUSY without "
-        "calling the busy handler at all, so a process opening a new store while another "
-        "creates it fails at once with 'database is locked' (~3 % of opens with two "
-        "processes, ~10 % with three). Retrying the WAL switch while it reports 'locked' "
-        "removed every failure in 200 opens"
-    ),
-)
 async def test_processes_opening_a_new_store_at_once_all_succeed(
     launcher: Launcher, tmp_path: Path
 ) -> None:

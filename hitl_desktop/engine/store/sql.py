@@ -19,6 +19,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -156,7 +157,17 @@ class _SaTx:
 def configure_sqlite(raw: sqlite3.Connection, synchronous: str) -> None:
     """The one place SQLite's pragmas are set, for the store thread and for migrations."""
     raw.isolation_level = None  # we issue BEGIN IMMEDIATE ourselves
-    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("PRAGMA busy_timeout=10000")
+    # Switching a new file to WAL can fail at once with "locked" while another process creates
+    # the same store, without consulting the busy handler: retry it for a bounded while.
+    for attempt in range(200):
+        try:
+            raw.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 199:
+                raise
+            time.sleep(0.01)
     raw.execute(f"PRAGMA synchronous={synchronous}")
     raw.execute("PRAGMA busy_timeout=10000")
     raw.execute("PRAGMA foreign_keys=ON")
