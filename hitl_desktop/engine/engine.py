@@ -134,9 +134,7 @@ class Engine:
         self._started = True
         await self._recover()
         await self._fire_timers()
-        self._absorb(
-            await self._executor.write(store.claim_queued, self.id, self._task_names, self.clock())
-        )
+        await self._claim_queued()
         self._background = [
             asyncio.create_task(self._watch(), name="hitl-watch"),
             asyncio.create_task(self._heartbeat(), name="hitl-heartbeat"),
@@ -459,11 +457,7 @@ class Engine:
         self._last_event = last
         self._publish(rows)
         if any(r.kind in ("RunTriggered", "TokenCompleted", "RunResumed") for r in rows):
-            self._absorb(
-                await self._executor.write(
-                    store.claim_queued, self.id, self._task_names, self.clock()
-                )
-            )
+            await self._claim_queued()
         if any(r.kind == "RunPaused" for r in rows):
             self._note_deadline(await self._executor.read(store.earliest_deadline))
 
@@ -476,10 +470,22 @@ class Engine:
                 now = self.clock()
                 await self._executor.write(store.heartbeat, self.id, now)
                 await self._recover()
+                # Runs handed back by a clean stop() announce nothing: pick them up here.
+                await self._claim_queued()
                 if beats % 1800 == 1:
                     await self._executor.write(store.prune_events, now - 7 * 86400)
             except Exception:
                 log.exception("heartbeat failed; retrying")
+
+    async def _claim_queued(self) -> None:
+        """Take every QUEUED run of a task we know, a batch per transaction."""
+        for _ in range(1000):  # bounded: 100,000 runs
+            out = await self._executor.write(
+                store.claim_queued, self.id, self._task_names, self.clock()
+            )
+            self._absorb(out)
+            if out.value < store.CLAIM_BATCH:
+                return
 
     async def _recover(self) -> None:
         """Take over runs whose engine died (kill -9, power cut, crash)."""
@@ -519,7 +525,13 @@ def _poll_body(
     version = tx.data_version()
     if version is not None and version == known_version:
         return version, [], None
-    rows = store.events_after(tx, after, origin)
+    rows: list[EventRow] = []
+    while True:  # every event of the snapshot, in pages; the cursor then skips to its end
+        page = store.events_after(tx, after, origin)
+        rows += page
+        if len(page) < store.EVENT_PAGE:
+            break
+        after = page[-1].id
     last = store.last_event_id(tx)
     return version, rows, last
 

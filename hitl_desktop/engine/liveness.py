@@ -36,7 +36,14 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A killed process its parent has not reaped yet still answers signal 0: a zombie is dead.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return True
+    end = stat.rfind(b")")
+    return stat[end + 2 : end + 3] != b"Z"
 
 
 def identity() -> dict[str, Any]:

@@ -11,8 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from hitl_desktop.engine import Engine, RunStatus
 
 from .conftest import SERVE, Launcher, wait_for_log
@@ -162,14 +160,6 @@ async def test_a_running_engine_takes_over_the_runs_of_one_that_was_killed(
     assert takeover < 5.0  # a heartbeat (2 s) plus slack
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ENGINE BUG (minor): liveness.pid_alive() uses os.kill(pid, 0), which succeeds for a "
-        "zombie, so an engine killed but not yet reaped by its parent counts as alive on the "
-        "same host (where no lease applies) and its runs stay EXECUTING until it is reaped"
-    ),
-)
 async def test_an_engine_killed_but_not_yet_reaped_is_taken_over(
     launcher: Launcher, tmp_path: Path
 ) -> None:

@@ -1,7 +1,7 @@
 """Runs queued or handed back in the store must reach an engine that can execute them, and
 a running engine must relay every change other processes commit.
 
-Each test here fails on the engine as it stands; each xfail names the bug it shows.
+Each test here pins an engine bug found by these tests and since fixed.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import asyncio
 import os
 import time
 from pathlib import Path
-
-import pytest
 
 from hitl_desktop.engine import Engine, RunTriggered
 
@@ -29,14 +27,6 @@ async def until_none_queued(engine: Engine, timeout: float) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ENGINE BUG: start() calls store.claim_queued once, which takes at most 100 QUEUED runs; "
-        "the rest are claimed only when a poll sees a RunTriggered/TokenCompleted/RunResumed "
-        "event from *another* process, so with no other writer they stay QUEUED until a restart"
-    ),
-)
 async def test_an_engine_that_starts_takes_every_queued_run(tmp_path: Path) -> None:
     url, log = f"sqlite:///{tmp_path / 'runs.db'}", str(tmp_path / "log.jsonl")
     cli = Engine(url)  # opened, never started: its triggers are QUEUED for the next engine
@@ -54,14 +44,6 @@ async def test_an_engine_that_starts_takes_every_queued_run(tmp_path: Path) -> N
     assert counts.get("QUEUED", 0) == 0, counts
 
 
-@pytest.mark.xfail(
-    strict=False,  # timing: the burst must land between two of the engine's polls
-    reason=(
-        "ENGINE BUG: a poll that sees another process's RunTriggered events calls "
-        "claim_queued once (at most 100 runs); the engine's own RunResumed events are not "
-        "polled, so the rest of a burst stays QUEUED until another process writes again"
-    ),
-)
 async def test_a_running_engine_takes_every_run_another_process_queues(
     launcher: Launcher, tmp_path: Path
 ) -> None:
@@ -78,15 +60,6 @@ async def test_a_running_engine_takes_every_run_another_process_queues(
     assert counts.get("QUEUED", 0) == 0, counts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ENGINE BUG: stop() hands its runs in flight back as QUEUED (store.release) without "
-        "an event, and a running engine claims QUEUED runs only on another process's events "
-        "(never on a heartbeat), so a second console never takes them; a kill -9 instead is "
-        "taken over within a heartbeat"
-    ),
-)
 async def test_runs_a_clean_stop_hands_back_are_taken_by_a_running_engine(
     launcher: Launcher, tmp_path: Path
 ) -> None:
@@ -115,14 +88,6 @@ async def test_runs_a_clean_stop_hands_back_are_taken_by_a_running_engine(
     assert taken, f"the running engine did not take run {run.id} (QUEUED by a stop) in 5 s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ENGINE BUG: a poll reads at most 500 events (store._events_after LIMIT 500) but then "
-        "moves its cursor to the newest event id (store.last_event_id), so every event past "
-        "the 500th committed between two polls is never published to events() subscribers"
-    ),
-)
 async def test_a_running_engine_relays_every_event_another_process_commits(
     launcher: Launcher, tmp_path: Path
 ) -> None:

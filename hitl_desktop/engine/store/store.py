@@ -25,6 +25,8 @@ from .sql import Prepared, Row, Tx
 R, T, S, E = schema.runs, schema.tokens, schema.steps, schema.events
 b = sa.bindparam
 
+CLAIM_BATCH = 100
+EVENT_PAGE = 500
 EVENT_DATA_LIMIT = 16 * 1024
 """Outputs larger than this are not copied into the event log; readers fetch the run."""
 
@@ -123,7 +125,10 @@ _earliest = Prepared(
     sa.select(sa.func.min(T.c.expires_at).label("v")).where(T.c.status == "WAITING")
 )
 _events_after = Prepared(
-    sa.select(E).where(E.c.id > b("after"), E.c.origin != b("origin")).order_by(E.c.id).limit(500)
+    sa.select(E)
+    .where(E.c.id > b("after"), E.c.origin != b("origin"))
+    .order_by(E.c.id)
+    .limit(EVENT_PAGE)
 )
 _last_event = Prepared(sa.select(sa.func.max(E.c.id).label("v")))
 
@@ -428,10 +433,13 @@ def earliest_deadline(tx: Tx) -> float | None:
 
 
 def claim_queued(
-    tx: Tx, owner: str, tasks: frozenset[str], now: float, limit: int = 100
+    tx: Tx, owner: str, tasks: frozenset[str], now: float, limit: int = CLAIM_BATCH
 ) -> Outcome:
+    """Claim up to *limit* QUEUED runs; out.value is how many rows were looked at."""
     out = Outcome()
-    for row in tx.all(_queued, {"limit": limit}):
+    rows = tx.all(_queued, {"limit": limit})
+    out.value = len(rows)
+    for row in rows:
         if row["task"] not in tasks:
             continue
         params = {"rid": row["id"], "from_status": "QUEUED", "owner": owner, "now": now}
