@@ -76,8 +76,7 @@ class RunContext:
     async def flush(self) -> None:
         """Commit what has been recorded so far."""
         if self._writes:
-            writes = self._writes.take()
-            self._must_flush = False
+            writes = self.take_writes()
             await self._engine._executor.write(
                 store.flush, self.run_id, self._engine.id, writes, self._engine.clock()
             )

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from hitl_desktop.agent import (
     DEMO_ALLOW,
     Catalogue,
     Diff,
-    Proposal,
     ProposalInvalid,
     diff_proposal,
     diff_proposal_async,
@@ -27,12 +25,7 @@ from hitl_desktop.agent import (
     validate,
     validate_async,
 )
-
-MakeDb = Callable[..., sa.Engine]
-
-
-def proposal(*changes: dict[str, Any]) -> Proposal:
-    return Proposal.model_validate({"summary": "s", "rationale": "r", "changes": list(changes)})
+from tests.agent.helpers import MakeDb, proposal
 
 
 def diffs_for(catalogue: Catalogue, engine: sa.Engine, *changes: dict[str, Any]) -> list[Diff]:

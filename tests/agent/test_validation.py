@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -27,13 +27,7 @@ from hitl_desktop.agent import (
     validate_async,
 )
 from hitl_desktop.agent import validation as validation_module
-
-MakeDb = Callable[..., sa.Engine]
-
-
-def proposal(*changes: dict[str, Any]) -> Proposal:
-    return Proposal.model_validate({"summary": "s", "rationale": "r", "changes": list(changes)})
-
+from tests.agent.helpers import MakeDb, proposal
 
 REFUND = {
     "op": "insert",
