@@ -1,0 +1,166 @@
+"""The seam between the `db-change` task and whoever writes its proposal (a model or the demo).
+
+A proposer gets a `ProposalSession`: the catalogue, the read-only tools and a recorder (the run's
+context). Everything that reaches outside the process — a model call, a database read, a
+validation against current rows — goes through `session.record(name, fn, *args)`, an engine step,
+so a resumed run replays the recorded results and never calls the model or the database again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from ._rows import select_matching
+from .catalogue import Catalogue
+from .coerce import CoercionError, coerce_value, to_json_value
+from .errors import AgentError, Problem, ProposalInvalid
+from .proposal import Proposal
+from .validation import DEFAULT_MAX_ROWS, validate
+
+MAX_FIND_ROWS = 50
+"""The most rows `find_rows` returns, whatever limit is asked for."""
+
+
+class Recorder(Protocol):
+    """What a proposer needs of the run's context: `RunContext.step`."""
+
+    async def step(self, name: str, fn: Callable[..., Any], *args: Any) -> Any: ...
+
+
+class ToolError(AgentError):
+    """A read tool was called with arguments it cannot use; the message is for the model."""
+
+
+class ProposerFailed(AgentError):
+    """The proposer gave up (too many invalid answers, a model that would not answer)."""
+
+
+class ReadTools:
+    """`get_row` and `find_rows` on the target: visible columns only, values bound, JSON out."""
+
+    def __init__(self, catalogue: Catalogue, target: sa.Engine) -> None:
+        self.catalogue = catalogue
+        self.target = target
+
+    def _table(self, table: Any) -> str:
+        if not isinstance(table, str) or self.catalogue.get(table) is None:
+            known = ", ".join(self.catalogue.tables)
+            raise ToolError(f"unknown table {table!r}; the tables are: {known}")
+        return table
+
+    def _bind(self, table: str, column: Any, value: Any) -> Any:
+        info = self.catalogue[table]
+        found = info.column(column) if isinstance(column, str) else None
+        if found is None:
+            raise ToolError(
+                f"unknown column {column!r} in {table}; its columns are: "
+                f"{', '.join(info.column_names)}"
+            )
+        try:
+            return coerce_value(value, found)
+        except CoercionError as exc:
+            raise ToolError(f"{table}.{column}: {exc}") from None
+
+    def get_row(self, table: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The row with this primary key (visible columns), or None."""
+        name = self._table(table)
+        info = self.catalogue[name]
+        if not isinstance(key, Mapping) or set(key) != set(info.primary_key):
+            raise ToolError(
+                f"the key of {name} is {', '.join(info.primary_key)}; give exactly those columns"
+            )
+        values = tuple(self._bind(name, col, key[col]) for col in info.primary_key)
+        with self.target.connect() as conn:
+            rows = select_matching(
+                conn,
+                self.catalogue.core_table(name),
+                info.primary_key,
+                [values],
+                info.column_names,
+            )
+        return _json_row(rows[0]) if rows else None
+
+    def find_rows(
+        self, table: str, where: Mapping[str, Any], limit: int = 10
+    ) -> list[dict[str, Any]]:
+        """Rows whose columns equal the given values (AND), at most *limit* (≤ MAX_FIND_ROWS)."""
+        name = self._table(table)
+        if not isinstance(where, Mapping):
+            raise ToolError("'where' must be an object of column: value")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ToolError(f"'limit' must be a positive whole number, not {limit!r}")
+        core = self.catalogue.core_table(name)
+        query = sa.select(*self.catalogue.visible_columns(name))
+        for column, value in where.items():
+            bound = self._bind(name, column, value)
+            query = query.where(
+                core.c[column].is_(None) if bound is None else core.c[column] == bound
+            )
+        info = self.catalogue[name]
+        query = query.order_by(*(core.c[c] for c in info.primary_key)).limit(
+            min(limit, MAX_FIND_ROWS)
+        )
+        with self.target.connect() as conn:
+            return [_json_row(dict(row._mapping)) for row in conn.execute(query)]
+
+
+def _json_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: to_json_value(value) for name, value in row.items()}
+
+
+@dataclass
+class ProposalSession:
+    """Everything a proposer may use while it works on one request of one run."""
+
+    request: str
+    catalogue: Catalogue
+    tools: ReadTools
+    recorder: Recorder
+    max_rows: int = DEFAULT_MAX_ROWS
+    _checks: int = 0
+
+    async def record(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run *fn* as a recorded step of the run (its result must be JSON)."""
+        return await self.recorder.step(name, fn, *args)
+
+    async def check(self, proposal: Proposal) -> list[Problem]:
+        """Validate *proposal* against the catalogue and the current rows, as a recorded step
+        (so a replay takes the same branch): the problems, empty when it is valid."""
+        self._checks += 1
+        wire = proposal.to_wire()
+        found = await self.record(f"check {self._checks}", self._check_json, wire)
+        return [Problem.from_json(item) for item in found]
+
+    async def _check_json(self, wire: dict[str, Any]) -> list[dict[str, Any]]:
+        proposal = Proposal.model_validate(wire)
+
+        def run() -> list[dict[str, Any]]:
+            try:
+                validate(proposal, self.catalogue, self.tools.target, max_rows=self.max_rows)
+            except ProposalInvalid as exc:
+                return [p.to_json() for p in exc.problems]
+            return []
+
+        return await asyncio.to_thread(run)
+
+
+class Proposer(Protocol):
+    """Turns a request into a proposal that passed `session.check`, or raises `ProposerFailed`."""
+
+    @property
+    def label(self) -> str:
+        """Shown to reviewers: ``offline (demo)`` or ``openai:gpt-4o``."""
+        ...
+
+    async def propose(self, session: ProposalSession) -> Proposal: ...
+
+
+def tool_result_text(value: Any) -> str:
+    """A tool's result as the text a model reads."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,201 @@
+"""What a `db-change` run shows a reviewer, what the reviewer sends back, and how it ended.
+
+Three JSON shapes the engine stores and the console and the CLI read:
+
+* `Review`: the result of the run's ``propose`` step — the request, the agent's proposal and the
+  diff of every row (before → after), read once so the console never queries the target again.
+* `Decision`: the output a reviewer completes the run's token with (approve, maybe with edits, or
+  reject).
+* `Outcome`: the run's output — applied, rejected, expired, conflict or invalid edit — with who
+  decided and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .diff import Diff
+from .errors import AgentError
+
+PROPOSE_STEP = "propose"
+"""The name of the step whose result is the run's `Review`."""
+
+TASK_NAME = "db-change"
+
+OutcomeKind = Literal["applied", "rejected", "expired", "conflict", "invalid_edit"]
+OUTCOMES: tuple[OutcomeKind, ...] = ("applied", "rejected", "expired", "conflict", "invalid_edit")
+
+
+class DecisionInvalid(AgentError):
+    """A token completion that is not a well-formed decision."""
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    request: str
+    summary: str
+    rationale: str
+    proposal: dict[str, Any]
+    """The proposal as `Proposal.to_wire()` gives it (the raw JSON the console can toggle to)."""
+    diffs: tuple[Diff, ...]
+    tables: tuple[str, ...]
+    target: str
+    """The target database, for display: its URL without a password."""
+    proposer: str
+    """Who wrote the proposal: ``offline (demo)`` or ``openai:<model>``."""
+
+    @property
+    def rows(self) -> int:
+        return len(self.diffs)
+
+    @property
+    def ops(self) -> dict[str, int]:
+        """How many inserts, updates and deletes (only the ops present)."""
+        counts: dict[str, int] = {}
+        for diff in self.diffs:
+            counts[diff.op] = counts.get(diff.op, 0) + 1
+        return counts
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request": self.request,
+            "summary": self.summary,
+            "rationale": self.rationale,
+            "proposal": self.proposal,
+            "diffs": [diff.to_json() for diff in self.diffs],
+            "tables": list(self.tables),
+            "target": self.target,
+            "proposer": self.proposer,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Review:
+        return cls(
+            request=str(data["request"]),
+            summary=str(data["summary"]),
+            rationale=str(data["rationale"]),
+            proposal=dict(data["proposal"]),
+            diffs=tuple(Diff.from_json(item) for item in data["diffs"]),
+            tables=tuple(data["tables"]),
+            target=str(data["target"]),
+            proposer=str(data["proposer"]),
+        )
+
+
+def review_from_steps(steps: Iterable[Any]) -> Review | None:
+    """The `Review` among a run's recorded steps (`Engine.get_steps`), or None before it exists."""
+    for step in steps:
+        if step.kind == "step" and step.name == PROPOSE_STEP and step.ok:
+            return Review.from_json(step.result)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """Reviewer's replacement values for one change of the proposal (by its index)."""
+
+    index: int
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    approve: bool
+    reviewer: str
+    comment: str | None = None
+    edits: tuple[Edit, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decision": "approve" if self.approve else "reject",
+            "reviewer": self.reviewer,
+            "comment": self.comment,
+            "edits": [{"index": e.index, "values": dict(e.values)} for e in self.edits],
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Decision:
+        """Parse a token's output; raises `DecisionInvalid` naming what is wrong."""
+        if not isinstance(data, Mapping):
+            raise DecisionInvalid(f"a decision is a JSON object, not {type(data).__name__}")
+        kind = data.get("decision")
+        if kind not in ("approve", "reject"):
+            raise DecisionInvalid(f"'decision' must be 'approve' or 'reject', not {kind!r}")
+        reviewer = data.get("reviewer")
+        if not isinstance(reviewer, str) or not reviewer.strip():
+            raise DecisionInvalid("'reviewer' must be a non-empty name")
+        comment = data.get("comment")
+        if comment is not None and not isinstance(comment, str):
+            raise DecisionInvalid("'comment' must be text or null")
+        edits = parse_edits(data.get("edits") or [])
+        if edits and kind == "reject":
+            raise DecisionInvalid("a rejection carries no edits")
+        return cls(kind == "approve", reviewer.strip(), comment, edits)
+
+
+def parse_edits(data: Any) -> tuple[Edit, ...]:
+    """Edits as JSON: ``[{"index": 0, "values": {"amount": "15.00"}}, ...]``, or the shorthand
+    ``{"0": {...}}`` keyed by change index."""
+    if isinstance(data, Mapping):
+        data = [{"index": k, "values": v} for k, v in data.items()]
+    if not isinstance(data, Sequence) or isinstance(data, str | bytes):
+        raise DecisionInvalid("'edits' must be a list of {index, values}")
+    edits: list[Edit] = []
+    seen: set[int] = set()
+    for item in data:
+        if not isinstance(item, Mapping) or set(item) != {"index", "values"}:
+            raise DecisionInvalid("each edit is an object with exactly 'index' and 'values'")
+        try:
+            index = int(item["index"])
+        except (TypeError, ValueError):
+            raise DecisionInvalid(f"edit index {item['index']!r} is not a number") from None
+        if index in seen:
+            raise DecisionInvalid(f"change {index} is edited twice")
+        values = item["values"]
+        if not isinstance(values, Mapping) or not all(isinstance(k, str) for k in values):
+            raise DecisionInvalid(f"the values of edit {index} must be an object of columns")
+        seen.add(index)
+        edits.append(Edit(index, dict(values)))
+    return tuple(edits)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    outcome: OutcomeKind
+    reviewer: str | None
+    comment: str | None
+    message: str
+    """One line for people: what happened."""
+    rows: int = 0
+    """Rows written (applied only)."""
+    conflicts: tuple[dict[str, Any], ...] = ()
+    problems: tuple[dict[str, Any], ...] = ()
+    """Why an edit was refused (invalid_edit): `Problem.to_json()` items."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "reviewer": self.reviewer,
+            "comment": self.comment,
+            "message": self.message,
+            "rows": self.rows,
+            "conflicts": list(self.conflicts),
+            "problems": list(self.problems),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Outcome:
+        kind = data["outcome"]
+        if kind not in OUTCOMES:
+            raise ValueError(f"unknown outcome {kind!r}")
+        return cls(
+            outcome=kind,
+            reviewer=data.get("reviewer"),
+            comment=data.get("comment"),
+            message=str(data.get("message", "")),
+            rows=int(data.get("rows", 0)),
+            conflicts=tuple(data.get("conflicts", ())),
+            problems=tuple(data.get("problems", ())),
+        )
