@@ -1,0 +1,167 @@
+"""The db-change task end to end on real SQLite files: propose, wait, decide, write once."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hitl_desktop.agent.db_change import (
+    ChangeRequest,
+    RequestInvalid,
+    close_targets,
+    db_change,
+    decide,
+    request_change,
+)
+from hitl_desktop.agent.offline import DEMO_REQUESTS
+from hitl_desktop.agent.review import Decision, Edit, Outcome, review_from_steps
+from hitl_desktop.engine import Engine, RunStatus, TokenAlreadyFinished
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    engine = Engine(f"sqlite:///{tmp_path / 'runs.db'}", tasks=[db_change])
+    await engine.start()
+    yield engine
+    await engine.stop()
+    close_targets()
+
+
+def rows(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+async def waiting(engine: Engine, target: Path, text: str, **kw: Any) -> tuple[str, str]:
+    run = await request_change(engine, ChangeRequest(text, f"sqlite:///{target}", **kw))
+    run = await engine.wait_for(run.id)
+    assert run.status == RunStatus.WAITING, run.error
+    assert run.waiting_token_id is not None
+    return run.id, run.waiting_token_id
+
+
+async def finish(engine: Engine, run_id: str) -> Outcome:
+    run = await engine.wait_for(run_id, [RunStatus.COMPLETED, RunStatus.FAILED])
+    assert run.status == RunStatus.COMPLETED, run.error
+    return Outcome.from_json(run.output)
+
+
+@pytest.mark.parametrize("text", DEMO_REQUESTS)
+async def test_every_demo_request_waits_with_a_review_and_applies_once(
+    engine: Engine, demo_path: Path, text: str
+) -> None:
+    before = {t: rows(demo_path, f"select * from {t} order by 1") for t in ("refunds", "invoices")}
+    run_id, token_id = await waiting(engine, demo_path, text)
+    review = review_from_steps(await engine.get_steps(run_id))
+    assert review is not None and review.request == text and review.proposer == "offline (demo)"
+    assert review.diffs and review.summary
+    token = await engine.get_token(token_id)
+    assert set(token.tags) == set(review.tables)
+    # Nothing is written while the run waits.
+    assert before == {t: rows(demo_path, f"select * from {t} order by 1") for t in before}
+    await decide(engine, token_id, Decision(approve=True, reviewer="ana", comment="ok"))
+    outcome = await finish(engine, run_id)
+    assert (outcome.outcome, outcome.reviewer, outcome.rows) == ("applied", "ana", 1)
+    markers = rows(demo_path, "select run_id, step, rows from hitl_applied_writes")
+    assert markers == [(run_id, "apply", 1)]
+
+
+async def test_refund_writes_the_reviewed_row(engine: Engine, demo_path: Path) -> None:
+    run_id, token_id = await waiting(engine, demo_path, "Refund $20 on invoice 1042")
+    review = review_from_steps(await engine.get_steps(run_id))
+    assert review is not None
+    assert review.diffs[0].after is not None and review.diffs[0].after["amount"] == "20.00"
+    await decide(engine, token_id, Decision(True, "ana"))
+    await finish(engine, run_id)
+    assert rows(
+        demo_path, "select invoice_id, amount, status from refunds where invoice_id=1042"
+    ) == [(1042, 20, "pending")]
+
+
+async def test_reject_and_expiry_write_nothing(engine: Engine, demo_path: Path) -> None:
+    run_id, token_id = await waiting(engine, demo_path, "Refund $20 on invoice 1042")
+    await decide(engine, token_id, Decision(False, "bo", comment="customer withdrew"))
+    outcome = await finish(engine, run_id)
+    assert (outcome.outcome, outcome.reviewer, outcome.comment) == (
+        "rejected",
+        "bo",
+        "customer withdrew",
+    )
+    expiring, _ = await waiting(engine, demo_path, "Refund $5 on invoice 1042", timeout="300ms")
+    outcome = await finish(engine, expiring)
+    assert outcome.outcome == "expired" and outcome.reviewer is None
+    assert rows(demo_path, "select count(*) from refunds where invoice_id=1042") == [(0,)]
+    assert rows(demo_path, "select count(*) from hitl_applied_writes") == [(0,)]
+
+
+async def test_a_token_is_decided_once(engine: Engine, demo_path: Path) -> None:
+    run_id, token_id = await waiting(engine, demo_path, "Void invoice 4854")
+    await decide(engine, token_id, Decision(True, "ana"))
+    with pytest.raises(TokenAlreadyFinished):
+        await decide(engine, token_id, Decision(False, "bo"))
+    assert (await finish(engine, run_id)).outcome == "applied"
+    assert rows(demo_path, "select status from invoices where id=4854") == [("void",)]
+
+
+async def test_edits_are_revalidated(engine: Engine, demo_path: Path) -> None:
+    run_id, token_id = await waiting(engine, demo_path, "Refund $20 on invoice 1042")
+    edit = Edit(0, {"amount": "twelve"})
+    await decide(engine, token_id, Decision(True, "ana", edits=(edit,)))
+    outcome = await finish(engine, run_id)
+    assert outcome.outcome == "invalid_edit"
+    assert outcome.problems and outcome.problems[0]["column"] == "amount"
+    assert rows(demo_path, "select count(*) from refunds where invoice_id=1042") == [(0,)]
+
+    run_id, token_id = await waiting(engine, demo_path, "Refund $20 on invoice 1042")
+    await decide(engine, token_id, Decision(True, "ana", edits=(Edit(0, {"amount": "15.50"}),)))
+    outcome = await finish(engine, run_id)
+    assert outcome.outcome == "applied" and "edits" in outcome.message
+    assert rows(demo_path, "select amount from refunds where invoice_id=1042") == [(15.5,)]
+
+
+async def test_a_row_changed_since_the_proposal_is_a_conflict(
+    engine: Engine, demo_path: Path
+) -> None:
+    run_id, token_id = await waiting(engine, demo_path, "Move customer 17 to the annual plan")
+    with sqlite3.connect(demo_path) as conn:
+        conn.execute("update subscriptions set status='past_due' where id=20")
+    await decide(engine, token_id, Decision(True, "ana"))
+    outcome = await finish(engine, run_id)
+    assert outcome.outcome == "conflict"
+    assert outcome.conflicts[0]["columns"] == {"status": ["active", "past_due"]}
+    assert rows(demo_path, "select plan_id from subscriptions where id=20") == [(3,)]
+
+
+async def test_requests_the_demo_proposer_cannot_do_fail_clearly(
+    engine: Engine, demo_path: Path
+) -> None:
+    for text, expected in [
+        ("Please buy me a pony", "does not understand"),
+        ("Refund $5000 on invoice 1042", "left to refund"),
+        ("Refund $20 on invoice 999999", "there is no invoice"),
+    ]:
+        run = await request_change(engine, ChangeRequest(text, f"sqlite:///{demo_path}"))
+        run = await engine.wait_for(run.id)
+        assert run.status == RunStatus.FAILED and run.error is not None
+        assert expected in run.error
+    assert await engine.list_tokens() == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"request": " ", "target": "sqlite:///x.db"}, "empty"),
+        ({"request": "x", "target": "not a url"}, "not a database URL"),
+        ({"request": "x", "target": "sqlite:///x.db", "proposer": "magic"}, "proposer"),
+        ({"request": "x", "target": "sqlite:///x.db", "timeout": "soon"}, "timeout"),
+        ({"request": "x", "target": "sqlite:///x.db", "max_rows": 0}, "max_rows"),
+        ({"request": "x", "target": "sqlite:///x.db", "colour": 1}, "unknown field"),
+    ],
+)
+def test_bad_requests_name_the_problem(payload: dict[str, Any], expected: str) -> None:
+    with pytest.raises(RequestInvalid, match=expected):
+        ChangeRequest.from_json(payload)
