@@ -177,10 +177,9 @@ def make_proposer(change: ChangeRequest) -> Proposer:
 
 
 def _api_key() -> str | None:
-    from .. import secrets  # type: ignore[attr-defined]  # being written: issue 4
+    from .. import secrets
 
-    key: str | None = secrets.get_api_key()
-    return key
+    return secrets.get_api_key()
 
 
 def _review(target: Target, change: ChangeRequest, label: str, wire: dict[str, Any]) -> Any:
