@@ -249,6 +249,17 @@ class Engine:
         counts: dict[str, int] = await self._executor_or_open(store.count_runs)
         return counts
 
+    async def running_engines(self) -> list[str]:
+        """Ids of the other engines executing runs on this store now (alive, not stopped):
+        the CLI leaves a resumed run to them rather than executing it itself."""
+        rows = await self._executor_or_open(store.live_engines)
+        now = self.clock()
+        return [
+            str(row["id"])
+            for row in rows
+            if row["id"] != self.id and not liveness.is_dead(row, now, self.lease)
+        ]
+
     async def cancel(self, run_id: str, reason: str | None = None) -> bool:
         """Cancel a run that has not finished; False if it had already finished."""
         out = await self._executor_or_open(
