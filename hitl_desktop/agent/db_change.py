@@ -113,6 +113,18 @@ class ChangeRequest:
         )
 
 
+def sync_url(url: str) -> sa.URL:
+    """The target's URL with the sync driver the agent uses: psycopg for PostgreSQL, the
+    standard library's sqlite3 for SQLite, whatever driver the URL named."""
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite")
+    return parsed
+
+
 def display_url(url: str) -> str:
     """The URL without its password, for people and for the store's review record."""
     return sa.make_url(url).render_as_string(hide_password=True)
@@ -141,8 +153,9 @@ def _open_target(change: ChangeRequest) -> Target:
         found = _targets.get(key)
         if found is not None:
             return found
-        reader = sa.create_engine(change.target)
-        writer = writer_engine(change.target)
+        url = sync_url(change.target)
+        reader = sa.create_engine(url)
+        writer = writer_engine(url)
         try:
             catalogue = reflect_catalogue(reader, allow=change.allow, deny=change.deny)
             ensure_markers(writer)

@@ -1,6 +1,6 @@
 """Agent fixtures: a fresh demo target per test (a copy of one generated SQLite file), and an
 async target that is SQLite, or a fresh PostgreSQL database when HITL_TEST_PG names a server
-(e.g. postgresql://postgres@127.0.0.1:55432/postgres)."""
+(tests/conftest.py starts one when PostgreSQL is installed)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ from hitl_desktop.agent import (
     write_demo,
 )
 
-PG = os.environ.get("HITL_TEST_PG")
+
+def pg_server() -> str | None:
+    """The PostgreSQL server for target tests: started by tests/conftest.py, or named by hand."""
+    return os.environ.get("HITL_TEST_PG_TARGET") or os.environ.get("HITL_TEST_PG")
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +78,9 @@ def _pg_admin(sql: str) -> None:
     import asyncpg
 
     async def run() -> None:
-        assert PG is not None
-        conn = await asyncpg.connect(PG.replace("postgresql+asyncpg://", "postgresql://"))
+        server = pg_server()
+        assert server is not None
+        conn = await asyncpg.connect(server.replace("postgresql+asyncpg://", "postgresql://"))
         try:
             await conn.execute(sql)
         finally:
@@ -91,12 +95,12 @@ async def async_demo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     name = None
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'async.db'}"
-    elif not PG:
-        pytest.skip("HITL_TEST_PG is not set")
+    elif not pg_server():
+        pytest.skip("no PostgreSQL: install it (make test does) or set HITL_TEST_PG_TARGET")
     else:
         name = f"hitl_agent_{uuid.uuid4().hex[:12]}"
         await asyncio.to_thread(_pg_admin, f'CREATE DATABASE "{name}"')
-        base = PG.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
+        base = str(pg_server()).replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
         url = f"{base}/{name}"
     engine = create_async_engine(url)
     try:
@@ -107,3 +111,22 @@ async def async_demo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         await engine.dispose()
         if name is not None:
             await asyncio.to_thread(_pg_admin, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_target() -> Iterator[str]:
+    """A fresh PostgreSQL database holding the demo data; its sync URL (psycopg)."""
+    server = pg_server()
+    if not server:
+        pytest.skip("no PostgreSQL: install it (make test does) or set HITL_TEST_PG_TARGET")
+    name = f"hitl_target_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    url = server.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + f"/{name}"
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.begin() as conn:
+            write_demo(conn)
+    finally:
+        engine.dispose()
+    yield url
+    _pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)')

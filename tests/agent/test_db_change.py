@@ -165,3 +165,38 @@ async def test_requests_the_demo_proposer_cannot_do_fail_clearly(
 def test_bad_requests_name_the_problem(payload: dict[str, Any], expected: str) -> None:
     with pytest.raises(RequestInvalid, match=expected):
         ChangeRequest.from_json(payload)
+
+
+async def test_postgresql_target_applies_once_and_sees_conflicts(
+    engine: Engine, pg_target: str
+) -> None:
+    import sqlalchemy as sa
+
+    run = await request_change(engine, ChangeRequest("Refund $20 on invoice 1042", pg_target))
+    run = await engine.wait_for(run.id)
+    assert run.status == RunStatus.WAITING, run.error
+    assert run.waiting_token_id is not None
+    await decide(engine, run.waiting_token_id, Decision(True, "ana"))
+    assert (await finish(engine, run.id)).outcome == "applied"
+
+    conflicted = await request_change(
+        engine, ChangeRequest("Move customer 17 to the annual plan", pg_target)
+    )
+    conflicted = await engine.wait_for(conflicted.id)
+    assert conflicted.waiting_token_id is not None
+    target = sa.create_engine(pg_target.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with target.begin() as conn:
+            conn.execute(sa.text("update subscriptions set status='past_due' where id=20"))
+        await decide(engine, conflicted.waiting_token_id, Decision(True, "ana"))
+        assert (await finish(engine, conflicted.id)).outcome == "conflict"
+        with target.connect() as conn:
+            refunds = conn.execute(
+                sa.text("select amount from refunds where invoice_id=1042")
+            ).all()
+            plan = conn.execute(sa.text("select plan_id from subscriptions where id=20")).all()
+            markers = conn.execute(sa.text("select count(*) from hitl_applied_writes")).scalar()
+    finally:
+        target.dispose()
+    assert [str(r.amount) for r in refunds] == ["20.00"]
+    assert plan == [(3,)] and markers == 1
