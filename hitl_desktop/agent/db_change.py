@@ -25,11 +25,11 @@ from .apply import apply_proposal, ensure_markers, outcome_of, with_edits, write
 from .catalogue import Catalogue, reflect_catalogue
 from .demo_db import DEFAULT_DENY
 from .diff import diff_proposal, diffs_from_json
-from .errors import AgentError, ProposalInvalid
+from .errors import AgentError, Problem, ProposalInvalid
 from .offline import OfflineProposer
 from .proposal import Proposal
 from .proposer import ProposalSession, Proposer, ReadTools
-from .review import PROPOSE_STEP, TASK_NAME, Decision, Outcome, Review
+from .review import PROPOSE_STEP, TASK_NAME, Decision, Edit, Outcome, Review, review_from_steps
 from .validation import DEFAULT_MAX_ROWS, validate
 
 ProposerKind = Literal["offline", "openai"]
@@ -296,3 +296,25 @@ async def decide(engine: Engine, token_id: str, decision: Decision) -> Token:
     """Complete a review's token with *decision*. Raises the engine's `TokenAlreadyFinished`
     when the token was decided or timed out meanwhile (nothing changes then)."""
     return await engine.complete_token(token_id, decision.to_json())
+
+
+async def check_edits(engine: Engine, run_id: str, edits: tuple[Edit, ...]) -> list[Problem]:
+    """What would be wrong with approving *run_id* with *edits*, checked against the target now;
+    empty when the edits are fine. The console calls it before deciding, so that a reviewer can
+    correct an edit instead of ending the run as ``invalid_edit``."""
+    run = await engine.get_run(run_id)
+    review = review_from_steps(await engine.get_steps(run_id))
+    if review is None:
+        raise RequestInvalid(f"run {run_id} has no proposal to edit yet")
+    change = ChangeRequest.from_json(run.payload)
+    target = await open_target(change)
+
+    def check() -> list[Problem]:
+        try:
+            edited = with_edits(Proposal.model_validate(review.proposal), edits)
+            validate(edited, target.catalogue, target.reader, max_rows=change.max_rows)
+        except ProposalInvalid as exc:
+            return list(exc.problems)
+        return []
+
+    return await asyncio.to_thread(check)

@@ -200,3 +200,16 @@ async def test_postgresql_target_applies_once_and_sees_conflicts(
         target.dispose()
     assert [str(r.amount) for r in refunds] == ["20.00"]
     assert plan == [(3,)] and markers == 1
+
+
+async def test_edits_can_be_checked_before_deciding(engine: Engine, demo_path: Path) -> None:
+    from hitl_desktop.agent.db_change import check_edits
+
+    run_id, token_id = await waiting(engine, demo_path, "Refund $20 on invoice 1042")
+    problems = await check_edits(engine, run_id, (Edit(0, {"amount": "lots", "colour": "red"}),))
+    assert {(p.column, p.code) for p in problems} == {
+        ("amount", "bad_value"),
+        ("colour", "unknown_column"),
+    }
+    assert await check_edits(engine, run_id, (Edit(0, {"amount": "5.00"}),)) == []
+    assert (await engine.get_token(token_id)).status == "WAITING"  # checking decides nothing
