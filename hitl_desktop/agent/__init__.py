@@ -1,4 +1,5 @@
-"""The agent's Qt-free, engine-free core: the catalogue, proposals, validation, diffs, demo data.
+"""The agent (no Qt): the catalogue, proposals, validation, diffs, the proposers, the demo data,
+and the built-in `db-change` task with its exactly-once write.
 
 from hitl_desktop.agent import reflect_catalogue, Proposal, validate, diff_proposal
 
@@ -6,8 +7,12 @@ catalogue = reflect_catalogue(engine, allow=DEMO_ALLOW, deny=DEFAULT_DENY)
 proposal = Proposal.model_validate_json(model_answer)   # the shape of proposal_json_schema()
 validated = validate(proposal, catalogue, engine)       # or raises ProposalInvalid
 diffs = diff_proposal(validated, engine)                # JSON-ready: Diff.to_json()
+
+run = await request_change(engine, ChangeRequest("Refund $20 on invoice 1042", target=url))
+await decide(engine, token_id, Decision(approve=True, reviewer="ana"))
 """
 
+from .apply import MARKERS, ApplyFailed
 from .catalogue import (
     COLUMN_KINDS,
     Catalogue,
@@ -21,6 +26,16 @@ from .catalogue import (
     reflect_catalogue_conn,
 )
 from .coerce import CoercionError, coerce_value, to_json_value
+from .db_change import (
+    ChangeRequest,
+    RequestInvalid,
+    check_edits,
+    close_targets,
+    db_change,
+    decide,
+    display_url,
+    request_change,
+)
 from .demo_db import DEFAULT_DENY, DEMO_ALLOW, create_demo_db, demo_rows, write_demo
 from .diff import (
     Conflict,
@@ -35,6 +50,7 @@ from .diff import (
     read_rows,
 )
 from .errors import AgentError, CatalogueError, Problem, ProblemCode, ProposalInvalid
+from .offline import DEMO_REQUESTS, SHAPES, OfflineProposer
 from .proposal import (
     ColumnValue,
     Op,
@@ -44,6 +60,27 @@ from .proposal import (
     proposal_json_schema,
     proposal_response_format,
 )
+from .proposer import (
+    ProposalSession,
+    Proposer,
+    ProposerFailed,
+    ReadTools,
+    Recorder,
+    ToolError,
+)
+from .review import (
+    OUTCOMES,
+    PROPOSE_STEP,
+    TASK_NAME,
+    Decision,
+    DecisionInvalid,
+    Edit,
+    Outcome,
+    OutcomeKind,
+    Review,
+    parse_edits,
+    review_from_steps,
+)
 from .validation import (
     DEFAULT_MAX_ROWS,
     ValidatedChange,
@@ -52,48 +89,89 @@ from .validation import (
     validate_async,
 )
 
+
+def __getattr__(name: str) -> object:
+    # The openai client costs a few hundred ms to import: load it when a model is used.
+    if name == "OpenAIProposer":
+        from .llm import OpenAIProposer
+
+        return OpenAIProposer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "COLUMN_KINDS",
     "DEFAULT_DENY",
     "DEFAULT_MAX_ROWS",
     "DEMO_ALLOW",
+    "DEMO_REQUESTS",
+    "MARKERS",
+    "OUTCOMES",
+    "PROPOSE_STEP",
+    "SHAPES",
+    "TASK_NAME",
     "AgentError",
+    "ApplyFailed",
     "Catalogue",
     "CatalogueError",
+    "ChangeRequest",
     "CoercionError",
     "ColumnInfo",
     "ColumnKind",
     "ColumnValue",
     "Conflict",
+    "Decision",
+    "DecisionInvalid",
     "Diff",
+    "Edit",
     "ForeignKeyInfo",
+    "OfflineProposer",
     "Op",
+    "OpenAIProposer",
+    "Outcome",
+    "OutcomeKind",
     "Problem",
     "ProblemCode",
     "Proposal",
     "ProposalInvalid",
+    "ProposalSession",
+    "Proposer",
+    "ProposerFailed",
+    "ReadTools",
+    "Recorder",
+    "RequestInvalid",
+    "Review",
     "RowChange",
     "Scalar",
     "TableInfo",
+    "ToolError",
     "ValidatedChange",
     "ValidatedProposal",
+    "check_edits",
+    "close_targets",
     "coerce_value",
     "column_kind",
     "create_demo_db",
+    "db_change",
+    "decide",
     "demo_rows",
     "diff_conn",
     "diff_proposal",
     "diff_proposal_async",
     "diffs_from_json",
     "diffs_to_json",
+    "display_url",
     "find_conflicts",
     "fingerprint",
+    "parse_edits",
     "proposal_json_schema",
     "proposal_response_format",
     "read_rows",
     "reflect_catalogue",
     "reflect_catalogue_async",
     "reflect_catalogue_conn",
+    "request_change",
+    "review_from_steps",
     "to_json_value",
     "validate",
     "validate_async",
