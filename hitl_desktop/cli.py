@@ -4,11 +4,18 @@
     hitl tokens [--status S] [--tag T]... [--run RUN_ID] [--limit N]
     hitl show RUN_ID
     hitl complete TOKEN_ID --data '{"approved": true}'
+    hitl demo-db PATH
+    hitl request "Refund $20 on invoice 1042" [--target URL] [--proposer offline|openai]
+    hitl approve TOKEN_ID [--comment C] [--edit JSON]
+    hitl reject TOKEN_ID [--reason R]
 
 Every command takes `--store URL` (default: HITL_STORE, else runs.db in the per-user data
-directory) and `--json` (one JSON document on stdout). The CLI only opens the store, it never
-executes runs: a run whose token it completes is left QUEUED for the console's engine, which
-picks it up at once when it is running, or when it next starts.
+directory) and `--json` (one JSON document on stdout). `complete` only opens the store: the
+run whose token it completes is left QUEUED for the console's engine, which picks it up at once
+when it is running, or when it next starts. `request`, `approve` and `reject` work on the
+built-in `db-change` task: `request` executes the run until it waits for review; `approve` and
+`reject` decide it and then drive the run to its end themselves, unless another process (a
+console) is executing runs on the store, which then does it while the CLI waits for the outcome.
 
 Errors are one line on stderr starting with `hitl: error: `; the exit status is 2 for usage
 errors (bad arguments, bad JSON) and 1 for everything else (unknown ids, finished tokens,
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -33,8 +41,21 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from . import __version__
-from .config import as_store_url, load_settings
+from .agent import create_demo_db
+from .agent.db_change import ChangeRequest, RequestInvalid, db_change, decide, request_change
+from .agent.review import (
+    TASK_NAME,
+    Decision,
+    DecisionInvalid,
+    Outcome,
+    Review,
+    parse_edits,
+    review_from_steps,
+)
+from .config import ConfigError, as_store_url, load_settings, sqlite_url
 from .engine import Engine, EngineError, Run, RunStatus, Step, Token, TokenStatus
+
+FINISHED = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED)
 
 USAGE = 2
 FAILURE = 1
@@ -63,10 +84,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `hitl` command line; returns the exit status."""
     try:
         args = _parser().parse_args(argv)
-        url = _store_url(args.store)
-        if args.command == "complete":
-            args.output = _parse_data(args.data)
-        fetched = asyncio.run(_with_engine(url, args.fetch, args))
+        if args.command == "demo-db":
+            fetched = _demo_db(args)
+        else:
+            url = _store_url(args.store, create=args.command == "request")
+            if args.command == "complete":
+                args.output = _parse_data(args.data)
+            if args.command in ("approve", "reject"):
+                args.decision = _decision(args)
+            if args.command == "request":
+                args.change = _change_request(args)
+            fetched = asyncio.run(_with_engine(url, args.fetch, args))
     except CliError as exc:
         message = " ".join(str(exc).split())  # one line, whatever the message holds
         print(f"hitl: error: {message}", file=sys.stderr)
@@ -152,6 +180,64 @@ def _parser() -> argparse.ArgumentParser:
         help="the token's output as JSON, '-' to read it from stdin, or @FILE",
     )
     complete.set_defaults(fetch=_fetch_complete, render=_render_complete)
+
+    demo = sub.add_parser("demo-db", help="write the demo target database (a SQLite file)")
+    demo.add_argument("path", metavar="PATH")
+    demo.add_argument("--json", action="store_true", help="print one JSON document")
+    demo.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    demo.set_defaults(render=_render_demo_db)
+
+    request = sub.add_parser(
+        "request",
+        parents=[common],
+        help="ask for a database change: run db-change until it waits for review",
+    )
+    request.add_argument("text", metavar="TEXT", help="what should change, in plain words")
+    request.add_argument(
+        "--target",
+        metavar="URL",
+        help="the target database: a SQLAlchemy URL or a SQLite file path "
+        "(default: $HITL_TARGET, else the target in the settings)",
+    )
+    request.add_argument(
+        "--proposer",
+        choices=["offline", "openai"],
+        help="who proposes: the offline demo proposer or an OpenAI-compatible model "
+        "(default: the settings' choice)",
+    )
+    request.add_argument("--model", help="the model (default: the settings' model)")
+    request.add_argument("--base-url", metavar="URL", help="an OpenAI-compatible server's URL")
+    request.add_argument(
+        "--timeout", metavar="DURATION", help="how long the review may wait (e.g. 10m, 24h)"
+    )
+    request.add_argument(
+        "--wait", type=_positive, default=300, metavar="S", help="give up after S seconds (300)"
+    )
+    request.set_defaults(fetch=_fetch_request, render=_render_request)
+
+    for name, helps in (
+        ("approve", "approve a review: the change is written once"),
+        ("reject", "reject a review: nothing is written"),
+    ):
+        decide = sub.add_parser(name, parents=[common], help=helps)
+        decide.add_argument("token_id", metavar="TOKEN_ID")
+        decide.add_argument(
+            "--reviewer", help="your name, recorded with the decision (default: your login)"
+        )
+        if name == "approve":
+            decide.add_argument("--comment", help="a note kept with the decision")
+            decide.add_argument(
+                "--edit",
+                metavar="JSON",
+                help='replacement values by change index, e.g. \'{"0": {"amount": "15.00"}}\' '
+                "(validated again before writing)",
+            )
+        else:
+            decide.add_argument("--reason", dest="comment", help="why, kept with the decision")
+        decide.add_argument(
+            "--wait", type=_positive, default=60, metavar="S", help="give up after S seconds (60)"
+        )
+        decide.set_defaults(fetch=_fetch_decide, render=_render_decide)
     return parser
 
 
@@ -178,12 +264,15 @@ def _positive(text: str) -> int:
     return value
 
 
-def _store_url(given: str | None) -> str:
-    """The store to open; a SQLite file must exist already (reads never create a store)."""
+def _store_url(given: str | None, *, create: bool = False) -> str:
+    """The store to open; a SQLite file must exist already unless *create* (reads never create
+    a store)."""
     if given is not None and not given.strip():
         raise CliError("--store is empty", USAGE)
     try:
         url = load_settings().store_url if given is None else as_store_url(given)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot prepare the data directory: {exc}") from None
     try:
@@ -192,7 +281,7 @@ def _store_url(given: str | None) -> str:
         raise CliError(f"--store {given!r} is not a database URL: {exc}", USAGE) from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        if database not in ("", ":memory:") and not Path(database).is_file():
+        if database not in ("", ":memory:") and not Path(database).is_file() and not create:
             raise CliError(
                 f"no store at {database}: nothing has run there yet "
                 "(pass --store URL or set HITL_STORE)"
@@ -226,10 +315,12 @@ def _reject_constant(name: str) -> NoReturn:
 
 
 async def _with_engine(url: str, fetch: Fetch, args: argparse.Namespace) -> Any:
-    engine = Engine(url)
+    engine = Engine(url, tasks=[db_change])
     try:
         await engine.open()
         return await fetch(engine, args)
+    except CliError:
+        raise
     except EngineError as exc:
         raise CliError(str(exc)) from None
     except Exception as exc:  # the store is unreachable, not a store, locked, ...
@@ -305,6 +396,173 @@ def _render_complete(fetched: tuple[Token, Run | None], args: argparse.Namespace
         lines.append(f"run {run.id} is {run.status}")
     doc = {"token": _record(token), "run": None if run is None else _record(run)}
     return Output(doc, "\n".join(lines))
+
+
+# ---------------------------------------------------------------- db-change: request, decide
+
+
+def _demo_db(args: argparse.Namespace) -> Path:
+    path = Path(args.path).expanduser().absolute()
+    if not path.parent.is_dir():
+        raise CliError(f"no directory {path.parent}")
+    try:
+        create_demo_db(path, overwrite=args.overwrite)
+    except FileExistsError:
+        raise CliError(f"{path} exists (pass --overwrite to replace it)") from None
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc}") from None
+    return path
+
+
+def _render_demo_db(path: Path, args: argparse.Namespace) -> Output:
+    url = sqlite_url(path)
+    return Output(
+        {"path": str(path), "url": url},
+        f"wrote the demo database {path}\nuse it with: hitl request TEXT --target {url}",
+    )
+
+
+def _change_request(args: argparse.Namespace) -> ChangeRequest:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    target = args.target or settings.target_url
+    if not target:
+        raise CliError(
+            "no target database: pass --target URL (or a SQLite file path), set HITL_TARGET, "
+            "or choose one in the console's settings",
+            USAGE,
+        )
+    if "://" not in target:
+        if not Path(target).expanduser().is_file():
+            raise CliError(f"no database at {target} (create the demo with 'hitl demo-db PATH')")
+        target = sqlite_url(Path(target))
+    payload = {
+        "request": args.text,
+        "target": target,
+        "proposer": args.proposer or settings.proposer,
+        "model": args.model or settings.model,
+        "base_url": args.base_url or settings.base_url,
+        "timeout": args.timeout or settings.token_timeout,
+    }
+    try:
+        return ChangeRequest.from_json(payload)
+    except RequestInvalid as exc:
+        raise CliError(str(exc), USAGE) from None
+
+
+def _decision(args: argparse.Namespace) -> Decision:
+    reviewer = args.reviewer or getpass.getuser()
+    edits: Any = ()
+    try:
+        if getattr(args, "edit", None):
+            edits = parse_edits(_parse_data(args.edit))
+        return Decision.from_json(
+            {
+                "decision": args.command,
+                "reviewer": reviewer,
+                "comment": args.comment,
+                "edits": [{"index": e.index, "values": e.values} for e in edits],
+            }
+        )
+    except DecisionInvalid as exc:
+        raise CliError(
+            f"--edit: {exc}" if edits or args.command == "approve" else str(exc), USAGE
+        ) from None
+
+
+async def _fetch_request(engine: Engine, args: argparse.Namespace) -> tuple[Run, Review | None]:
+    await engine.start()
+    run = await request_change(engine, args.change)
+    try:
+        run = await engine.wait_for(run.id, timeout=args.wait)
+    except TimeoutError:
+        raise CliError(
+            f"run {run.id} was not ready for review within {args.wait} s; "
+            "the console's engine carries on with it"
+        ) from None
+    if run.status == RunStatus.FAILED:
+        raise CliError(f"run {run.id} failed: {run.error}")
+    review = review_from_steps(await engine.get_steps(run.id))
+    return run, review
+
+
+def _render_request(fetched: tuple[Run, Review | None], args: argparse.Namespace) -> Output:
+    run, review = fetched
+    token = run.waiting_token_id
+    lines = [f"run {run.id} is {run.status}"]
+    if review is not None:
+        lines += [
+            f"token {token}",
+            f"summary: {review.summary}",
+            f"proposed by {review.proposer} for {review.target}",
+            *(_diff_line(diff) for diff in review.diffs),
+            f"approve: hitl approve {token}    reject: hitl reject {token}",
+        ]
+    doc = {
+        "run": _record(run),
+        "token_id": token,
+        "review": None if review is None else review.to_json(),
+    }
+    return Output(doc, "\n".join(lines))
+
+
+def _diff_line(diff: Any) -> str:
+    key = ", ".join(f"{k}={v}" for k, v in diff.key.items()) or "new row"
+    if diff.op == "insert":
+        values = ", ".join(f"{k}={_short(v, 30)}" for k, v in (diff.after or {}).items())
+        return f"  + {diff.table} ({key}): {values}"
+    if diff.op == "delete":
+        return f"  - {diff.table} ({key})"
+    before, after = diff.before or {}, diff.after or {}
+    changes = ", ".join(
+        f"{c}: {_short(before.get(c), 30)} -> {_short(after.get(c), 30)}" for c in diff.changed
+    )
+    return f"  ~ {diff.table} ({key}): {changes or 'no field changes'}"
+
+
+async def _fetch_decide(engine: Engine, args: argparse.Namespace) -> tuple[Run, list[str]]:
+    token = await engine.get_token(args.token_id)
+    run = None if token.run_id is None else await engine.get_run(token.run_id)
+    if run is None or run.task != TASK_NAME:
+        raise CliError(
+            f"token {token.id} does not belong to a {TASK_NAME} run; use 'hitl complete' for it"
+        )
+    if token.status != TokenStatus.WAITING:
+        raise CliError(f"token {token.id} is {token.status}: it was already decided or expired")
+    others = await engine.running_engines()
+    if not others:
+        await engine.start()
+    await decide(engine, token.id, args.decision)
+    try:
+        async with asyncio.timeout(args.wait):
+            if others:  # a console executes it: watch the store until it is done
+                while (run := await engine.get_run(run.id)).status not in FINISHED:
+                    await asyncio.sleep(0.05)
+            else:
+                run = await engine.wait_for(run.id, FINISHED, timeout=args.wait)
+    except TimeoutError:
+        raise CliError(
+            f"decided; run {run.id} did not finish within {args.wait} s "
+            f"(it is {(await engine.get_run(run.id)).status})"
+        ) from None
+    if run.status != RunStatus.COMPLETED:
+        raise CliError(f"decided; but run {run.id} ended {run.status}: {run.error}")
+    return run, others
+
+
+def _render_decide(fetched: tuple[Run, list[str]], args: argparse.Namespace) -> Output:
+    run, others = fetched
+    outcome = Outcome.from_json(run.output)
+    where = "by the running console" if others else "here"
+    lines = [f"{outcome.outcome}: {outcome.message}", f"run {run.id} finished {where}"]
+    for conflict in outcome.conflicts:
+        columns = ", ".join(f"{c}: {a} -> {b}" for c, (a, b) in conflict["columns"].items())
+        lines.append(f"  {conflict['table']} {conflict['key']}: {conflict['message']} {columns}")
+    for problem in outcome.problems:
+        lines.append(f"  change {problem['index']}: {problem['message']}")
+    return Output({"run": _record(run), "outcome": outcome.to_json()}, "\n".join(lines))
 
 
 # ---------------------------------------------------------------- rendering

@@ -1,4 +1,4 @@
-"""The app's settings: one typed object, read from the environment in this module only.
+"""The app's settings: one typed object, read from the environment and `settings.json` here only.
 
 Environment variables (an empty value counts as unset):
 
@@ -6,37 +6,110 @@ Environment variables (an empty value counts as unset):
   file path. Default: ``runs.db`` in the data directory.
 * ``HITL_DATA_DIR``: where the app keeps its files. Default: the per-user data directory
   (``platformdirs.user_data_dir("hitl-desktop")``).
+* ``HITL_CONFIG_DIR``: where ``settings.json`` lives. Default: the per-user config directory
+  (``platformdirs.user_config_dir("hitl-desktop")``).
+* ``HITL_TARGET``: the target database (URL or SQLite file path); overrides ``target_url`` from
+  ``settings.json`` for this launch without being saved into it.
+* ``OPENAI_API_KEY``: read only by :func:`environment_api_key`, for ``secrets.py``. It is never
+  part of :class:`Settings`, so it cannot leak through a repr or into ``settings.json``.
+
+``settings.json`` holds the preferences remembered between launches (:data:`PREFERENCES`). It
+never holds a secret: :func:`save_settings` writes only the preference fields, and a file that
+contains a secret-looking entry (``api_key``, ``password``, …) is refused with an error. Unknown
+entries are ignored with a warning rather than refused, so a file written by a newer version
+still opens in an older one; the next save drops them. A file that is not valid JSON, or holds
+a value of the wrong type, raises :class:`ConfigError` naming the file and the entry.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import re
+import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
+from typing import Any, Literal, get_args
 
 import platformdirs
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 APP_NAME = "hitl-desktop"
 STORE_FILE = "runs.db"
+SETTINGS_FILE = "settings.json"
+SETTINGS_VERSION = 1
+API_KEY_ENV = "OPENAI_API_KEY"
+
+Proposer = Literal["offline", "openai"]
+PROPOSERS: tuple[Proposer, ...] = get_args(Proposer)
+
+DEFAULT_MODEL = "gpt-4o"
+DEFAULT_TOKEN_TIMEOUT = "24h"
+
+# The fields of Settings that settings.json remembers, in the order they are written.
+PREFERENCES = (
+    "target_url",
+    "proposer",
+    "model",
+    "base_url",
+    "token_timeout",
+    "notifications",
+    "close_to_tray",
+)
+
+# Entry names that look like a secret: refused in settings.json (secrets live in the keyring).
+_SECRET_NAME = re.compile(r"api[_-]?key|secret|password|passwd|credential", re.IGNORECASE)
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A settings file or variable that cannot be used; the message names the file/variable."""
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything the app takes from its environment.
+    """Everything the app takes from its environment and its settings file.
 
-    Later issues add their fields here (the target database URL, the model and its base URL,
-    the default token timeout), each with the variable it is read from.
+    ``data_dir`` and ``store_url`` come from the environment only; the fields from
+    ``target_url`` to ``close_to_tray`` are the preferences kept in ``settings.json``.
+    ``config_dir`` is where that file lives (``None``: the default place), and ``overridden``
+    names the preferences an environment variable set for this launch, which
+    :func:`save_settings` leaves as they are in the file.
     """
 
     data_dir: Path
     store_url: str
+    target_url: str | None = None
+    proposer: Proposer = "offline"
+    model: str = DEFAULT_MODEL
+    base_url: str | None = None
+    token_timeout: str = DEFAULT_TOKEN_TIMEOUT
+    notifications: bool = True
+    close_to_tray: bool = True
+    config_dir: Path | None = None
+    overridden: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def settings_file(self) -> Path:
+        """The ``settings.json`` these settings were read from and are saved to."""
+        return (self.config_dir or default_config_dir()) / SETTINGS_FILE
+
+    @property
+    def token_timeout_delta(self) -> timedelta:
+        """The default token timeout as a ``timedelta`` (validated when the settings were made)."""
+        return parse_duration(self.token_timeout)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read the settings from *environ* (default: the process environment).
+    """Read the settings from *environ* (default: the process environment) and ``settings.json``.
 
     Creates the data directory when the store lives in it, so the store can be opened there.
+    Raises :class:`ConfigError` when ``settings.json`` or ``HITL_TARGET`` cannot be used.
     """
     env = os.environ if environ is None else environ
     data_dir_value = env.get("HITL_DATA_DIR") or None
@@ -51,7 +124,111 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         store_url = sqlite_url(data_dir / STORE_FILE)
     else:
         store_url = as_store_url(store_value)
-    return Settings(data_dir=data_dir, store_url=store_url)
+
+    config_value = env.get("HITL_CONFIG_DIR") or None
+    config_dir = (
+        default_config_dir() if config_value is None else Path(config_value).expanduser().absolute()
+    )
+    preferences = read_preferences(config_dir / SETTINGS_FILE)
+    overridden: set[str] = set()
+    target_value = env.get("HITL_TARGET") or None
+    if target_value is not None:
+        try:
+            preferences["target_url"] = parse_target_url(target_value)
+        except ValueError as exc:
+            raise ConfigError(f"HITL_TARGET: {exc}") from None
+        overridden.add("target_url")
+    return Settings(
+        data_dir=data_dir,
+        store_url=store_url,
+        config_dir=config_dir,
+        overridden=frozenset(overridden),
+        **preferences,
+    )
+
+
+def save_settings(settings: Settings) -> Path:
+    """Write the preferences of *settings* to its ``settings.json``, atomically; return the path.
+
+    The file is written to a temporary file in the same directory and renamed over the old one,
+    so a crash leaves the old file or the new one, never half of one. Preferences named in
+    ``settings.overridden`` keep the value the file had (the environment's value is for this
+    launch only). Nothing but :data:`PREFERENCES` is written: never a secret.
+    """
+    path = settings.settings_file
+    values = {name: getattr(settings, name) for name in PREFERENCES}
+    if settings.overridden:
+        kept = read_preferences(path) if path.exists() else {}
+        for name in settings.overridden:
+            values[name] = kept.get(name, _DEFAULTS[name])
+    _check_preferences(values, path)
+    document: dict[str, Any] = {"version": SETTINGS_VERSION, **values}
+    assert not any(_SECRET_NAME.search(name) for name in document), "a secret in settings.json"
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{SETTINGS_FILE}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_preferences(path: Path) -> dict[str, Any]:
+    """The preferences stored in *path*, validated; ``{}`` when the file does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the settings file {path}: {exc}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"the settings file {path} is not valid JSON ({exc}); fix it, or delete it to start "
+            "from the defaults"
+        ) from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"the settings file {path} must hold a JSON object")
+    values: dict[str, Any] = {}
+    for name, value in document.items():
+        if _SECRET_NAME.search(name):
+            raise ConfigError(
+                f"the settings file {path} holds a secret ({name!r}); secrets are never read "
+                f"from it: remove that entry and save the key in the settings dialog (OS "
+                f"keyring) or set {API_KEY_ENV}"
+            )
+        if name == "version":
+            continue
+        if name not in PREFERENCES:
+            log.warning("ignoring unknown entry %r in the settings file %s", name, path)
+            continue
+        values[name] = value
+    _check_preferences(values, path)
+    if values.get("target_url") is not None:
+        values["target_url"] = parse_target_url(values["target_url"])
+    return values
+
+
+def environment_api_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """``OPENAI_API_KEY`` without surrounding whitespace, or ``None`` when unset or blank.
+
+    Only ``hitl_desktop.secrets`` calls this; everything else asks ``secrets.get_api_key()``.
+    """
+    env = os.environ if environ is None else environ
+    return env.get(API_KEY_ENV, "").strip() or None
+
+
+def default_config_dir() -> Path:
+    """The per-user config directory (``HITL_CONFIG_DIR`` is applied by :func:`load_settings`)."""
+    return Path(platformdirs.user_config_dir(APP_NAME))
 
 
 def sqlite_url(path: Path) -> str:
@@ -62,3 +239,83 @@ def sqlite_url(path: Path) -> str:
 def as_store_url(text: str) -> str:
     """A store given as a URL is kept; a bare file path becomes a SQLite URL."""
     return text if "://" in text else sqlite_url(Path(text))
+
+
+def parse_target_url(text: str) -> str:
+    """A target database as a SQLAlchemy URL; a bare file path becomes a SQLite URL.
+
+    Raises ``ValueError`` with a short reason when *text* is not a usable database URL.
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("empty")
+    url = as_store_url(text)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            f"{text!r} is not a database URL (expected e.g. sqlite:///path/to/file.db or "
+            "postgresql://user@host/db)"
+        ) from None
+    if not parsed.drivername:
+        raise ValueError(f"{text!r} names no database driver")
+    return url
+
+
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"90s"``, ``"10m"``, ``"24h"``, ``"2d"``, ``"1w"`` or a sum such as ``"1h30m"``.
+
+    A strict subset of what the engine's ``timeout=`` accepts, so a saved value always works
+    there. Raises ``ValueError`` naming the accepted forms.
+    """
+    compact = text.strip().lower().replace(" ", "")
+    total, position = 0, 0
+    for match in _DURATION.finditer(compact):
+        if match.start() != position:
+            break
+        total += int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        position = match.end()
+    if not compact or position != len(compact) or total <= 0:
+        raise ValueError(
+            f"{text!r} is not a duration: use a number and a unit, s, m, h, d or w "
+            "(e.g. 90s, 10m, 24h, 2d, or 1h30m)"
+        )
+    return timedelta(seconds=total)
+
+
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings) if f.name in PREFERENCES}
+
+
+def _check_preferences(values: Mapping[str, Any], path: Path) -> None:
+    """Raise :class:`ConfigError` naming *path* and the entry for the first unusable value."""
+
+    def fail(name: str, reason: str) -> ConfigError:
+        return ConfigError(f"the settings file {path}: {name!r} {reason}")
+
+    for name, value in values.items():
+        if name in ("target_url", "base_url"):
+            if value is not None and not isinstance(value, str):
+                raise fail(name, "must be a string or null")
+        elif name in ("notifications", "close_to_tray"):
+            if not isinstance(value, bool):
+                raise fail(name, "must be true or false")
+        elif not isinstance(value, str):
+            raise fail(name, "must be a string")
+    if "proposer" in values and values["proposer"] not in PROPOSERS:
+        raise fail("proposer", f"must be one of {', '.join(PROPOSERS)}")
+    if "model" in values and not values["model"].strip():
+        raise fail("model", "must not be empty")
+    if "token_timeout" in values:
+        try:
+            parse_duration(values["token_timeout"])
+        except ValueError as exc:
+            raise fail("token_timeout", f"is invalid: {exc}") from None
+    if values.get("target_url") is not None:
+        try:
+            parse_target_url(values["target_url"])
+        except ValueError as exc:
+            raise fail("target_url", f"is invalid: {exc}") from None

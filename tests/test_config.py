@@ -1,16 +1,44 @@
-"""Settings: defaults, environment overrides, and the one-reader-of-os.environ rule."""
+"""Settings: defaults, environment overrides, settings.json, one reader of os.environ."""
 
 import asyncio
 import dataclasses
+import json
+import logging
+import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import platformdirs
 import pytest
 
 import hitl_desktop
-from hitl_desktop.config import Settings, as_store_url, load_settings
+from hitl_desktop.config import (
+    PREFERENCES,
+    ConfigError,
+    Settings,
+    as_store_url,
+    environment_api_key,
+    load_settings,
+    parse_duration,
+    parse_target_url,
+    save_settings,
+)
 from hitl_desktop.engine import Engine
+from hitl_desktop.engine.serde import seconds
+
+
+@pytest.fixture(autouse=True)
+def user_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point platformdirs' config directory at a temp dir: no test reads the real settings."""
+    where = tmp_path / "user config" / "hitl-desktop"
+
+    def fake(appname: str | None = None, *args: object, **kwargs: object) -> str:
+        assert appname == "hitl-desktop"
+        return str(where)
+
+    monkeypatch.setattr(platformdirs, "user_config_dir", fake)
+    return where
 
 
 @pytest.fixture
@@ -133,3 +161,249 @@ def test_config_is_the_only_module_that_reads_the_environment():
         if reads.search(line)
     ]
     assert offenders == []
+
+
+# ------------------------------------------------------------------ settings.json
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """An environment with the store, data and config directories under tmp_path."""
+    return {
+        "HITL_DATA_DIR": str(tmp_path / "data"),
+        "HITL_CONFIG_DIR": str(tmp_path / "config"),
+    }
+
+
+def write_file(env: dict[str, str], document: object) -> Path:
+    path = Path(env["HITL_CONFIG_DIR"]) / "settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def test_preferences_default_when_there_is_no_settings_file(env: dict[str, str]):
+    settings = load_settings(env)
+    assert settings.target_url is None
+    assert settings.proposer == "offline"
+    assert settings.model == "gpt-4o"
+    assert settings.base_url is None
+    assert settings.token_timeout == "24h"
+    assert settings.token_timeout_delta == timedelta(hours=24)
+    assert settings.notifications is True
+    assert settings.close_to_tray is True
+    assert settings.overridden == frozenset()
+    assert settings.settings_file == Path(env["HITL_CONFIG_DIR"]) / "settings.json"
+    assert not Path(env["HITL_CONFIG_DIR"]).exists()  # reading creates nothing
+
+
+def test_the_default_config_directory_comes_from_platformdirs(
+    tmp_path: Path, user_config_dir: Path
+):
+    settings = load_settings({"HITL_DATA_DIR": str(tmp_path)})
+    assert settings.settings_file == user_config_dir / "settings.json"
+
+
+def test_existing_constructions_still_work(tmp_path: Path, user_config_dir: Path):
+    settings = Settings(data_dir=tmp_path, store_url="sqlite://")
+    assert settings.proposer == "offline"
+    assert settings.settings_file == user_config_dir / "settings.json"
+
+
+def test_saved_preferences_are_remembered_between_launches(env: dict[str, str], tmp_path: Path):
+    first = load_settings(env)
+    changed = dataclasses.replace(
+        first,
+        target_url=f"sqlite:///{tmp_path / 'shop.db'}",
+        proposer="openai",
+        model="gpt-4o-mini",
+        base_url="http://127.0.0.1:11434/v1",
+        token_timeout="2d",
+        notifications=False,
+        close_to_tray=False,
+    )
+    path = save_settings(changed)
+    assert path == Path(env["HITL_CONFIG_DIR"]) / "settings.json"
+    again = load_settings(env)
+    assert again == changed
+    document = json.loads(path.read_text(encoding="utf-8"))
+    assert set(document) == {"version", *PREFERENCES}
+    assert document["version"] == 1
+    # Only the file itself is left behind: the temporary file was renamed over it.
+    assert sorted(p.name for p in path.parent.iterdir()) == ["settings.json"]
+
+
+def test_settings_never_hold_a_secret(env: dict[str, str]):
+    names = [field.name for field in dataclasses.fields(Settings)]
+    assert not [name for name in names if re.search("key|secret|password", name)]
+    path = save_settings(load_settings({**env, "OPENAI_API_KEY": "sk-never-in-the-file-1234"}))
+    assert "sk-never" not in path.read_text(encoding="utf-8")
+    assert "sk-never" not in repr(load_settings({**env, "OPENAI_API_KEY": "sk-never-x"}))
+
+
+def test_a_failed_save_leaves_the_old_file_and_no_temporary_file(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+):
+    path = save_settings(load_settings(env))
+    before = path.read_text(encoding="utf-8")
+
+    def broken_replace(src: object, dst: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        save_settings(dataclasses.replace(load_settings(env), model="other"))
+    assert path.read_text(encoding="utf-8") == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["settings.json"]
+
+
+def test_hitl_target_overrides_the_file_for_this_launch_only(env: dict[str, str], tmp_path: Path):
+    write_file(env, {"target_url": "sqlite:///from-the-file.db"})
+    settings = load_settings({**env, "HITL_TARGET": str(tmp_path / "env.db")})
+    assert settings.target_url == f"sqlite:///{tmp_path / 'env.db'}"  # a path becomes a URL
+    assert settings.overridden == {"target_url"}
+    path = save_settings(dataclasses.replace(settings, model="gpt-4.1"))
+    document = json.loads(path.read_text(encoding="utf-8"))
+    assert document["target_url"] == "sqlite:///from-the-file.db"
+    assert document["model"] == "gpt-4.1"
+    assert load_settings(env).target_url == "sqlite:///from-the-file.db"
+
+
+def test_an_overridden_target_without_a_file_saves_the_default(env: dict[str, str]):
+    settings = load_settings({**env, "HITL_TARGET": "postgresql://u@h/shop"})
+    assert settings.target_url == "postgresql://u@h/shop"
+    path = save_settings(settings)
+    assert json.loads(path.read_text(encoding="utf-8"))["target_url"] is None
+
+
+def test_an_unusable_hitl_target_is_named(env: dict[str, str]):
+    with pytest.raises(ConfigError, match="HITL_TARGET"):
+        load_settings({**env, "HITL_TARGET": "not a url://x"})
+
+
+def test_a_corrupt_settings_file_names_the_file(env: dict[str, str]):
+    path = write_file(env, {})
+    path.write_text('{"model": "gpt-4o",', encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid JSON") as caught:
+        load_settings(env)
+    assert str(path) in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_a_settings_file_that_is_not_utf8_names_the_file(env: dict[str, str]):
+    path = write_file(env, {})
+    path.write_bytes(b'{"model": "gpt-\xff"}')
+    with pytest.raises(ConfigError, match="cannot read") as caught:
+        load_settings(env)
+    assert str(path) in str(caught.value)
+
+
+def test_a_settings_file_must_hold_an_object(env: dict[str, str]):
+    path = write_file(env, ["gpt-4o"])
+    with pytest.raises(ConfigError, match="JSON object") as caught:
+        load_settings(env)
+    assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "value", "reason"),
+    [
+        ("model", 4, "must be a string"),
+        ("model", "  ", "must not be empty"),
+        ("target_url", 1, "string or null"),
+        ("notifications", "yes", "true or false"),
+        ("close_to_tray", 0, "true or false"),
+        ("proposer", "anthropic", "offline, openai"),
+        ("token_timeout", "forever", "not a duration"),
+        ("token_timeout", 86400, "must be a string"),
+        ("target_url", "not a url://x", "not a database URL"),
+    ],
+)
+def test_a_wrong_value_names_the_file_and_the_entry(
+    env: dict[str, str], entry: str, value: object, reason: str
+):
+    path = write_file(env, {entry: value})
+    with pytest.raises(ConfigError, match=reason) as caught:
+        load_settings(env)
+    assert str(path) in str(caught.value)
+    assert repr(entry) in str(caught.value)
+
+
+def test_unknown_entries_are_ignored_with_a_warning_and_dropped_on_save(
+    env: dict[str, str], caplog: pytest.LogCaptureFixture
+):
+    path = write_file(env, {"version": 2, "model": "gpt-4.1", "theme": "dark"})
+    with caplog.at_level(logging.WARNING, logger="hitl_desktop.config"):
+        settings = load_settings(env)
+    assert settings.model == "gpt-4.1"
+    assert "'theme'" in caplog.text and str(path) in caplog.text
+    save_settings(settings)
+    assert "theme" not in json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("entry", ["api_key", "openai_api_key", "OPENAI_API_KEY", "password"])
+def test_a_secret_in_the_settings_file_is_refused(env: dict[str, str], entry: str):
+    path = write_file(env, {entry: "sk-do-not-keep-me-here"})
+    with pytest.raises(ConfigError, match="holds a secret") as caught:
+        load_settings(env)
+    message = str(caught.value)
+    assert str(path) in message and repr(entry) in message
+    assert "sk-do-not-keep-me-here" not in message
+    assert "keyring" in message and "OPENAI_API_KEY" in message
+
+
+def test_a_bare_path_as_target_in_the_file_becomes_a_sqlite_url(env: dict[str, str], tmp_path):
+    write_file(env, {"target_url": str(tmp_path / "shop.db")})
+    assert load_settings(env).target_url == f"sqlite:///{tmp_path / 'shop.db'}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90s", timedelta(seconds=90)),
+        ("10m", timedelta(minutes=10)),
+        ("24h", timedelta(hours=24)),
+        ("2d", timedelta(days=2)),
+        ("1w", timedelta(weeks=1)),
+        ("1h30m", timedelta(minutes=90)),
+        (" 1H 30M ", timedelta(minutes=90)),
+    ],
+)
+def test_durations(text: str, expected: timedelta):
+    assert parse_duration(text) == expected
+    # Every duration the settings accept, the engine accepts as a token timeout, equal.
+    assert seconds(text) == expected.total_seconds()
+
+
+@pytest.mark.parametrize("text", ["", "10", "m", "0s", "0h0m", "1.5h", "-1h", "10 minutes", "1y"])
+def test_invalid_durations_say_what_is_accepted(text: str):
+    with pytest.raises(ValueError, match=r"not a duration.*90s, 10m, 24h, 2d"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("sqlite:///shop.db", "sqlite:///shop.db"),
+        ("postgresql+psycopg://u:p@h:5432/shop", "postgresql+psycopg://u:p@h:5432/shop"),
+        ("/srv/shop.db", "sqlite:////srv/shop.db"),
+    ],
+)
+def test_target_urls(text: str, expected: str):
+    assert parse_target_url(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "   ", "not a url://x", "://nothing"])
+def test_unusable_target_urls(text: str):
+    with pytest.raises(ValueError):
+        parse_target_url(text)
+
+
+def test_the_environment_api_key_is_stripped_and_blank_means_unset(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    assert environment_api_key({"OPENAI_API_KEY": " sk-abc\n"}) == "sk-abc"
+    assert environment_api_key({"OPENAI_API_KEY": "  "}) is None
+    assert environment_api_key({}) is None
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-process")
+    assert environment_api_key() == "sk-process"

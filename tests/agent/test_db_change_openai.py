@@ -1,0 +1,135 @@
+"""db-change with the OpenAI proposer: the key comes from the keyring, the model from a scripted
+server on 127.0.0.1, and the key is found nowhere afterwards (store files, logs, outputs)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+
+from hitl_desktop import secrets
+from hitl_desktop.agent.db_change import (
+    ChangeRequest,
+    close_targets,
+    db_change,
+    decide,
+    request_change,
+)
+from hitl_desktop.agent.review import Decision, Outcome, review_from_steps
+from hitl_desktop.engine import Engine, RunStatus
+
+from .openai_server import OpenAIServer, answer, tool_calls
+
+KEY = "sk-live-9b1e4d2a77-KEEP-SECRET"
+
+REFUND = {
+    "summary": "Refund $20.00 on invoice INV-001042",
+    "rationale": "Invoice 1042 is paid; the customer asked for $20 back.",
+    "changes": [
+        {
+            "op": "insert",
+            "table": "refunds",
+            "key": [],
+            "values": [
+                {"column": "invoice_id", "value": 1042},
+                {"column": "amount", "value": "20.00"},
+                {"column": "reason", "value": "requested_by_customer"},
+                {"column": "status", "value": "pending"},
+                {"column": "created_at", "value": "2026-11-26T10:00:00"},
+            ],
+        }
+    ],
+}
+
+
+class MemoryKeyring(KeyringBackend):
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.entries.pop((service, username), None)
+
+
+@pytest.fixture
+def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    engine = Engine(f"sqlite:///{tmp_path / 'runs.db'}", tasks=[db_change])
+    await engine.start()
+    yield engine
+    await engine.stop()
+    close_targets()
+
+
+async def test_the_key_goes_from_the_keyring_to_the_server_and_nowhere_else(
+    engine: Engine,
+    demo_path: Path,
+    tmp_path: Path,
+    memory_keyring: MemoryKeyring,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secrets.set_api_key(KEY)
+    with OpenAIServer() as server:
+        server.script(
+            tool_calls(
+                ("get_row", {"table": "invoices", "key": [{"column": "id", "value": 1042}]})
+            ),
+            answer(REFUND),
+        )
+        change = ChangeRequest(
+            "Refund $20 on invoice 1042",
+            f"sqlite:///{demo_path}",
+            proposer="openai",
+            model="test-model",
+            base_url=server.base_url,
+        )
+        run = await request_change(engine, change)
+        run = await engine.wait_for(run.id)
+        assert run.status == RunStatus.WAITING, run.error
+        assert len(server.requests) == 2
+        assert all(r.authorization == f"Bearer {KEY}" for r in server.requests)
+        review = review_from_steps(await engine.get_steps(run.id))
+        assert review is not None and review.proposer == "openai:test-model"
+        assert run.waiting_token_id is not None
+        await decide(engine, run.waiting_token_id, Decision(True, "ana"))
+        done = await engine.wait_for(run.id, [RunStatus.COMPLETED, RunStatus.FAILED])
+        assert Outcome.from_json(done.output).outcome == "applied"
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+    assert KEY not in caplog.text
+    assert KEY not in repr(await engine.get_steps(run.id))
+
+
+async def test_without_a_key_the_run_fails_clearly(
+    engine: Engine, demo_path: Path, memory_keyring: MemoryKeyring
+) -> None:
+    change = ChangeRequest(
+        "Refund $20 on invoice 1042", f"sqlite:///{demo_path}", proposer="openai"
+    )
+    run = await request_change(engine, change)
+    run = await engine.wait_for(run.id)
+    assert run.status == RunStatus.FAILED
+    assert run.error is not None and "no OpenAI API key" in run.error
