@@ -445,6 +445,8 @@ def _change_request(args: argparse.Namespace) -> ChangeRequest:
         "model": args.model or settings.model,
         "base_url": args.base_url or settings.base_url,
         "timeout": args.timeout or settings.token_timeout,
+        "allow": None if settings.allow is None else list(settings.allow),
+        "deny": list(settings.deny),
     }
     try:
         return ChangeRequest.from_json(payload)

@@ -49,6 +49,9 @@ PROPOSERS: tuple[Proposer, ...] = get_args(Proposer)
 
 DEFAULT_MODEL = "gpt-4o"
 DEFAULT_TOKEN_TIMEOUT = "24h"
+DEFAULT_DENY: tuple[str, ...] = ("customers.password_hash",)
+"""Hidden by default: the demo's password hashes (the agent's own default, repeated here so that
+reading the settings does not import the agent)."""
 
 # The fields of Settings that settings.json remembers, in the order they are written.
 PREFERENCES = (
@@ -59,6 +62,8 @@ PREFERENCES = (
     "token_timeout",
     "notifications",
     "close_to_tray",
+    "allow",
+    "deny",
 )
 
 # Entry names that look like a secret: refused in settings.json (secrets live in the keyring).
@@ -76,7 +81,7 @@ class Settings:
     """Everything the app takes from its environment and its settings file.
 
     ``data_dir`` and ``store_url`` come from the environment only; the fields from
-    ``target_url`` to ``close_to_tray`` are the preferences kept in ``settings.json``.
+    ``target_url`` to ``deny`` are the preferences kept in ``settings.json``.
     ``config_dir`` is where that file lives (``None``: the default place), and ``overridden``
     names the preferences an environment variable set for this launch, which
     :func:`save_settings` leaves as they are in the file.
@@ -91,6 +96,11 @@ class Settings:
     token_timeout: str = DEFAULT_TOKEN_TIMEOUT
     notifications: bool = True
     close_to_tray: bool = True
+    allow: tuple[str, ...] | None = None
+    """The target's tables (``table``) or columns (``table.column``) the agent may see and
+    change; None: every table."""
+    deny: tuple[str, ...] = DEFAULT_DENY
+    """Tables or columns hidden from the agent whatever ``allow`` says."""
     config_dir: Path | None = None
     overridden: frozenset[str] = field(default_factory=frozenset)
 
@@ -138,6 +148,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         except ValueError as exc:
             raise ConfigError(f"HITL_TARGET: {exc}") from None
         overridden.add("target_url")
+    for name in ("allow", "deny"):
+        if isinstance(preferences.get(name), list):
+            preferences[name] = tuple(preferences[name])
     return Settings(
         data_dir=data_dir,
         store_url=store_url,
@@ -287,6 +300,8 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=total)
 
 
+_ENTRY = re.compile(r"[^.\s]+(\.[^.\s]+)?")
+
 _DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings) if f.name in PREFERENCES}
 
 
@@ -303,6 +318,13 @@ def _check_preferences(values: Mapping[str, Any], path: Path) -> None:
         elif name in ("notifications", "close_to_tray"):
             if not isinstance(value, bool):
                 raise fail(name, "must be true or false")
+        elif name in ("allow", "deny"):
+            if value is None and name == "allow":
+                continue
+            if not isinstance(value, list | tuple) or not all(
+                isinstance(v, str) and _ENTRY.fullmatch(v) for v in value
+            ):
+                raise fail(name, "must be a list of 'table' or 'table.column' names")
         elif not isinstance(value, str):
             raise fail(name, "must be a string")
     if "proposer" in values and values["proposer"] not in PROPOSERS:

@@ -407,3 +407,20 @@ def test_the_environment_api_key_is_stripped_and_blank_means_unset(
     assert environment_api_key({}) is None
     monkeypatch.setenv("OPENAI_API_KEY", "sk-process")
     assert environment_api_key() == "sk-process"
+
+
+def test_allow_and_deny_lists_are_remembered(env: dict[str, str]):
+    from hitl_desktop.agent import DEFAULT_DENY
+
+    settings = load_settings(env)
+    assert settings.allow is None and settings.deny == DEFAULT_DENY
+    save_settings(dataclasses.replace(settings, allow=("refunds", "invoices.status"), deny=()))
+    again = load_settings(env)
+    assert again.allow == ("refunds", "invoices.status") and again.deny == ()
+
+
+@pytest.mark.parametrize("bad", [["a b"], ["a.b.c"], "refunds", [1]])
+def test_bad_allow_lists_name_the_entry(env: dict[str, str], bad: object):
+    write_file(env, {"allow": bad})
+    with pytest.raises(ConfigError, match="'allow' must be a list"):
+        load_settings(env)
