@@ -23,9 +23,10 @@ from hitl_desktop.engine import Engine, RunStatus
 
 CHILD = textwrap.dedent(
     """
-    import asyncio, os, signal, sys
-    import sqlalchemy as sa
-    from hitl_desktop.agent import apply as apply_module, db_change as task_module
+    import asyncio, importlib, os, signal, sys
+    # The modules, not the package's same-named exports (agent.db_change is also the task).
+    apply_module = importlib.import_module("hitl_desktop.agent.apply")
+    task_module = importlib.import_module("hitl_desktop.agent.db_change")
     from hitl_desktop.agent.review import Decision
     from hitl_desktop.engine import Engine
 
