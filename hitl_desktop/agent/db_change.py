@@ -186,7 +186,7 @@ def make_proposer(change: ChangeRequest) -> Proposer:
     from .llm import OpenAIProposer  # the openai client loads only when a model is used
 
     # A replay needs no key (every model call is recorded); a real call without one fails clearly.
-    return OpenAIProposer(model=change.model, base_url=change.base_url, api_key=_api_key() or "")
+    return OpenAIProposer(model=change.model, base_url=change.base_url, api_key=_api_key())
 
 
 def _api_key() -> str | None:
