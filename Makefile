@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench sysdeps clean
+.PHONY: demo test lint bench bench-ui bench-peers screenshots sysdeps clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH" >&2; exit 1; }
@@ -31,6 +31,14 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/engine_bench.py
+
+bench-ui: $(STAMP) sysdeps
+	$(PY) bench/ui_bench.py
+
+# Renders the console with the demo data into docs/screenshots/ on a virtual X display.
+screenshots: $(STAMP)
+	@bash .ci/sysdeps.sh xvfb
+	xvfb-run -a -s "-screen 0 1920x1080x24" $(PY) bench/screenshots.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,22 +1,29 @@
-"""`hitl-desktop` and `python -m hitl_desktop`: the console entry point (a placeholder)."""
+"""`hitl-desktop` and `python -m hitl_desktop`: start the approval console (`ui.app`)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Start the console; until the console issue lands, say so and point at the CLI."""
-    parser = argparse.ArgumentParser(prog="hitl-desktop")
-    parser.add_argument("--demo", action="store_true", help="start with demo data")
-    parser.parse_args(argv)
-    print(
-        "hitl-desktop: the console is not built yet (it arrives with the console issue); "
-        "the engine and the `hitl` CLI work today."
-    )
-    return 0
+    """Start the console. Without a display, say how to get one before Qt is even imported."""
+    from .config import process_environment
+    from .ui.display import display_problem
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["--self-test"]:  # runs offscreen: needs no display
+        from .selftest import main as self_test
+
+        return self_test(args[1:])
+    if not {"-h", "--help"} & set(args):
+        problem = display_problem(process_environment())
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 2
+    from .ui.app import main as run
+
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,12 @@ class Settings:
         return parse_duration(self.token_timeout)
 
 
+def process_environment() -> Mapping[str, str]:
+    """The process environment, for the few callers that need more than `Settings` (the display
+    check before Qt loads): every read of the environment starts in this module."""
+    return os.environ
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from *environ* (default: the process environment) and ``settings.json``.
 

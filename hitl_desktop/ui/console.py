@@ -1,0 +1,462 @@
+"""The console's logic between the engine and the widgets: no widgets and no SQL here.
+
+`Console` reads through the engine API only (`list_runs`, `get_run`, `get_steps`, `get_token`,
+`count_runs`), feeds the `RunsModel`, applies the engine's events (`EngineBridge.events`) and
+makes decisions (`agent.db_change.decide`). Widgets call its methods and listen to its signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from ..agent.db_change import ChangeRequest, RequestInvalid, check_edits, decide, request_change
+from ..agent.errors import Problem
+from ..agent.review import Decision, Edit, Review, review_from_steps
+from ..config import Settings
+from ..engine import (
+    Engine,
+    Event,
+    Run,
+    RunNotFound,
+    RunPaused,
+    Token,
+    TokenAlreadyFinished,
+    TokenCompleted,
+    TokenNotFound,
+    TokenTimedOut,
+)
+from .records import RunDetails, RunRow, RunView, View
+from .runs_model import RunsModel
+
+log = logging.getLogger("hitl_desktop.ui")
+
+PAGE = 200
+"""Runs per page: the first page fills the table at once, the next ones come on scroll."""
+SCAN_PAGES = 10
+"""For views the engine cannot filter (Applied, Failed…): pages read per fetch at most."""
+REVIEW_CACHE = 2000
+BATCH_READ = 20
+"""More runs than this to re-read at once: read the newest runs in one query."""
+ANNOUNCE_EACH = 3
+"""More runs than this starting to wait at once get one notification for all of them."""
+
+
+class Console(QObject):
+    """What the main window does, without the window: views, paging, events, decisions."""
+
+    view_changed = Signal(object)
+    """The table's `View`."""
+    run_view_changed = Signal(object)
+    """The selected run's `RunView`, or None when nothing is selected."""
+    run_stopped_waiting = Signal(str, str)
+    """(run id, message): the selected run can no longer be decided (at once, before re-reading)."""
+    message = Signal(str)
+    """A short message for the status bar."""
+    counts_changed = Signal(dict)
+    """Runs per state name: waiting, working, completed, failed, canceled."""
+    run_waiting = Signal(str, str)
+    """(run id, request): a run started waiting for review (for notifications)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        model: RunsModel,
+        settings: Settings,
+        *,
+        reviewer: str,
+        linger_s: float = 2.5,
+        page: int = PAGE,
+        parent: Any = None,
+    ) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.model = model
+        self.settings = settings
+        self.reviewer = reviewer
+        self.linger_s = linger_s
+        self.page = page
+        self.view = View.WAITING
+        self.selected: str | None = None
+        self.current: RunView | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._generation = 0
+        self._dirty: set[str] = set()
+        self._refreshing = False
+        self._reviews: OrderedDict[str, Review | None] = OrderedDict()
+        self._loading_view: asyncio.Task[None] | None = None
+        self._counts_timer = QTimer(self)
+        self._counts_timer.setSingleShot(True)
+        self._counts_timer.setInterval(400)
+        self._counts_timer.timeout.connect(lambda: self._spawn(self.refresh_counts()))
+        model.fetch_wanted.connect(self._on_fetch_wanted)
+        model.details_wanted.connect(self._on_details_wanted)
+
+    # ------------------------------------------------------------ tasks
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("console task failed", exc_info=task.exception())
+            self.message.emit(f"Error: {task.exception()}")
+
+    async def close(self) -> None:
+        """Cancel whatever is still reading (before the engine stops)."""
+        self._counts_timer.stop()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def idle(self, timeout: float = 5.0) -> None:
+        """Wait until no read is in flight (tests and the benchmark)."""
+        async with asyncio.timeout(timeout):
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # ------------------------------------------------------------ views and paging
+
+    async def start(self) -> None:
+        """Fill the table with the first page of the current view and count the runs."""
+        self.set_view(self.view)
+        self._counts_timer.start(0)
+        await self.idle(30.0)
+
+    def set_view(self, view: View) -> None:
+        self.view = view
+        self._generation += 1
+        self.model.reset()
+        self.view_changed.emit(view)
+        self.model.fetchMore()
+
+    def _on_fetch_wanted(self) -> None:
+        self._spawn(self._fetch(self._generation))
+
+    async def _fetch(self, generation: int) -> None:
+        view = self.view
+        cursor = self.model.oldest
+        found: list[RunRow] = []
+        exhausted = False
+        try:
+            for _ in range(SCAN_PAGES):
+                # Ties on created_at: ask for everything up to and including the cursor's
+                # instant (one more row, as the cursor's own row comes back), skip what the
+                # model has; then strictly older.
+                before = None if cursor is None else math.nextafter(cursor, math.inf)
+                limit = self.page if cursor is None else self.page + 1
+                runs = await self.engine.list_runs(view.status, limit=limit, before=before)
+                if generation != self._generation:
+                    return
+                rows = [RunRow.from_run(r) for r in runs]
+                fresh = [r for r in rows if self.model.get(r.id) is None]
+                if rows and not fresh and len(rows) == limit and cursor is not None:
+                    # A whole page of one instant already seen: step past that instant.
+                    runs = await self.engine.list_runs(view.status, limit=limit, before=cursor)
+                    if generation != self._generation:
+                        return
+                    rows = [RunRow.from_run(r) for r in runs]
+                    fresh = rows
+                exhausted = len(rows) < limit
+                found += [r for r in fresh if view.accepts(r)]
+                if rows:
+                    cursor = min(r.created_at for r in rows)
+                if exhausted or len(found) >= self.page // 4 or view.status is not None:
+                    break
+        except Exception:
+            self.model.fetch_failed()
+            raise
+        added = self.model.append_page(found, exhausted=exhausted)
+        if not added and not exhausted and cursor is not None:
+            # Everything scanned was filtered out: carry on from where the scan stopped.
+            self._scan_from(cursor, generation)
+
+    def _scan_from(self, cursor: float, generation: int) -> None:
+        async def go() -> None:
+            view = self.view
+            runs = await self.engine.list_runs(view.status, limit=self.page, before=cursor)
+            if generation != self._generation:
+                return
+            rows = [RunRow.from_run(r) for r in runs]
+            exhausted = len(rows) < self.page
+            wanted = [r for r in rows if view.accepts(r) and self.model.get(r.id) is None]
+            self.model.append_page(wanted, exhausted=exhausted)
+            if not wanted and not exhausted and rows:
+                self._scan_from(min(r.created_at for r in rows), generation)
+
+        self._spawn(go())
+
+    # ------------------------------------------------------------ lazy details
+
+    def _on_details_wanted(self, ids: list[str]) -> None:
+        self._spawn(self._load_details(ids))
+
+    async def _review(self, run_id: str) -> Review | None:
+        if run_id in self._reviews:
+            self._reviews.move_to_end(run_id)
+            return self._reviews[run_id]
+        try:
+            review = review_from_steps(await self.engine.get_steps(run_id))
+        except RunNotFound:
+            return None
+        except (KeyError, TypeError, ValueError):
+            review = None
+        if review is not None:  # a review never changes once recorded
+            self._reviews[run_id] = review
+            while len(self._reviews) > REVIEW_CACHE:
+                self._reviews.popitem(last=False)
+        return review
+
+    async def _token(self, token_id: str | None) -> Token | None:
+        if token_id is None:
+            return None
+        try:
+            return await self.engine.get_token(token_id)
+        except TokenNotFound:
+            return None
+
+    async def _load_details(self, ids: list[str]) -> None:
+        found: dict[str, RunDetails] = {}
+        for run_id in ids:
+            row = self.model.get(run_id)
+            if row is None:
+                continue
+            review = await self._review(run_id)
+            token = await self._token(row.token_id) if row.waiting else None
+            found[run_id] = RunDetails.build(review, token)
+        self.model.set_details(found)
+
+    # ------------------------------------------------------------ events
+
+    def on_events(self, events: list[Event]) -> None:
+        """Slot for `EngineBridge.events`: react at once, then re-read the runs concerned."""
+        ids: dict[str, None] = {}
+        paused: list[str] = []
+        for event in events:
+            ids[event.run_id] = None
+            self._react(event)
+            if isinstance(event, RunPaused):
+                paused.append(event.run_id)
+        if paused:
+            self._spawn(self._announce(paused))
+        self._dirty.update(ids)
+        if not self._refreshing:
+            self._refreshing = True
+            self._spawn(self._refresh_dirty())
+        if not self._counts_timer.isActive():
+            self._counts_timer.start()
+
+    def _react(self, event: Event) -> None:
+        current = self.current
+        if current is None or event.run_id != current.run.id or current.token is None:
+            return
+        if isinstance(event, TokenTimedOut) and event.token_id == current.token.id:
+            self.run_stopped_waiting.emit(
+                event.run_id, "This request expired: nobody decided in time. Nothing was written."
+            )
+        elif (
+            isinstance(event, TokenCompleted)
+            and event.token_id == current.token.id
+            and event.origin != self.engine.id  # our own decisions are not news
+        ):
+            self.run_stopped_waiting.emit(event.run_id, _decided_elsewhere(event.output))
+
+    async def _refresh_dirty(self) -> None:
+        try:
+            while self._dirty:
+                ids = list(self._dirty)
+                self._dirty.clear()
+                await self.refresh(ids)
+        finally:
+            self._refreshing = False
+
+    async def refresh(self, ids: Iterable[str]) -> None:
+        """Re-read these runs and put each where it belongs (or nowhere) in the current view."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, Run] = {}
+        if len(wanted) > BATCH_READ:
+            # A burst is nearly always the newest runs: one read of the newest instead of one
+            # per run (the engine has no get_runs(ids)); the rest are read one by one.
+            wanted_set = set(wanted)
+            newest = await self.engine.list_runs(limit=len(wanted) + BATCH_READ)
+            found = {r.id: r for r in newest if r.id in wanted_set}
+        gone: list[str] = []
+        for run_id in wanted:
+            if run_id in found:
+                continue
+            try:
+                found[run_id] = await self.engine.get_run(run_id)
+            except RunNotFound:
+                gone.append(run_id)
+        self.apply(found[i] for i in wanted if i in found)
+        if gone:
+            self.model.remove(gone)
+        if self.selected is not None and self.selected in found:
+            await self._load_view(self.selected)
+
+    def apply(self, runs: Iterable[Run]) -> None:
+        """Put these (freshly read) runs into the table as the current view wants them."""
+        view = self.view
+        upserts: list[RunRow] = []
+        leaving: list[str] = []
+        for run in runs:
+            row = RunRow.from_run(run)
+            present = self.model.get(row.id)
+            if present is not None and present.status is not row.status:
+                self.model.forget_details(row.id)
+            if view.accepts(row):
+                if present is not None or self.model.covers(row):
+                    upserts.append(row)
+            elif present is not None:
+                if self.linger_s > 0:
+                    upserts.append(row)
+                    leaving.append(row.id)
+                else:
+                    self.model.remove([row.id])
+        if upserts:
+            self.model.upsert(upserts)
+        for run_id in leaving:
+            self.model.mark_leaving(run_id)
+        if leaving:
+            QTimer.singleShot(int(self.linger_s * 1000), lambda: self._drop(leaving))
+
+    async def _announce(self, run_ids: list[str]) -> None:
+        """`run_waiting` for runs that started waiting: one per run with the agent's summary,
+        or one for the lot when many arrive together."""
+        if len(run_ids) > ANNOUNCE_EACH:
+            self.run_waiting.emit(run_ids[-1], f"{len(run_ids)} new requests await approval")
+            return
+        for run_id in run_ids:
+            review = await self._review(run_id)
+            if review is not None:
+                self.run_waiting.emit(run_id, f"{review.summary} awaits approval")
+            else:
+                row = self.model.get(run_id)
+                what = row.request if row is not None else f"Run {run_id}"
+                self.run_waiting.emit(run_id, f"{what} awaits approval")
+
+    def _drop(self, ids: list[str]) -> None:
+        self.model.remove([i for i in ids if self.model.is_leaving(i)])
+
+    async def refresh_counts(self) -> None:
+        counts = await self.engine.count_runs()
+        self.counts_changed.emit(counts)
+
+    # ------------------------------------------------------------ the selected run
+
+    def select(self, run_id: str | None) -> None:
+        """Show this run in the review pane (read its record, steps and token)."""
+        if run_id == self.selected and self.current is not None:
+            return
+        self.selected = run_id
+        self.current = None
+        if self._loading_view is not None:
+            self._loading_view.cancel()
+        if run_id is None:
+            self.run_view_changed.emit(None)
+            return
+        self._loading_view = self._spawn(self._load_view(run_id))
+
+    async def _load_view(self, run_id: str) -> None:
+        try:
+            run = await self.engine.get_run(run_id)
+            steps = await self.engine.get_steps(run_id)
+            token = await self._token(run.waiting_token_id)
+            if token is None:
+                tokens = await self.engine.list_tokens(run_id=run_id, limit=1)
+                token = tokens[0] if tokens else None
+        except RunNotFound:
+            if self.selected == run_id:
+                self.current = None
+                self.run_view_changed.emit(None)
+            return
+        if self.selected != run_id:
+            return
+        view = RunView.build(run, steps, token)
+        self.current = view
+        self.run_view_changed.emit(view)
+
+    async def reload(self) -> None:
+        if self.selected is not None:
+            await self._load_view(self.selected)
+
+    # ------------------------------------------------------------ decisions and requests
+
+    async def decide(self, view: RunView, decision: Decision) -> bool:
+        """Complete the run's token with *decision*; False (and a message) when it no longer
+        waits, in which case nothing changed."""
+        token = view.token
+        if token is None or not view.decidable:
+            self.message.emit("This run is not waiting for a decision; nothing was changed.")
+            return False
+        try:
+            await decide(self.engine, token.id, decision)
+        except TokenAlreadyFinished as exc:
+            already = "timed out" if exc.status == "TIMED_OUT" else "decided"
+            self.message.emit(f"Nothing changed: this request was already {already} elsewhere.")
+            await self.refresh([view.run.id])
+            return False
+        except TokenNotFound:
+            self.message.emit("Nothing changed: this request's token no longer exists.")
+            await self.refresh([view.run.id])
+            return False
+        verb = "Approved" if decision.approve else "Rejected"
+        what = view.review.summary if view.review is not None else view.row.request
+        self.message.emit(f"{verb}: {what}")
+        return True
+
+    async def check_edits(self, view: RunView, edits: tuple[Edit, ...]) -> list[Problem]:
+        """What is wrong with approving *view*'s run with *edits* (empty: nothing), checked
+        against the target now, so that the reviewer can fix an edit before deciding."""
+        if not edits:
+            return []
+        return await check_edits(self.engine, view.run.id, edits)
+
+    def change_request(self, text: str, *, target: str | None = None) -> ChangeRequest:
+        """A `ChangeRequest` for *text* with the settings' target, proposer and timeout."""
+        s = self.settings
+        url = target or s.target_url
+        if not url:
+            raise RequestInvalid(
+                "no target database is set: choose one in Settings (or start with --demo)"
+            )
+        return ChangeRequest(
+            request=text.strip(),
+            target=url,
+            proposer=s.proposer,
+            model=s.model,
+            base_url=s.base_url,
+            timeout=s.token_timeout,
+            allow=s.allow,
+            deny=s.deny,
+        )
+
+    async def new_request(self, text: str, *, idempotency_key: str | None = None) -> Run:
+        """Trigger a `db-change` run; it shows in the Waiting view once its proposal is ready."""
+        change = self.change_request(text)
+        run = await request_change(self.engine, change, idempotency_key=idempotency_key)
+        self.message.emit(f"Requested: {change.request} (the agent is preparing a proposal)")
+        return run
+
+    def set_settings(self, settings: Settings) -> None:
+        self.settings = settings
+
+
+def _decided_elsewhere(output: Any) -> str:
+    try:
+        decision = Decision.from_json(output)
+    except Exception:
+        return "This request was completed elsewhere; the buttons are disabled."
+    verb = "approved" if decision.approve else "rejected"
+    return f"{decision.reviewer} {verb} this request elsewhere; the buttons are disabled."

@@ -1,0 +1,58 @@
+"""`--demo`: a demo target database and its own store in the data directory, the offline
+proposer, and a handful of sample requests waiting for review within seconds.
+
+The demo keeps to ``<data dir>/demo/`` so it never mixes with a real store. The sample requests
+carry idempotency keys: relaunching finds the runs it made last time instead of duplicating
+them (delete that directory to start over).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from ..agent import create_demo_db
+from ..agent.db_change import ChangeRequest, request_change
+from ..agent.offline import DEMO_REQUESTS
+from ..config import Settings, sqlite_url
+from ..engine import Engine, Run
+
+DEMO_DIR = "demo"
+STORE_FILE = "runs.db"
+TARGET_FILE = "target.db"
+
+
+def demo_dir(settings: Settings) -> Path:
+    return settings.data_dir / DEMO_DIR
+
+
+def prepare_demo(settings: Settings) -> Settings:
+    """Create the demo target (once) and point the settings at it and at the demo store."""
+    folder = demo_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / TARGET_FILE
+    if not target.exists():
+        create_demo_db(target)
+    return replace(
+        settings,
+        store_url=sqlite_url(folder / STORE_FILE),
+        target_url=sqlite_url(target),
+        proposer="offline",
+    )
+
+
+async def seed_demo(
+    engine: Engine, settings: Settings, requests: tuple[str, ...] = DEMO_REQUESTS
+) -> list[Run]:
+    """Trigger the sample requests (once per demo store: idempotency keys)."""
+    assert settings.target_url is not None
+    runs = []
+    for number, text in enumerate(requests, start=1):
+        change = ChangeRequest(
+            request=text,
+            target=settings.target_url,
+            proposer="offline",
+            timeout=settings.token_timeout,
+        )
+        runs.append(await request_change(engine, change, idempotency_key=f"demo-{number}"))
+    return runs

@@ -1,0 +1,404 @@
+"""The main window: views and filter, the live runs table, the review pane, the status bar."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelectionModel,
+    QModelIndex,
+    QSettings,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QTabBar,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .console import Console
+from .decisions import Decisions
+from .records import RunView, View
+from .review_pane import ReviewPane
+from .runs_model import (
+    EXPIRES_IN,
+    REQUEST,
+    ROW_ROLE,
+    ROWS,
+    STATUS,
+    TABLES,
+    TAGS,
+    TASK,
+    WAITING_SINCE,
+    RunsModel,
+    RunsProxy,
+    is_dark,
+)
+
+COLUMN_WIDTHS = {
+    TASK: 84,
+    TABLES: 150,
+    ROWS: 84,
+    WAITING_SINCE: 110,
+    EXPIRES_IN: 96,
+    TAGS: 90,
+    STATUS: 96,
+}
+VIEWS = tuple(View)
+
+
+class MainWindow(QMainWindow):
+    """The approval console's window. Logic lives in `Console`; this wires widgets to it."""
+
+    settings_requested = Signal()
+    quit_requested = Signal()
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        store: str,
+        state_file: Path | None = None,
+        examples: Sequence[str] = (),
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.console = console
+        self.model: RunsModel = console.model
+        self.examples = tuple(examples)
+        self.state_file = state_file
+        self.hide_on_close = False
+        self.decisions = Decisions(self)
+        self.setWindowTitle("hitl-desktop — approvals")
+
+        # ---- top: views, filter, actions
+        self.tabs = QTabBar()
+        self.tabs.setObjectName("viewTabs")
+        self.tabs.setExpanding(False)
+        self.tabs.setDrawBase(False)
+        for view in VIEWS:
+            self.tabs.addTab(view.value)
+        self.tabs.currentChanged.connect(self._on_tab)
+        self.filter = QLineEdit()
+        self.filter.setObjectName("filter")
+        self.filter.setPlaceholderText("Filter (request, table, status, run id…)   Ctrl+F")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.setMinimumWidth(260)
+        self.new_button = QPushButton("New request…")
+        self.new_button.setObjectName("newRequestButton")
+        self.new_button.setToolTip("Ask the agent for a change (Ctrl+N)")
+        self.new_button.clicked.connect(self.decisions.new_request)
+        self.settings_button = QPushButton("Settings…")
+        self.settings_button.setObjectName("settingsButton")
+        self.settings_button.clicked.connect(self.settings_requested)
+        top = QHBoxLayout()
+        top.setContentsMargins(8, 6, 8, 0)
+        top.addWidget(self.tabs)
+        top.addStretch(1)
+        top.addWidget(self.filter, 2)
+        top.addWidget(self.new_button)
+        top.addWidget(self.settings_button)
+
+        # ---- the table
+        self.proxy = RunsProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setObjectName("runsTable")
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setShowGrid(False)
+        self.table.verticalHeader().setVisible(False)
+        rows = self.table.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(self.fontMetrics().height() + 10)
+        header = self.table.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(REQUEST, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(48)
+        for column, width in COLUMN_WIDTHS.items():
+            header.resizeSection(column, width)
+        header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSortingEnabled(True)
+        self.proxy.sort(-1)
+        self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        self.proxy.rowsInserted.connect(self._on_rows_inserted)
+        self.proxy.modelReset.connect(self._on_reset)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+
+        # ---- review pane
+        self.review = ReviewPane()
+        self.review.approve_requested.connect(self.decisions.approve)
+        self.review.reject_requested.connect(self.decisions.reject)
+        self.review.edit_requested.connect(self.decisions.edit_and_approve)
+
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.review)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 3)
+        self.splitter.setChildrenCollapsible(False)
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addLayout(top)
+        layout.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
+
+        # ---- status bar
+        self.store_label = QLabel(f"Store: {_short(store)}")
+        self.store_label.setObjectName("storeLabel")
+        self.store_label.setToolTip(store)
+        self.target_label = QLabel("")
+        self.target_label.setObjectName("targetLabel")
+        self.engine_label = QLabel("engine starting…")
+        self.engine_label.setObjectName("engineLabel")
+        self.counts_label = QLabel("")
+        self.counts_label.setObjectName("countsLabel")
+        bar = self.statusBar()
+        for label in (self.store_label, self.target_label, self.engine_label, self.counts_label):
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            label.setContentsMargins(10, 0, 10, 0)
+            bar.addPermanentWidget(label)
+        self.set_target(console.settings.target_url)
+
+        self._actions()
+        console.run_view_changed.connect(self._on_run_view)
+        console.run_stopped_waiting.connect(self._on_stopped)
+        console.message.connect(self.show_message)
+        console.counts_changed.connect(self._on_counts)
+        console.view_changed.connect(self._on_view_changed)
+
+        self._ticker = QTimer(self)
+        self._ticker.setInterval(1000)
+        self._ticker.timeout.connect(self.tick)
+        self._ticker.start()
+
+        self.resize(1280, 800)
+        self.splitter.setSizes([330, 420])
+        self.restore_state()
+
+    # ------------------------------------------------------------ setup
+
+    def _actions(self) -> None:
+        def action(name: str, keys: Sequence[QKeySequence | str], slot: Any) -> QAction:
+            act = QAction(name, self)
+            act.setShortcuts([QKeySequence(k) for k in keys])
+            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            act.triggered.connect(slot)
+            self.addAction(act)
+            return act
+
+        decide = self.decisions
+        self.approve_action = action("Approve", ["A", "Ctrl+Return", "Ctrl+Enter"], decide.approve)
+        self.reject_action = action("Reject", ["R"], decide.reject)
+        self.edit_action = action("Edit & approve", ["E"], decide.edit_and_approve)
+        self.new_action = action(
+            "New request", [QKeySequence(QKeySequence.StandardKey.New)], decide.new_request
+        )
+        action("Filter", [QKeySequence(QKeySequence.StandardKey.Find)], self._focus_filter)
+        action("Quit", [QKeySequence(QKeySequence.StandardKey.Quit)], self.quit_requested.emit)
+        for i, view in enumerate(VIEWS):
+            action(view.value, [f"Ctrl+{i + 1}"], lambda _=False, v=view: self.set_view(v))
+
+    def set_target(self, target: str | None) -> None:
+        text = display_url(target) if target else "no target database (Settings)"
+        self.target_label.setText(f"Target: {_short(text)}")
+        self.target_label.setToolTip(text)
+
+    def set_engine_state(self, text: str) -> None:
+        self.engine_label.setText(text)
+
+    def set_view(self, view: View) -> None:
+        self.tabs.setCurrentIndex(VIEWS.index(view))
+
+    def _on_tab(self, index: int) -> None:
+        view = VIEWS[index]
+        if view is not self.console.view:
+            self.console.set_view(view)
+
+    def _on_view_changed(self, view: View) -> None:
+        if self.tabs.currentIndex() != VIEWS.index(view):
+            self.tabs.blockSignals(True)
+            self.tabs.setCurrentIndex(VIEWS.index(view))
+            self.tabs.blockSignals(False)
+
+    def _focus_filter(self) -> None:
+        self.filter.setFocus()
+        self.filter.selectAll()
+
+    # ------------------------------------------------------------ selection
+
+    def selected_run(self) -> str | None:
+        index = self.table.currentIndex()
+        return self.proxy.run_id(index.row()) if index.isValid() else None
+
+    def select_run(self, run_id: str) -> bool:
+        """Select the run's row (when it is in the table); True if it is."""
+        row = self.proxy.row_of(run_id)
+        if row < 0:
+            return False
+        index = self.proxy.index(row, 0)
+        self.table.selectionModel().setCurrentIndex(
+            index,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        self.table.scrollTo(index)
+        return True
+
+    def show_run(self, run_id: str) -> None:
+        """Bring the window up on this run (a tray notification was clicked)."""
+        self.show_window()
+        if not self.select_run(run_id):  # not among this view's loaded rows: review it anyway
+            self.console.select(run_id)
+
+    def show_window(self) -> None:
+        self.show()
+        self.setWindowState(self.windowState() & ~Qt.WindowState.WindowMinimized)
+        self.raise_()
+        self.activateWindow()
+
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        run_id = self.proxy.run_id(current.row()) if current.isValid() else None
+        self.console.select(run_id)
+
+    def _on_reset(self) -> None:
+        # A reset does not announce the lost current row: the review pane follows by hand.
+        self.console.select(None)
+        self._on_rows_inserted()
+
+    def _on_rows_inserted(self, *_: Any) -> None:
+        if not self.table.currentIndex().isValid() and self.proxy.rowCount() > 0:
+            self.table.selectRow(0)
+
+    def next_waiting(self, after: str) -> str | None:
+        """The waiting run below *after* in the table (or else above it), for clearing a queue."""
+        start = self.proxy.row_of(after)
+        count = self.proxy.rowCount()
+        order = list(range(start + 1, count)) + list(range(start - 1, -1, -1))
+        if start < 0:
+            order = list(range(count))
+        for row in order:
+            found = self.proxy.data(self.proxy.index(row, 0), ROW_ROLE)
+            if (
+                found is not None
+                and found.id != after
+                and found.waiting
+                and not self.model.is_leaving(found.id)
+            ):
+                return str(found.id)
+        return None
+
+    # ------------------------------------------------------------ console → widgets
+
+    def _on_run_view(self, view: RunView | None) -> None:
+        self.review.set_view(view)
+
+    def _on_stopped(self, run_id: str, message: str) -> None:
+        if self.review.view is not None and self.review.view.run.id == run_id:
+            self.review.stop(message)
+        self.show_message(message)
+
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 10000)
+
+    def _on_counts(self, counts: dict[str, int]) -> None:
+        waiting = counts.get("WAITING", 0)
+        working = counts.get("QUEUED", 0) + counts.get("EXECUTING", 0)
+        parts = [f"{waiting:,} waiting"]
+        if working:
+            parts.append(f"{working:,} working")
+        parts.append(f"{counts.get('COMPLETED', 0):,} done")
+        failed = counts.get("FAILED", 0)
+        if failed:
+            parts.append(f"{failed:,} failed")
+        self.counts_label.setText(" · ".join(parts))
+
+    # ------------------------------------------------------------ window state
+
+    def _state(self) -> QSettings | None:
+        if self.state_file is None:
+            return None
+        return QSettings(str(self.state_file), QSettings.Format.IniFormat)
+
+    def restore_state(self) -> None:
+        state = self._state()
+        if state is None:
+            return
+        geometry = state.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        split = state.value("window/splitter")
+        if split is not None:
+            self.splitter.restoreState(split)
+        review_split = state.value("window/review_splitter")
+        if review_split is not None:
+            self.review.splitter.restoreState(review_split)
+
+    def save_state(self) -> None:
+        state = self._state()
+        if state is None:
+            return
+        state.setValue("window/geometry", self.saveGeometry())
+        state.setValue("window/splitter", self.splitter.saveState())
+        state.setValue("window/review_splitter", self.review.splitter.saveState())
+        state.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_state()
+        if self.hide_on_close:
+            event.ignore()
+            self.hide()
+            return
+        event.accept()
+        self.quit_requested.emit()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.model.set_dark(is_dark(self.palette()))
+
+    def tick(self) -> None:
+        """Repaint the visible rows: the countdown column is computed when painted."""
+        self.table.viewport().update()
+
+
+def display_url(url: str) -> str:
+    """A database for people: a SQLite file's path, any other URL without its password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return parsed.database
+    return parsed.render_as_string(hide_password=True)
+
+
+def _short(text: str, limit: int = 48) -> str:
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]

@@ -1,0 +1,297 @@
+"""The review pane: the selected run's request, the agent's summary and rationale, its diff, the
+timeline of its steps, and the decision buttons."""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..engine import RunStatus, Step
+from .diff_view import DARK, LIGHT, Colours, DiffView
+from .records import RunView, format_countdown, format_duration, format_time
+from .runs_model import is_dark
+
+
+def _ms(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.2f} s" if seconds < 60 else format_duration(seconds)
+
+
+def timeline_html(view: RunView, colours: Colours, now: float) -> str:
+    """The run's steps in order, with durations and errors, then where it is now."""
+    rows = []
+    waited = None
+    token = view.token
+    if token is not None and token.completed_at is not None:
+        waited = (token.completed_at - token.created_at).total_seconds()
+    for step in view.steps:
+        rows.append(_step_row(step, colours, waited if step.kind == "wait" else None))
+    run = view.run
+    if run.status is RunStatus.WAITING:
+        since = run.updated_at.timestamp()
+        rows.append(
+            f"<tr><td width='18'>○</td><td><b>waiting for review</b></td>"
+            f"<td align='right'>{format_duration(now - since)}</td></tr>"
+        )
+    elif run.status is RunStatus.FAILED and run.error:
+        rows.append(
+            f"<tr><td width='18' style='color:{colours.op_delete}'>✗</td>"
+            f"<td colspan='2' style='color:{colours.op_delete}'>{html.escape(run.error)}</td></tr>"
+        )
+    if not rows:
+        return f"<p style='color:{colours.muted}'>No steps recorded yet.</p>"
+    return "<table cellspacing='0' cellpadding='2' width='100%'>" + "".join(rows) + "</table>"
+
+
+def _step_row(step: Step, colours: Colours, waited: float | None = None) -> str:
+    mark = "✓" if step.ok else "✗"
+    colour = colours.op_insert if step.ok else colours.op_delete
+    label = step.name if step.kind == "step" else f"{step.kind} {step.name}"
+    if step.kind == "wait":
+        label = "reviewer decided" if step.ok else "nobody decided in time"
+    elif step.kind == "token":
+        label = "review requested"
+    extra = f" ×{step.attempts}" if step.attempts > 1 else ""
+    error = ""
+    if step.error:
+        error = f"<br><span style='color:{colours.op_delete}'>{html.escape(step.error)}</span>"
+    return (
+        f"<tr><td width='18' style='color:{colour}'>{mark}</td>"
+        f"<td>{html.escape(label)}{extra}{error}</td>"
+        f"<td align='right' width='70' style='color:{colours.muted}'>"
+        f"{_ms(step.duration_s if waited is None else waited)}</td>"
+        "</tr>"
+    )
+
+
+def details_html(view: RunView, colours: Colours, now: float) -> str:
+    """Summary, rationale, outcome, who proposed it and the timeline."""
+    parts = []
+    review = view.review
+    outcome = view.row.outcome
+    if outcome is not None:
+        colour = colours.op_insert if outcome.outcome == "applied" else colours.op_delete
+        if outcome.outcome in ("rejected", "expired"):
+            colour = colours.muted
+        state, message = view.row.state, outcome.message
+        if message.lower().startswith(state):  # "rejected by ana: …" names the state already
+            head, rest = message[: len(state)].capitalize(), message[len(state) :]
+        else:
+            head, rest = state.capitalize(), f": {message}"
+        parts.append(f"<p><b style='color:{colour}'>{html.escape(head)}</b>{html.escape(rest)}</p>")
+        for problem in outcome.problems:
+            parts.append(
+                f"<p style='color:{colours.op_delete}'>• "
+                f"{html.escape(str(problem.get('message', problem)))}</p>"
+            )
+        for conflict in outcome.conflicts:
+            parts.append(
+                f"<p style='color:{colours.op_delete}'>• {html.escape(str(conflict.get('table')))}"
+                f" {html.escape(str(conflict.get('key')))}: "
+                f"{html.escape(str(conflict.get('message')))}</p>"
+            )
+    if review is not None:
+        parts.append(f"<h4>Summary</h4><p>{html.escape(review.summary)}</p>")
+        parts.append(f"<h4>Rationale</h4><p>{html.escape(review.rationale)}</p>")
+        parts.append(
+            f"<p style='color:{colours.muted}'>Proposed by {html.escape(review.proposer)} for "
+            f"{html.escape(review.target)}</p>"
+        )
+    elif view.run.status in (RunStatus.QUEUED, RunStatus.EXECUTING):
+        parts.append(f"<p style='color:{colours.muted}'>The agent is preparing a proposal…</p>")
+    parts.append("<h4>Timeline</h4>")
+    parts.append(timeline_html(view, colours, now))
+    parts.append(
+        f"<p style='color:{colours.muted}'>Run {html.escape(view.run.id)} · "
+        f"{html.escape(view.run.task)} · created "
+        f"{format_time(view.run.created_at.timestamp(), now)}</p>"
+    )
+    return "".join(parts)
+
+
+class ReviewPane(QWidget):
+    """Shows one `RunView`; emits what the reviewer asks for."""
+
+    approve_requested = Signal()
+    reject_requested = Signal()
+    edit_requested = Signal()
+
+    def __init__(
+        self, parent: QWidget | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        super().__init__(parent)
+        self._clock = clock
+        self.view: RunView | None = None
+        self._stopped: str | None = None
+        self._busy = False
+
+        self.title = QLabel("Select a run to review it")
+        self.title.setObjectName("reviewTitle")
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        font = self.title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.title.setFont(font)
+        self.state = QLabel("")
+        self.state.setObjectName("reviewState")
+        self.banner = QLabel("")
+        self.banner.setObjectName("banner")
+        self.banner.setWordWrap(True)
+        self.banner.setVisible(False)
+
+        self.details = QTextBrowser()
+        self.details.setObjectName("reviewDetails")
+        self.diff = DiffView()
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.details)
+        split.addWidget(self.diff)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 3)
+        split.setChildrenCollapsible(False)
+        self.splitter = split
+
+        self.countdown = QLabel("")
+        self.countdown.setObjectName("countdown")
+        self.approve_button = QPushButton("Approve")
+        self.approve_button.setObjectName("approveButton")
+        self.approve_button.setToolTip("Approve and write the change (A or Ctrl+Enter)")
+        bold = self.approve_button.font()
+        bold.setBold(True)
+        self.approve_button.setFont(bold)
+        self.reject_button = QPushButton("Reject…")
+        self.reject_button.setObjectName("rejectButton")
+        self.reject_button.setToolTip("Reject; nothing is written (R)")
+        self.edit_button = QPushButton("Edit && approve…")
+        self.edit_button.setObjectName("editButton")
+        self.edit_button.setToolTip("Change the values, then approve (E)")
+        for button in (self.approve_button, self.reject_button, self.edit_button):
+            button.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed)
+            button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.approve_button.clicked.connect(self.approve_requested)
+        self.reject_button.clicked.connect(self.reject_requested)
+        self.edit_button.clicked.connect(self.edit_requested)
+
+        head = QHBoxLayout()
+        head.addWidget(self.title, 1)
+        head.addWidget(self.state, 0, Qt.AlignmentFlag.AlignTop)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.countdown, 1)
+        buttons.addWidget(self.reject_button)
+        buttons.addWidget(self.edit_button)
+        buttons.addWidget(self.approve_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.addLayout(head)
+        layout.addWidget(self.banner)
+        layout.addWidget(split, 1)
+        layout.addLayout(buttons)
+
+        self._tick = QTimer(self)
+        self._tick.setInterval(1000)
+        self._tick.timeout.connect(self.tick)
+        self._tick.start()
+        self.set_view(None)
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def can_decide(self) -> bool:
+        view = self.view
+        if view is None or not view.decidable or self._stopped is not None or self._busy:
+            return False
+        expires = view.expires_at
+        return expires is None or expires > self._clock()
+
+    def set_view(self, view: RunView | None) -> None:
+        same_run = view is not None and self.view is not None and view.run.id == self.view.run.id
+        self.view = view
+        if not same_run or (view is not None and view.decidable):
+            self._stopped = None
+        if view is None:
+            self.title.setText("Select a run to review it")
+            self.state.setText("")
+            self.details.setHtml("")
+            self.diff.set_review(None)
+            self._show_banner(None)
+        else:
+            self.title.setText(view.review.request if view.review else view.row.request)
+            self.state.setText(view.row.state)
+            self.refresh_html()
+            if not same_run or view.review is not self.diff._review:
+                self.diff.set_review(view.review)
+            if not same_run:
+                self._show_banner(None)
+        self._update_buttons()
+        self.tick()
+
+    def refresh_html(self) -> None:
+        if self.view is None:
+            return
+        colours = DARK if is_dark(self.palette()) else LIGHT
+        scroll = self.details.verticalScrollBar().value()
+        self.details.setHtml(details_html(self.view, colours, self._clock()))
+        self.details.verticalScrollBar().setValue(scroll)
+        self.diff.refresh_html()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.refresh_html()
+
+    def stop(self, message: str) -> None:
+        """The run can no longer be decided (expired, decided elsewhere): disable at once."""
+        self._stopped = message
+        self._show_banner(message)
+        self._update_buttons()
+
+    def set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        self._update_buttons()
+
+    def _show_banner(self, message: str | None) -> None:
+        self.banner.setText(message or "")
+        self.banner.setVisible(bool(message))
+
+    def _update_buttons(self) -> None:
+        ok = self.can_decide
+        view = self.view
+        editable = (
+            ok
+            and view is not None
+            and view.review is not None
+            and any(d.op != "delete" for d in view.review.diffs)
+        )
+        self.approve_button.setEnabled(ok)
+        self.reject_button.setEnabled(ok)
+        self.edit_button.setEnabled(editable)
+
+    def tick(self) -> None:
+        """Once a second: the countdown, and disable the buttons the moment the token expires."""
+        view = self.view
+        if view is None or not view.decidable:
+            self.countdown.setText("")
+            return
+        expires = view.expires_at
+        now = self._clock()
+        if expires is not None:
+            text = format_countdown(expires, now)
+            self.countdown.setText("Expired" if text == "expired" else f"Expires in {text}")
+            if expires <= now and self._stopped is None:
+                self.stop("This request expired: nobody decided in time. Nothing was written.")
+                return
+        self._update_buttons()
