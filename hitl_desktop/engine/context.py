@@ -148,7 +148,7 @@ class RunContext:
     ) -> Token:
         position, recorded = self._next("token", "create_token")
         if recorded is not None:
-            info = json.loads(recorded.result or "{}")
+            info = serde.load(recorded.result or "{}")
             state = self._tokens.get(info["id"])
             return _token(info, state.status if state else TokenStatus.WAITING)
         engine = self._engine
@@ -196,7 +196,9 @@ class RunContext:
             "idempotency_key": token.idempotency_key,
         }
         self._record(
-            StepWrite(position, "token", "create_token", True, json.dumps(info), None, 1, now, now)
+            StepWrite(
+                position, "token", "create_token", True, serde.encode(info), None, 1, now, now
+            )
         )
         state = self._tokens.get(token.id)
         return _token(info, state.status if state else TokenStatus.WAITING, cached)

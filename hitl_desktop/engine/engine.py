@@ -184,21 +184,25 @@ class Engine:
         if found is None:
             raise TaskNotFound(task, list(self._tasks))
         text = serde.dump(payload, f"the payload of a {task!r} run", self.max_payload_bytes)
-        await self.open()
+        if self._executor_ is None:
+            await self.open()
         now = self.clock()
+        tag_list = list(tags)
+        started = self._started
+        run_id = serde.new_id("run")
         row = {
-            "id": serde.new_id("run"),
+            "id": run_id,
             "task": task,
-            "status": "EXECUTING" if self._started else "QUEUED",
+            "status": "EXECUTING" if started else "QUEUED",
             "output": None,
             "error": None,
             "traceback": None,
-            "tags": json.dumps(list(tags)),
+            "tags": json.dumps(tag_list) if tag_list else "[]",
             "idempotency_key": idempotency_key,
             "idempotency_expires_at": (
                 None if idempotency_key_ttl is None else now + serde.seconds(idempotency_key_ttl)
             ),
-            "owner": self.id if self._started else None,
+            "owner": self.id if started else None,
             "waiting_token_id": None,
             "recoveries": 0,
             "code_hash": found.code_hash,
@@ -206,16 +210,41 @@ class Engine:
             "updated_at": now,
             "finished_at": None,
         }
-        out = await write_retrying_conflicts(self._executor, store.trigger, row, text, now, self.id)
-        if out.value is not None:
-            existing, payload_text, output_text = await self._executor.read(
-                store.get_run, out.value["id"]
+        if idempotency_key is None:
+            # Queued at once (SQLite): the Run is built while the store thread commits.
+            pending = self._executor.write(store.trigger, row, text, now, self.id)
+            created = to_datetime(now)
+            assert created is not None
+            run = Run(
+                id=run_id,
+                task=task,
+                status=RunStatus.EXECUTING if started else RunStatus.QUEUED,
+                payload=serde.load(text),
+                output=None,
+                error=None,
+                traceback=None,
+                tags=tuple(tag_list),
+                created_at=created,
+                updated_at=created,
+                finished_at=None,
+                waiting_token_id=None,
+                idempotency_key=None,
             )
-            return _run(existing, payload_text, output_text, cached=True)
+            out = await pending
+        else:
+            out = await write_retrying_conflicts(
+                self._executor, store.trigger, row, text, now, self.id
+            )
+            if out.value is not None:
+                existing, payload_text, output_text = await self._executor.read(
+                    store.get_run, out.value["id"]
+                )
+                return _run(existing, payload_text, output_text, cached=True)
+            run = _run(row, text, None)
         self._publish(out.events)
         if self._started:
-            self._spawn(Resume(str(row["id"]), task, text, {}, {}))
-        return _run(row, text, None)
+            self._spawn(Resume(run_id, task, text, {}, {}))
+        return run
 
     async def get_run(self, run_id: str) -> Run:
         row, payload, output = await self._executor_or_open(store.get_run, run_id)
@@ -522,7 +551,8 @@ class Engine:
     async def _executor_or_open(
         self, fn: Callable[..., Any], *args: Any, write: bool = False
     ) -> Any:
-        await self.open()
+        if self._executor_ is None:
+            await self.open()
         if write:
             return await self._executor.write(fn, *args)
         return await self._executor.read(fn, *args)
@@ -562,7 +592,7 @@ def _run(row: Row, payload: str | None, output: str | None, cached: bool = False
         output=serde.load(output),
         error=row["error"],
         traceback=row["traceback"],
-        tags=tuple(json.loads(row["tags"] or "[]")),
+        tags=tuple(serde.load(row["tags"] or "[]")),
         created_at=created,
         updated_at=updated,
         finished_at=to_datetime(row["finished_at"]),
@@ -580,7 +610,7 @@ def _token(row: Row, output: str | None) -> Token:
         id=str(row["id"]),
         run_id=row["run_id"],
         status=TokenStatus(row["status"]),
-        tags=tuple(json.loads(row["tags"] or "[]")),
+        tags=tuple(serde.load(row["tags"] or "[]")),
         created_at=created,
         expires_at=expires,
         completed_at=to_datetime(row["completed_at"]),
@@ -608,4 +638,4 @@ def _step(row: Row, result: str | None) -> Step:
 
 
 def _event(row: EventRow) -> Event:
-    return event_from(row.kind, row.run_id, row.at, row.origin, row.token_id, row.data)
+    return event_from(row.kind, row.run_id, row.at, row.origin, row.token_id, row.data, row.values)

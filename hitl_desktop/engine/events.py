@@ -84,14 +84,31 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
+_EXTRA: dict[str, tuple[type[Event], tuple[str, ...]]] = {
+    kind: (cls, tuple(f.name for f in fields(cls) if f.name not in ("run_id", "at", "origin")))
+    for kind, cls in EVENT_TYPES.items()
+}
+
+
 def event_from(
-    kind: str, run_id: str, at: float, origin: str, token_id: str | None, data: str | None
+    kind: str,
+    run_id: str,
+    at: float,
+    origin: str,
+    token_id: str | None,
+    data: str | None,
+    values: dict[str, Any] | None = None,
 ) -> Event:
-    """Rebuild an event from its row in the event log."""
-    cls = EVENT_TYPES[kind]
-    known = {**_DEFAULTS, "token_id": token_id, **(json.loads(data) if data else {})}
-    extra = {f.name: known[f.name] for f in fields(cls) if f.name not in ("run_id", "at", "origin")}
-    return cls(run_id=run_id, at=at, origin=origin, **extra)
+    """Rebuild an event from its row in the event log; *values* is the decoded *data* when
+    the caller has it already (events this engine made)."""
+    cls, extra = _EXTRA[kind]
+    if values is None:
+        values = json.loads(data) if data else {}
+    kwargs = {
+        name: token_id if name == "token_id" else values.get(name, _DEFAULTS[name])
+        for name in extra
+    }
+    return cls(run_id=run_id, at=at, origin=origin, **kwargs)
 
 
 class EventStream:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from json.scanner import make_scanner
 from typing import Any
 
 from .errors import InvalidDuration, NotJSON, PayloadTooLarge
@@ -14,12 +17,33 @@ from .errors import InvalidDuration, NotJSON, PayloadTooLarge
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
+def _compact_encoder(ensure_ascii: bool, allow_nan: bool) -> Callable[[Any], str]:
+    """json's C encoder made once, called directly: JSONEncoder.encode makes a new one per
+    call behind two Python wrappers. No circular-reference markers: a cycle raises
+    RecursionError (as very deep nesting always did)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: the standard path
+        standard = json.JSONEncoder(
+            ensure_ascii=ensure_ascii, allow_nan=allow_nan, separators=(",", ":")
+        )
+        return standard.encode
+    quote = json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
+    chunks = make(None, _encoder.default, quote, None, ":", ",", False, False, allow_nan)
+    return lambda value: "".join(chunks(value, 0))
+
+
+encode = _compact_encoder(ensure_ascii=False, allow_nan=False)
+"""Compact JSON text of a value (TypeError/ValueError/RecursionError if it has none)."""
+
+
 def dump(value: Any, what: str, limit: int) -> str:
     """Encode *value* as compact JSON; raise before anything is written if it cannot be stored."""
     try:
-        text = _encoder.encode(value)
+        text = encode(value)
     except (TypeError, ValueError) as exc:
         raise NotJSON(what, str(exc)) from None
+    except RecursionError:
+        raise NotJSON(what, "it nests too deeply or refers to itself") from None
     # len() counts characters; only texts near the limit pay for the exact UTF-8 size.
     if len(text) * 4 > limit:
         size = len(text.encode("utf-8"))
@@ -28,8 +52,19 @@ def dump(value: Any, what: str, limit: int) -> str:
     return text
 
 
+_scan: Callable[[str, int], tuple[Any, int]] = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
 def load(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    if text is None:
+        return None
+    # The texts are dump()'s: compact, no surrounding whitespace. Scanning them directly skips
+    # json.loads' Python wrappers; anything else (or a bad text) goes the standard way.
+    try:
+        value, end = _scan(text, 0)
+    except (StopIteration, ValueError):
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -38,22 +73,14 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 def seconds(duration: str | float | int | timedelta) -> float:
     """'10m' → 600.0; '1h30m', '500ms', 2.5 and timedelta are accepted too."""
+    if isinstance(duration, str):
+        return _text_seconds(duration)
     if isinstance(duration, timedelta):
         value = duration.total_seconds()
     elif isinstance(duration, bool):
         raise InvalidDuration(duration)
     elif isinstance(duration, int | float):
         value = float(duration)
-    elif isinstance(duration, str):
-        text = duration.strip().lower().replace(" ", "")
-        pos, value = 0, 0.0
-        for match in _PART.finditer(text):
-            if match.start() != pos:
-                raise InvalidDuration(duration)
-            value += float(match.group(1)) * _UNITS[match.group(2)]
-            pos = match.end()
-        if pos != len(text) or not text:
-            raise InvalidDuration(duration)
     else:
         raise InvalidDuration(duration)
     if not value > 0 or value != value or value == float("inf"):
@@ -61,14 +88,35 @@ def seconds(duration: str | float | int | timedelta) -> float:
     return value
 
 
+@functools.lru_cache(maxsize=256)
+def _text_seconds(duration: str) -> float:
+    """A duration written as text; a task passes the same few literals again and again."""
+    text = duration.strip().lower().replace(" ", "")
+    pos, value = 0, 0.0
+    for match in _PART.finditer(text):
+        if match.start() != pos:
+            raise InvalidDuration(duration)
+        value += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise InvalidDuration(duration)
+    if not value > 0 or value != value or value == float("inf"):
+        raise InvalidDuration(duration)
+    return value
+
+
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+"""Two base32 digits per 10 bits: 13 lookups encode an id's 130 bits."""
 
 
 def new_id(prefix: str) -> str:
     """A sortable unique id: 48 bits of milliseconds and 80 random bits in Crockford base32."""
-    number = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        number, rest = divmod(number, 32)
-        chars.append(_ALPHABET[rest])
-    return prefix + "_" + "".join(reversed(chars))
+    n = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    p = _PAIRS
+    return (
+        f"{prefix}_{p[n >> 120]}{p[n >> 110 & 1023]}{p[n >> 100 & 1023]}{p[n >> 90 & 1023]}"
+        f"{p[n >> 80 & 1023]}{p[n >> 70 & 1023]}{p[n >> 60 & 1023]}{p[n >> 50 & 1023]}"
+        f"{p[n >> 40 & 1023]}{p[n >> 30 & 1023]}{p[n >> 20 & 1023]}{p[n >> 10 & 1023]}"
+        f"{p[n & 1023]}"
+    )

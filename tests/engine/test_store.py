@@ -1,10 +1,14 @@
 """The store: migrations at start, the fast path when current, grouped commits."""
 
 import asyncio
+import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from hitl_desktop.engine import Engine, RunStatus, task, wait
 from hitl_desktop.engine.store.schema import SCHEMA_REVISION
@@ -72,3 +76,114 @@ async def test_concurrent_runs_share_commits_without_sharing_failures(engine: En
     for i, run in enumerate(runs):
         done = await engine.wait_for(run.id, [RunStatus.COMPLETED])
         assert done.output == {"n": i}
+
+
+# ---------------------------------------------------------------- upgrading an existing store
+
+quotes: list[int] = []
+
+
+def quote(amount: int) -> dict[str, int]:
+    quotes.append(amount)
+    return {"amount": amount}
+
+
+@task("store-upgrade")
+async def upgrade_task(ctx, payload):
+    q = await ctx.step("quote", quote, payload["amount"])
+    token = await wait.create_token(timeout="1h")
+    result = await wait.for_token(token)
+    return {"quote": q, "decision": result.output}
+
+
+def _store_at_0001(path: Path) -> None:
+    """A store created by the first release: Alembic's 0001 only."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    from hitl_desktop.engine.store import migrate
+
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(migrate.MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+    finally:
+        engine.dispose()
+
+
+def _fill_0001(path: Path, now: float) -> None:
+    """What 0001 held: a run waiting on its token (a step done), a finished keyed run."""
+    info = json.dumps(
+        {"id": "tok_w", "tags": ["refund"], "created_at": now, "expires_at": now + 3600}
+    )
+    run = (
+        "INSERT INTO hitl_runs (id, task, status, payload, output, tags, idempotency_key,"
+        " waiting_token_id, owner, recoveries, created_at, updated_at, finished_at)"
+        " VALUES (?, 'store-upgrade', ?, ?, ?, '[]', ?, ?, NULL, 0, ?, ?, ?)"
+    )
+    step = (
+        "INSERT INTO hitl_steps (run_id, position, kind, name, ok, result, error, attempts,"
+        " started_at, finished_at) VALUES (?, ?, ?, ?, 1, ?, NULL, 1, ?, ?)"
+    )
+    with sqlite3.connect(path) as db:
+        db.execute(run, ("run_w", "WAITING", '{"amount":7}', None, None, "tok_w", now, now, None))
+        db.execute(
+            run,
+            ("run_c", "COMPLETED", '{"amount":1}', '{"ok":1}', "key-1", None, now - 1, now, now),
+        )
+        db.execute(step, ("run_w", 0, "step", "quote", '{"amount":7}', now, now))
+        db.execute(step, ("run_w", 1, "token", "create_token", info, now, now))
+        db.execute(
+            "INSERT INTO hitl_tokens (id, run_id, status, tags, created_at, expires_at)"
+            " VALUES ('tok_w', 'run_w', 'WAITING', '[\"refund\"]', ?, ?)",
+            (now, now + 3600),
+        )
+        db.execute("INSERT INTO hitl_token_tags (tag, token_id) VALUES ('refund', 'tok_w')")
+
+
+async def test_a_0001_store_is_upgraded_and_its_runs_go_on(tmp_path: Path):
+    path = tmp_path / "old.db"
+    _store_at_0001(path)
+    _fill_0001(path, time.time())
+    quotes.clear()
+
+    engine = Engine(f"sqlite:///{path}")
+    await engine.start()
+    try:
+        db = sqlite3.connect(path)
+        assert db.execute("select version_num from alembic_version").fetchall() == [
+            (SCHEMA_REVISION,)
+        ]
+        ddl = dict(db.execute("select name, sql from sqlite_master where sql is not null"))
+        assert "WITHOUT ROWID" in ddl["hitl_steps"]
+        assert "WHERE idempotency_key IS NOT NULL" in ddl["uq_hitl_runs_idempotency_key"]
+        assert "ix_hitl_runs_status_created" not in ddl
+        assert "UNIQUE" not in ddl["hitl_runs"] and "UNIQUE" not in ddl["hitl_tokens"]
+        db.close()
+
+        # The rows came through: the waiting run, its history and token, the keyed run.
+        waiting = await engine.get_run("run_w")
+        assert waiting.status == RunStatus.WAITING and waiting.waiting_token_id == "tok_w"
+        assert [s.name for s in await engine.get_steps("run_w")] == ["quote", "create_token"]
+        assert [t.id for t in await engine.list_tokens(status="WAITING", tags=["refund"])] == [
+            "tok_w"
+        ]
+        assert [r.id for r in await engine.list_runs(RunStatus.WAITING)] == ["run_w"]
+        cached = await engine.trigger("store-upgrade", {"amount": 2}, idempotency_key="key-1")
+        assert cached.is_cached and cached.id == "run_c"
+
+        # The old run resumes by replay: its finished step does not run again.
+        await engine.complete_token("tok_w", {"approved": True})
+        done = await engine.wait_for("run_w", [RunStatus.COMPLETED])
+        assert done.output == {"quote": {"amount": 7}, "decision": {"approved": True}}
+        assert quotes == []
+    finally:
+        await engine.stop()
+
+    # Keys stay unique where set; any number of runs have none.
+    with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError):
+        db.execute("UPDATE hitl_runs SET idempotency_key = 'key-1' WHERE id = 'run_w'")

@@ -93,8 +93,9 @@ def test_a_corrupted_log_is_caught(
         ("UPDATE hitl_tokens SET status = 'WAITING' WHERE rowid = 1", "tokens left WAITING"),
         ("UPDATE hitl_runs SET status = 'EXECUTING' WHERE rowid = 1", "not COMPLETED"),
         (
-            "DELETE FROM hitl_steps WHERE position = 3 AND rowid = "
-            "(SELECT min(rowid) FROM hitl_steps WHERE position = 3)",
+            # hitl_steps has no rowid (keyed by run_id, position): one run's step 3.
+            "DELETE FROM hitl_steps WHERE position = 3 AND run_id = "
+            "(SELECT min(run_id) FROM hitl_steps WHERE position = 3)",
             "has history",
         ),
         ("UPDATE hitl_runs SET idempotency_key = 'r9' WHERE rowid = 1", "expected ['r0'"),

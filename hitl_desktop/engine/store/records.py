@@ -84,6 +84,7 @@ class EventRow:
     run_id: str
     token_id: str | None
     data: str | None
+    values: dict[str, Any] | None = None  # *data* decoded, for events this engine made
 
 
 @dataclass(slots=True)

@@ -7,12 +7,30 @@ a reference (see values.py), so listing runs never drags megabytes through the p
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 """The Alembic head this code expects; start() skips Alembic entirely when the store is at it."""
 
 metadata = sa.MetaData()
+
+# Every index costs a page in the WAL on each commit that changes it, so indexes are partial
+# where the rows a query looks for are few: live runs, waiting tokens, set keys and waits.
+# A partial index serves a query only when the query repeats the index's condition with the
+# same literals (SQLite does not look inside bound parameters), hence these shared conditions.
+# Live runs are the unfinished ones: every change to a finished status sets finished_at. (Not
+# `status IN (...)`: SQLite evaluates a 3-value IN list through a temporary b-tree, on every
+# write to the table.)
+LIVE_STATUSES = ("QUEUED", "EXECUTING", "WAITING")
+LIVE_RUN = "finished_at IS NULL"
+WAITING_TOKEN = "status = 'WAITING'"
+
+
+def _where(condition: str) -> dict[str, Any]:
+    return {"sqlite_where": sa.text(condition), "postgresql_where": sa.text(condition)}
+
 
 runs = sa.Table(
     "hitl_runs",
@@ -25,7 +43,7 @@ runs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("traceback", sa.Text, nullable=True),
     sa.Column("tags", sa.Text, nullable=False, server_default="[]"),
-    sa.Column("idempotency_key", sa.String(400), nullable=True, unique=True),
+    sa.Column("idempotency_key", sa.String(400), nullable=True),
     sa.Column("idempotency_expires_at", sa.Float, nullable=True),
     sa.Column("owner", sa.String(40), nullable=True),
     sa.Column("waiting_token_id", sa.String(40), nullable=True),
@@ -34,9 +52,17 @@ runs = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
-    sa.Index("ix_hitl_runs_status_created", "status", "created_at"),
     sa.Index("ix_hitl_runs_created", "created_at"),
-    sa.Index("ix_hitl_runs_waiting_token", "waiting_token_id"),
+    sa.Index("ix_hitl_runs_live", "status", "created_at", **_where(LIVE_RUN)),
+    sa.Index(
+        "ix_hitl_runs_waiting_token", "waiting_token_id", **_where("waiting_token_id IS NOT NULL")
+    ),
+    sa.Index(
+        "uq_hitl_runs_idempotency_key",
+        "idempotency_key",
+        unique=True,
+        **_where("idempotency_key IS NOT NULL"),
+    ),
 )
 
 steps = sa.Table(
@@ -52,6 +78,9 @@ steps = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=False),
+    # Clustered by (run_id, position): one b-tree to append to, and a run's history is
+    # read in one range scan.
+    sqlite_with_rowid=False,
 )
 
 tokens = sa.Table(
@@ -62,13 +91,19 @@ tokens = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("tags", sa.Text, nullable=False, server_default="[]"),
     sa.Column("output", sa.Text, nullable=True),
-    sa.Column("idempotency_key", sa.String(400), nullable=True, unique=True),
+    sa.Column("idempotency_key", sa.String(400), nullable=True),
     sa.Column("idempotency_expires_at", sa.Float, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("completed_at", sa.Float, nullable=True),
-    sa.Index("ix_hitl_tokens_status_expires", "status", "expires_at"),
+    sa.Index("ix_hitl_tokens_waiting", "expires_at", **_where(WAITING_TOKEN)),
     sa.Index("ix_hitl_tokens_run", "run_id"),
+    sa.Index(
+        "uq_hitl_tokens_idempotency_key",
+        "idempotency_key",
+        unique=True,
+        **_where("idempotency_key IS NOT NULL"),
+    ),
 )
 
 token_tags = sa.Table(

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -46,6 +47,9 @@ class Tx(Protocol):
 
     def one(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> Row | None: ...
 
+    def returning(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
+        """Run a write with a RETURNING clause; return its rows (the write is complete)."""
+
     def data_version(self) -> int | None:
         """A counter that moves when another connection commits, where the dialect has one."""
 
@@ -60,24 +64,48 @@ class Prepared:
 
     def __init__(self, stmt: sa.Executable) -> None:
         self.stmt = stmt
-        self._sqlite: tuple[str, list[str], dict[str, Any]] | None = None
+        self._sqlite: _Compiled | None = None
 
-    def sqlite(self) -> tuple[str, list[str], dict[str, Any]]:
+    def sqlite(self) -> _Compiled:
         if self._sqlite is None:
             self._sqlite = _compile_sqlite(self.stmt)
         return self._sqlite
 
 
 Statement = sa.Executable | Prepared
+Binder = Callable[[Mapping[str, Any]], tuple[Any, ...]]
+_Compiled = tuple[str, Binder]
 
 _SQLITE = sqlite_dialect.dialect(paramstyle="qmark")
 
 
-def _compile_sqlite(stmt: sa.Executable) -> tuple[str, list[str], dict[str, Any]]:
+def _compile_sqlite(stmt: sa.Executable) -> _Compiled:
+    """SQL text, and a function turning the caller's params into its positional arguments
+    (one C call: itemgetter). The statement's own literals fill what the caller leaves out."""
     assert isinstance(stmt, sa.ClauseElement)
     compiled = stmt.compile(dialect=_SQLITE, compile_kwargs={"render_postcompile": True})
     assert isinstance(compiled, SQLCompiler)
-    return compiled.string, list(compiled.positiontup or []), dict(compiled.params)
+    names = list(compiled.positiontup or [])
+    # Parameters the caller must supply (bindparam("name") without a value) have no default.
+    required = {name for name, bind in compiled.binds.items() if bind.required}
+    defaults = {k: v for k, v in compiled.params.items() if k not in required}
+    return compiled.string, _binder(names, defaults)
+
+
+def _binder(names: list[str], defaults: dict[str, Any]) -> Binder:
+    if not names:
+        return lambda params: ()
+    get = operator.itemgetter(*names)
+    if len(names) == 1:
+        if defaults:
+            return lambda params: (get({**defaults, **params}),)
+        return lambda params: (get(params),)
+    if defaults:
+        return lambda params: get({**defaults, **params})
+    return get
+
+
+_NO_PARAMS: Mapping[str, Any] = {}
 
 
 class _SqliteTx:
@@ -85,42 +113,40 @@ class _SqliteTx:
 
     def __init__(self, raw: sqlite3.Connection) -> None:
         self._raw = raw
+        self._cursor = raw.cursor()  # one cursor for every statement: none made per call
 
     @staticmethod
-    def _bind(stmt: Statement, params: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+    def _bind(stmt: Statement, params: Mapping[str, Any] | None) -> tuple[str, tuple[Any, ...]]:
         # Dynamic statements (filters, IN lists) are compiled per call: nothing to cache.
-        sql, names, defaults = (
-            stmt.sqlite() if isinstance(stmt, Prepared) else _compile_sqlite(stmt)
-        )
-        if params:
-            return sql, [params[n] if n in params else defaults[n] for n in names]
-        return sql, [defaults[n] for n in names]
+        sql, bind = stmt.sqlite() if isinstance(stmt, Prepared) else _compile_sqlite(stmt)
+        return sql, bind(params or _NO_PARAMS)
 
     def execute(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> int:
         sql, args = self._bind(stmt, params)
-        return self._raw.execute(sql, args).rowcount
+        return self._cursor.execute(sql, args).rowcount
 
     def execute_many(self, stmt: Statement, rows: list[dict[str, Any]]) -> None:
         if rows:
-            sql, names, defaults = (
-                stmt.sqlite() if isinstance(stmt, Prepared) else _compile_sqlite(stmt)
-            )
-            self._raw.executemany(
-                sql, [[row.get(n, defaults.get(n)) for n in names] for row in rows]
-            )
+            sql, bind = stmt.sqlite() if isinstance(stmt, Prepared) else _compile_sqlite(stmt)
+            self._cursor.executemany(sql, [bind(row) for row in rows])
 
     def all(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
         sql, args = self._bind(stmt, params)
-        return self._raw.execute(sql, args).fetchall()
+        return self._cursor.execute(sql, args).fetchall()
 
     def one(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> Row | None:
+        # fetchall: the statement runs to its end, so nothing is left pending on the cursor.
         sql, args = self._bind(stmt, params)
-        row: Row | None = self._raw.execute(sql, args).fetchone()
-        return row
+        rows = self._cursor.execute(sql, args).fetchall()
+        return rows[0] if rows else None
+
+    def returning(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
+        sql, args = self._bind(stmt, params)
+        return self._cursor.execute(sql, args).fetchall()
 
     def data_version(self) -> int | None:
         """Changes whenever another connection commits; never for our own commits."""
-        return int(self._raw.execute("PRAGMA data_version").fetchone()[0])
+        return int(self._cursor.execute("PRAGMA data_version").fetchall()[0][0])
 
 
 class _SaTx:
@@ -150,6 +176,10 @@ class _SaTx:
         row = self._conn.execute(self._stmt(stmt), dict(params or {})).first()
         return None if row is None else dict(row._mapping)
 
+    def returning(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> list[Row]:
+        rows = self._conn.execute(self._stmt(stmt), dict(params or {}))
+        return [dict(r._mapping) for r in rows]
+
     def data_version(self) -> int | None:
         return None
 
@@ -176,9 +206,10 @@ def configure_sqlite(raw: sqlite3.Connection, synchronous: str) -> None:
 class Executor(Protocol):
     dialect: str
 
-    async def write(self, fn: Body[T], *args: Any) -> T: ...
+    def write(self, fn: Body[T], *args: Any) -> Awaitable[T]:
+        """Run *fn* in a write transaction; awaiting the result waits for its commit."""
 
-    async def read(self, fn: Body[T], *args: Any) -> T: ...
+    def read(self, fn: Body[T], *args: Any) -> Awaitable[T]: ...
 
     async def close(self) -> None: ...
 
@@ -204,11 +235,13 @@ class SqliteExecutor:
         if self._open_error is not None:
             raise self._open_error
 
-    async def write(self, fn: Body[T], *args: Any) -> T:
-        return await self._submit(True, fn, args)
+    # Plain functions returning the future: the work is queued at the call, so a caller can
+    # do its own work while the store thread runs the transaction, then await the result.
+    def write(self, fn: Body[T], *args: Any) -> asyncio.Future[T]:
+        return self._submit(True, fn, args)
 
-    async def read(self, fn: Body[T], *args: Any) -> T:
-        return await self._submit(False, fn, args)
+    def read(self, fn: Body[T], *args: Any) -> asyncio.Future[T]:
+        return self._submit(False, fn, args)
 
     def _submit(self, write: bool, fn: Body[T], args: tuple[Any, ...]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
@@ -257,12 +290,13 @@ class SqliteExecutor:
     @staticmethod
     def _run_read(raw: sqlite3.Connection, tx: _SqliteTx, item: Any) -> tuple[Any, bool, Any]:
         fn, args = item[1], item[2]
+        execute = tx._cursor.execute
         try:
-            raw.execute("BEGIN")  # a snapshot: several SELECTs see one state
+            execute("BEGIN")  # a snapshot: several SELECTs see one state
             try:
                 return (item, True, fn(tx, *args))
             finally:
-                raw.execute("COMMIT")
+                execute("COMMIT")
         except BaseException as exc:
             return (item, False, exc)
 
@@ -270,38 +304,44 @@ class SqliteExecutor:
     def _run_writes(raw: sqlite3.Connection, tx: _SqliteTx, group: list[Any]) -> list[Any]:
         results: list[Any] = []
         shared = len(group) > 1
+        execute = tx._cursor.execute
         try:
-            raw.execute("BEGIN IMMEDIATE")
+            execute("BEGIN IMMEDIATE")
         except BaseException as exc:
             return [(item, False, exc) for item in group]
         try:
             for item in group:
                 _, fn, args, _, _ = item
                 if shared:
-                    raw.execute("SAVEPOINT hitl_item")
+                    execute("SAVEPOINT hitl_item")
                 try:
                     value = fn(tx, *args)
                 except BaseException as exc:
                     if shared:
-                        raw.execute("ROLLBACK TO hitl_item")
-                        raw.execute("RELEASE hitl_item")
+                        execute("ROLLBACK TO hitl_item")
+                        execute("RELEASE hitl_item")
                     else:
-                        raw.execute("ROLLBACK")
+                        execute("ROLLBACK")
                     results.append((item, False, exc))
                     continue
                 if shared:
-                    raw.execute("RELEASE hitl_item")
+                    execute("RELEASE hitl_item")
                 results.append((item, True, value))
             if raw.in_transaction:
-                raw.execute("COMMIT")
+                execute("COMMIT")
         except BaseException as exc:
             if raw.in_transaction:
-                raw.execute("ROLLBACK")
+                execute("ROLLBACK")
             return [(item, False, exc) for item in group]
         return results
 
     @staticmethod
-    def _deliver(results: Iterable[tuple[Any, bool, Any]]) -> None:
+    def _deliver(results: list[tuple[Any, bool, Any]]) -> None:
+        if len(results) == 1:
+            item, ok, value = results[0]
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+                item[4].call_soon_threadsafe(_resolve_one, item[3], ok, value)
+            return
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for item, ok, value in results:
             by_loop.setdefault(item[4], []).append((item[3], ok, value))
@@ -309,6 +349,15 @@ class SqliteExecutor:
             # RuntimeError: the loop closed while we worked; nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, done)
+
+
+def _resolve_one(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 def _resolve(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

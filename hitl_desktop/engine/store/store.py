@@ -5,18 +5,20 @@ Every function here is a synchronous transaction body `fn(tx, ...)`, run by an E
 same transaction, so a change and its announcement commit together or not at all.
 
 Lock order, everywhere: token row, then run row. Runs are fenced by `owner`: a body that
-writes on behalf of an executing run first checks that this engine still owns it, so an
-engine that was wrongly presumed dead cannot write over the one that took its runs over.
+writes on behalf of an executing run checks, in the same transaction, that this engine still
+owns it (pause and finish through their own UPDATE's WHERE clause, other writes first), and
+raises LostOwnership otherwise, which rolls back everything the body wrote. An engine that
+was wrongly presumed dead cannot write over the one that took its runs over.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
+from .. import serde
 from ..errors import RunNotFound, TokenAlreadyFinished, TokenNotFound
 from . import schema, values
 from .records import EventRow, Outcome, Recorded, Resume, TokenState, TokenWrite, Writes
@@ -24,6 +26,20 @@ from .sql import Prepared, Row, Tx
 
 R, T, S, E = schema.runs, schema.tokens, schema.steps, schema.events
 b = sa.bindparam
+
+
+def _lit(value: str) -> sa.ColumnElement[str]:
+    """A string rendered into the SQL text: partial indexes match literals, not parameters."""
+    return sa.literal_column(f"'{value}'", sa.String)
+
+
+LIVE = R.c.finished_at.is_(None)
+"""The condition of ix_hitl_runs_live; queries on live runs repeat it to use that index."""
+WAITING = T.c.status == _lit("WAITING")
+"""The condition of ix_hitl_tokens_waiting."""
+
+_encode = serde.encode
+"""Compact JSON for the event log (and token tags)."""
 
 CLAIM_BATCH = 100
 EVENT_PAGE = 500
@@ -67,14 +83,15 @@ _token_status = Prepared(sa.select(T.c.status, T.c.output).where(T.c.id == b("ri
 _lock_token = Prepared(
     sa.select(T.c.status, T.c.output).where(T.c.id == b("rid")).with_for_update()
 )
+# Writes on behalf of an executing run carry the fence in their WHERE clause: no match, no write.
 _pause_run = Prepared(
     R.update()
-    .where(R.c.id == b("rid"))
+    .where(R.c.id == b("rid"), R.c.owner == b("fence_owner"), R.c.status == "EXECUTING")
     .values(status="WAITING", owner=None, waiting_token_id=b("token"), updated_at=b("now"))
 )
 _finish_run = Prepared(
     R.update()
-    .where(R.c.id == b("rid"))
+    .where(R.c.id == b("rid"), R.c.owner == b("fence_owner"), R.c.status == "EXECUTING")
     .values(
         status=b("status"),
         output=b("output"),
@@ -99,7 +116,9 @@ _wake_run = Prepared(
     .values(status=b("status"), owner=b("owner"), waiting_token_id=None, updated_at=b("now"))
 )
 _waiters = Prepared(
-    sa.select(R.c.id, R.c.task).where(R.c.waiting_token_id == b("token"), R.c.status == "WAITING")
+    sa.select(R.c.id, R.c.task, R.c.payload).where(
+        R.c.waiting_token_id == b("token"), R.c.status == "WAITING"
+    )
 )
 _run_task = Prepared(sa.select(R.c.task, R.c.status).where(R.c.id == b("rid")))
 _steps_of = Prepared(sa.select(S).where(S.c.run_id == b("rid")).order_by(S.c.position))
@@ -111,19 +130,17 @@ _claim_run = Prepared(
 )
 _queued = Prepared(
     sa.select(R.c.id, R.c.task)
-    .where(R.c.status == "QUEUED")
+    .where(R.c.status == _lit("QUEUED"), LIVE)
     .order_by(R.c.created_at)
     .limit(b("limit"))
 )
 _due_tokens = Prepared(
     sa.select(T.c.id, T.c.run_id)
-    .where(T.c.status == "WAITING", T.c.expires_at <= b("now"))
+    .where(WAITING, T.c.expires_at <= b("now"))
     .order_by(T.c.expires_at)
     .limit(b("limit"))
 )
-_earliest = Prepared(
-    sa.select(sa.func.min(T.c.expires_at).label("v")).where(T.c.status == "WAITING")
-)
+_earliest = Prepared(sa.select(sa.func.min(T.c.expires_at).label("v")).where(WAITING))
 _events_after = Prepared(
     sa.select(E)
     .where(E.c.id > b("after"), E.c.origin != b("origin"))
@@ -146,7 +163,7 @@ def _event(
     token_id: str | None = None,
     data: Any = None,
 ) -> None:
-    text = None if data is None else json.dumps(data, separators=(",", ":"))
+    text = None if data is None else _encode(data)
     row = {
         "at": now,
         "origin": origin,
@@ -156,14 +173,14 @@ def _event(
         "data": text,
     }
     tx.execute(_insert_event, row)
-    out.events.append(EventRow(0, now, origin, kind, run_id, token_id, text))
+    out.events.append(EventRow(0, now, origin, kind, run_id, token_id, text, data))
 
 
 def _small(text: str | None) -> Any:
     """An output small enough to copy into an event, else None (readers fetch the run)."""
     if text is None or len(text) > EVENT_DATA_LIMIT:
         return None
-    return json.loads(text)
+    return serde.load(text)
 
 
 def _write(tx: Tx, run_id: str, writes: Writes) -> None:
@@ -197,7 +214,7 @@ def _insert_token_row(tx: Tx, token: TokenWrite) -> None:
             "id": token.id,
             "run_id": token.run_id,
             "status": "WAITING",
-            "tags": json.dumps(token.tags),
+            "tags": _encode(token.tags) if token.tags else "[]",
             "idempotency_key": token.idempotency_key,
             "idempotency_expires_at": token.idempotency_expires_at,
             "created_at": token.created_at,
@@ -213,9 +230,11 @@ def _fenced(tx: Tx, run_id: str, owner: str, now: float) -> None:
         raise LostOwnership(run_id)
 
 
-def _resume(tx: Tx, run_id: str, token_id: str | None) -> Resume:
-    run = tx.one(_run_row, {"rid": run_id})
-    assert run is not None
+def _resume(tx: Tx, run_id: str, token_id: str | None, run: Row | None = None) -> Resume:
+    """What replaying *run_id* needs; *run* is its row (task and payload) when already read."""
+    if run is None:
+        run = tx.one(_run_row, {"rid": run_id})
+        assert run is not None
     steps = {
         int(r["position"]): Recorded(
             str(r["kind"]), str(r["name"]), bool(r["ok"]), values.get(tx, r["result"]), r["error"]
@@ -255,7 +274,7 @@ def _wake(
         if tx.execute(_wake_run, params) == 1 and claim:
             assert owner is not None
             _event(tx, out, "RunResumed", run_id, now, owner, token_id)
-            out.resumed.append(_resume(tx, run_id, token_id))
+            out.resumed.append(_resume(tx, run_id, token_id, row))
 
 
 # ---------------------------------------------------------------- runs
@@ -310,14 +329,24 @@ def pause(
 ) -> tuple[Outcome, TokenState | None]:
     """Suspend the run on *token_id*; if the token already finished, return its state instead."""
     out = Outcome()
-    _fenced(tx, run_id, owner, now)
-    _write(tx, run_id, writes)
-    state = tx.one(_lock_token, {"rid": token_id})
-    if state is None:
-        raise TokenNotFound(token_id)
-    if state["status"] != "WAITING":
-        return out, TokenState(str(state["status"]), values.get(tx, state["output"]))
-    tx.execute(_pause_run, {"rid": run_id, "token": token_id, "now": now})
+    # A token inserted by this very commit is WAITING: no need to read (or lock) it.
+    if not any(t.id == token_id for t in writes.tokens):
+        _fenced(tx, run_id, owner, now)
+        _write(tx, run_id, writes)
+        state = tx.one(_lock_token, {"rid": token_id})
+        if state is None:
+            raise TokenNotFound(token_id)
+        if state["status"] != "WAITING":
+            return out, TokenState(str(state["status"]), values.get(tx, state["output"]))
+        params = {"rid": run_id, "token": token_id, "now": now, "fence_owner": owner}
+        tx.execute(_pause_run, params)  # fenced above
+    else:
+        # The fence is the UPDATE's own WHERE clause; it goes first, so a run taken over
+        # fails with LostOwnership before its records could clash with the new owner's.
+        params = {"rid": run_id, "token": token_id, "now": now, "fence_owner": owner}
+        if tx.execute(_pause_run, params) != 1:
+            raise LostOwnership(run_id)
+        _write(tx, run_id, writes)
     _event(tx, out, "RunPaused", run_id, now, owner, token_id)
     return out, None
 
@@ -334,17 +363,19 @@ def finish(
     now: float,
 ) -> Outcome:
     out = Outcome()
-    _fenced(tx, run_id, owner, now)
-    _write(tx, run_id, writes)
     params = {
         "rid": run_id,
+        "fence_owner": owner,
         "status": status,
         "output": values.put(tx, output),
         "error": error,
         "traceback": traceback,
         "now": now,
     }
-    tx.execute(_finish_run, params)
+    # Fenced by the UPDATE's own WHERE clause, before the records are written (see pause).
+    if tx.execute(_finish_run, params) != 1:
+        raise LostOwnership(run_id)
+    _write(tx, run_id, writes)
     if status == "COMPLETED":
         _event(tx, out, "RunCompleted", run_id, now, owner, data={"output": _small(output)})
     else:
@@ -393,6 +424,8 @@ def complete_token(
     """Compare-and-set WAITING → COMPLETED, and wake its run in the same transaction."""
     out = Outcome()
     params = {"rid": token_id, "status": "COMPLETED", "output": values.put(tx, output), "now": now}
+    # Not UPDATE … RETURNING: SQLite buffers RETURNING rows in a temporary b-tree, which
+    # costs more than reading the row back.
     if tx.execute(_complete_token, params) != 1:
         row = tx.one(_token_status, {"rid": token_id})
         if row is None:
@@ -463,7 +496,7 @@ def recover(
         return out
     rows = tx.all(
         sa.select(R.c.id, R.c.task, R.c.recoveries).where(
-            R.c.status == "EXECUTING", R.c.owner.in_(list(dead))
+            R.c.status == _lit("EXECUTING"), LIVE, R.c.owner.in_(list(dead))
         )
     )
     for row in rows:
@@ -511,7 +544,7 @@ def live_engines(tx: Tx) -> list[Row]:
 
 
 def owners_of_executing(tx: Tx) -> list[str]:
-    rows = tx.all(sa.select(R.c.owner).where(R.c.status == "EXECUTING").distinct())
+    rows = tx.all(sa.select(R.c.owner).where(R.c.status == _lit("EXECUTING"), LIVE).distinct())
     return [str(r["owner"]) for r in rows if r["owner"] is not None]
 
 
@@ -528,7 +561,7 @@ def release(tx: Tx, engine_id: str, now: float) -> None:
     """A clean stop: hand back the runs this engine was executing, and sign off."""
     tx.execute(
         R.update()
-        .where(R.c.owner == engine_id, R.c.status == "EXECUTING")
+        .where(R.c.owner == engine_id, R.c.status == _lit("EXECUTING"), LIVE)
         .values(status="QUEUED", owner=None, updated_at=now)
     )
     mark_engines_stopped(tx, [engine_id], now)
@@ -575,7 +608,9 @@ def list_runs(
     tx: Tx, status: str | None, task: str | None, limit: int, before: float | None
 ) -> list[tuple[Row, str | None, str | None]]:
     q = sa.select(R).order_by(R.c.created_at.desc()).limit(limit)
-    if status is not None:
+    if status in schema.LIVE_STATUSES:
+        q = q.where(R.c.status == _lit(status), LIVE)
+    elif status is not None:
         q = q.where(R.c.status == status)
     if task is not None:
         q = q.where(R.c.task == task)
@@ -595,7 +630,9 @@ def list_tokens(
     tx: Tx, status: str | None, tags: Sequence[str], run_id: str | None, limit: int
 ) -> list[tuple[Row, str | None]]:
     q = sa.select(T).order_by(T.c.created_at.desc()).limit(limit)
-    if status is not None:
+    if status == "WAITING":
+        q = q.where(WAITING)
+    elif status is not None:
         q = q.where(T.c.status == status)
     if run_id is not None:
         q = q.where(T.c.run_id == run_id)
