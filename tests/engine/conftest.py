@@ -1,5 +1,7 @@
-"""Engine fixtures. Every test gets a fresh store: a SQLite file, or a fresh PostgreSQL database
-when HITL_TEST_PG names a server (e.g. postgresql://postgres@127.0.0.1:55432/postgres)."""
+"""Engine fixtures. Every test that takes `store_url` (or `engine`) runs twice: on a fresh SQLite
+file and on a fresh PostgreSQL database. The server is the one tests/conftest.py starts when
+PostgreSQL is installed (`make test` installs it), or the one HITL_TEST_PG names; without one,
+the PostgreSQL half skips."""
 
 import os
 import uuid
@@ -10,7 +12,9 @@ import pytest
 
 from hitl_desktop.engine import Engine
 
-PG = os.environ.get("HITL_TEST_PG")
+
+def pg_server() -> str | None:
+    return os.environ.get("HITL_TEST_PG") or os.environ.get("HITL_TEST_PG_TARGET")
 
 
 def _pg_admin(sql: str) -> None:
@@ -19,7 +23,8 @@ def _pg_admin(sql: str) -> None:
     import asyncpg
 
     async def run() -> None:
-        conn = await asyncpg.connect(PG.replace("postgresql+asyncpg://", "postgresql://"))
+        server = str(pg_server())
+        conn = await asyncpg.connect(server.replace("postgresql+asyncpg://", "postgresql://"))
         try:
             await conn.execute(sql)
         finally:
@@ -28,15 +33,18 @@ def _pg_admin(sql: str) -> None:
     asyncio.run(run())
 
 
-@pytest.fixture
-def store_url(tmp_path: Path) -> Iterator[str]:
-    if not PG:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'runs.db'}"
         return
+    server = pg_server()
+    if not server:
+        pytest.skip("no PostgreSQL: install it (make test does) or set HITL_TEST_PG")
     name = f"hitl_test_{uuid.uuid4().hex[:12]}"
     _pg_admin(f'CREATE DATABASE "{name}"')
     try:
-        yield PG.rsplit("/", 1)[0] + "/" + name
+        yield server.rsplit("/", 1)[0] + "/" + name
     finally:
         _pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
 
