@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-ui bench-peers screenshots sysdeps clean
+.PHONY: demo test lint bench bench-ui bench-peers screenshots package package-test sysdeps clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH" >&2; exit 1; }
@@ -35,10 +35,22 @@ bench: $(STAMP)
 bench-ui: $(STAMP) sysdeps
 	$(PY) bench/ui_bench.py
 
+# hitl-desktop, DBOS and LangGraph side by side (their own venv in bench/peers/.venv).
+bench-peers:
+	bash bench/peers/run.sh
+
 # Renders the console with the demo data into docs/screenshots/ on a virtual X display.
 screenshots: $(STAMP)
 	@bash .ci/sysdeps.sh xvfb
 	xvfb-run -a -s "-screen 0 1920x1080x24" $(PY) bench/screenshots.py
+
+# The installers take minutes: `make test` does not build them.
+package: $(STAMP) sysdeps
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[packaging]' 2>&1 | grep -v '^WARNING: Location' || true
+	bash packaging/build.sh
+
+package-test: $(STAMP) sysdeps
+	bash packaging/package_test.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

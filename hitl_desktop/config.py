@@ -121,6 +121,11 @@ def process_environment() -> Mapping[str, str]:
     return os.environ
 
 
+def default_environment(name: str, value: str) -> None:
+    """Set *name* in the process environment unless it is set (the self-test's Qt platform)."""
+    os.environ.setdefault(name, value)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from *environ* (default: the process environment) and ``settings.json``.
 
