@@ -10,7 +10,7 @@ import keyring
 import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import fail, null
-from keyring.errors import KeyringError, PasswordDeleteError
+from keyring.errors import KeyringError
 
 from hitl_desktop import secrets
 from hitl_desktop.secrets import (
@@ -23,30 +23,9 @@ from hitl_desktop.secrets import (
     mask,
     set_api_key,
 )
+from tests.keyrings import MemoryKeyring
 
 KEY = "sk-proj-TESTabcdefghijklmnopqrstuvwxyz0123456789wxyz"
-
-
-class MemoryKeyring(KeyringBackend):
-    """An in-memory keyring: what the app stores, and nothing else, ends up in ``entries``."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        try:
-            del self.entries[(service, username)]
-        except KeyError:
-            raise PasswordDeleteError("no such password") from None
 
 
 class BrokenKeyring(MemoryKeyring):
@@ -151,7 +130,7 @@ def test_set_rejects_keys_that_cannot_be_right(memory: MemoryKeyring, bad: str, 
 def test_backend_info_names_a_usable_backend(memory: MemoryKeyring):
     info = backend_info()
     assert info.usable
-    assert info.backend == f"{__name__}.MemoryKeyring"
+    assert info.backend == "tests.keyrings.MemoryKeyring"
     assert info.name in info.explanation
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
 
 from hitl_desktop import secrets
 from hitl_desktop.agent.db_change import (
@@ -21,6 +20,7 @@ from hitl_desktop.agent.db_change import (
 )
 from hitl_desktop.agent.review import Decision, Outcome, review_from_steps
 from hitl_desktop.engine import Engine, RunStatus
+from tests.keyrings import MemoryKeyring
 
 from .openai_server import OpenAIServer, answer, tool_calls
 
@@ -44,23 +44,6 @@ REFUND = {
         }
     ],
 }
-
-
-class MemoryKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.entries.pop((service, username), None)
 
 
 @pytest.fixture

@@ -9,40 +9,18 @@ from pathlib import Path
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
 from keyring.backends import fail
-from keyring.errors import KeyringError, PasswordDeleteError
+from keyring.errors import KeyringError
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit
 
 from hitl_desktop.config import Settings, load_settings
 from hitl_desktop.secrets import SERVICE, USERNAME, mask
 from hitl_desktop.ui.settings_dialog import SettingsDialog
+from tests.keyrings import MemoryKeyring
 
 KEY = "sk-proj-DIALOGabcdefghijklmnopqrstuvwxyz0123456789k3y9"
 STORED = "sk-proj-STOREDabcdefghijklmnopqrstuvwxyz0123456789zz42"
-
-
-class MemoryKeyring(KeyringBackend):
-    """An in-memory keyring: the only place a saved key may end up."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        try:
-            del self.entries[(service, username)]
-        except KeyError:
-            raise PasswordDeleteError("no such password") from None
 
 
 class RefusingKeyring(MemoryKeyring):
