@@ -105,6 +105,8 @@ def test_errors_name_the_problem(
     assert "exists" in err
     _, err = fail(capsys, "approve", "tok_nope")
     assert "tok_nope" in err
+    _, err = fail(capsys, "runs", "--store", str(target))  # the target is not a store
+    assert "another application's database" in err and "customers" in err
 
 
 CONSOLE = textwrap.dedent(

@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from . import liveness, serde
 from .context import RunContext, Suspend, current
-from .errors import EngineNotStarted, TaskNotFound
+from .errors import EngineNotStarted, StoreNotUsable, TaskNotFound
 from .events import Event, EventHub, EventStream, event_from
 from .models import Run, RunStatus, Step, Token, TokenStatus, to_datetime
 from .store import migrate, store
@@ -110,6 +112,9 @@ class Engine:
         try:
             revision = await executor.read(migrate.current_revision)
             if not migrate.is_current(revision):
+                reason = await executor.read(migrate.refusal, revision)
+                if reason is not None:
+                    raise StoreNotUsable(_safe_url(self.url), reason)
                 if path is not None:
                     await asyncio.to_thread(migrate.upgrade_sqlite, path, self.synchronous)
                 else:
@@ -575,6 +580,14 @@ def _poll_body(
         after = page[-1].id
     last = store.last_event_id(tx)
     return version, rows, last
+
+
+def _safe_url(url: str) -> str:
+    """The URL for an error message: without its password."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
 
 
 # ---------------------------------------------------------------- row → record

@@ -101,3 +101,13 @@ class InvalidDuration(EngineError, ValueError):
 class EngineNotStarted(EngineError):
     def __init__(self) -> None:
         super().__init__("the engine is not started: await engine.start() first")
+
+
+class StoreNotUsable(EngineError):
+    """The URL names a database that is not a run store this version can use: another
+    application's database (never migrated into a store), or a store from a newer version."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url} is not usable as a run store: {reason}")
+        self.url = url
+        self.reason = reason

@@ -187,3 +187,39 @@ async def test_a_0001_store_is_upgraded_and_its_runs_go_on(tmp_path: Path):
     # Keys stay unique where set; any number of runs have none.
     with sqlite3.connect(path) as db, pytest.raises(sqlite3.IntegrityError):
         db.execute("UPDATE hitl_runs SET idempotency_key = 'key-1' WHERE id = 'run_w'")
+
+
+async def test_another_applications_database_is_refused_and_left_untouched(tmp_path: Path):
+    import sqlite3
+
+    from hitl_desktop.agent import create_demo_db
+    from hitl_desktop.engine import StoreNotUsable
+
+    target = tmp_path / "target.db"
+    create_demo_db(target)
+    before = sqlite3.connect(target).execute("select name from sqlite_master").fetchall()
+    engine = Engine(f"sqlite:///{target}")
+    with pytest.raises(StoreNotUsable, match=r"another application's database.*customers"):
+        await engine.open()
+    await engine.stop()
+    after = sqlite3.connect(target).execute("select name from sqlite_master").fetchall()
+    assert after == before  # no store tables, no alembic_version
+
+
+async def test_a_store_from_a_newer_version_is_refused(store_url: str):
+    from hitl_desktop.engine import StoreNotUsable
+
+    engine = Engine(store_url)
+    await engine.start()
+    await engine.stop()
+    import sqlalchemy as sa
+
+    sync_url = store_url.replace("postgresql://", "postgresql+psycopg://")
+    db = sa.create_engine(sync_url)
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    db.dispose()
+    engine = Engine(store_url)
+    with pytest.raises(StoreNotUsable, match=r"revision 9999.*newer hitl-desktop"):
+        await engine.open()
+    await engine.stop()

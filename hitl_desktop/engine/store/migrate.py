@@ -31,6 +31,40 @@ def current_revision(tx: Tx) -> str | None:
     return None if row is None else str(row["version_num"])
 
 
+def refusal(tx: Tx, revision: str | None) -> str | None:
+    """Why the database behind *tx* must not be opened as a store, or None.
+
+    A database with no revision is made a store only when it holds no tables of its own: a
+    store pointed at the target database (or any other application's) must not grow tables in
+    it. A revision above this version's head means a newer version wrote the store.
+    """
+    if revision is not None:
+        if revision > SCHEMA_REVISION:
+            return (
+                f"its schema is at revision {revision}, written by a newer hitl-desktop; this "
+                f"version knows revisions up to {SCHEMA_REVISION}: upgrade hitl-desktop"
+            )
+        return None
+    if tx.dialect == "sqlite":
+        rows = tx.all(
+            sa.text(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+            )
+        )
+    else:
+        rows = tx.all(
+            sa.text("SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()")
+        )
+    foreign = sorted(str(r["name"]) for r in rows if not str(r["name"]).startswith("hitl_"))
+    if not foreign:
+        return None
+    shown = ", ".join(foreign[:6]) + (", …" if len(foreign) > 6 else "")
+    return (
+        f"it is another application's database (it holds the tables {shown}); give the store "
+        "its own file or database"
+    )
+
+
 def upgrade(conn: sa.Connection) -> None:
     """Bring the store on *conn* to the head revision, inside the caller's transaction."""
     from alembic import command
