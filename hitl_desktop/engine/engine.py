@@ -18,8 +18,6 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
 from . import liveness, serde
 from .context import RunContext, Suspend, current
 from .errors import EngineNotStarted, StoreNotUsable, TaskNotFound
@@ -33,6 +31,7 @@ from .store.sql import (
     Row,
     SqliteExecutor,
     async_url,
+    redact_url,
     sqlite_path,
     write_retrying_conflicts,
 )
@@ -76,6 +75,7 @@ class Engine:
         self._tasks: dict[str, Task] = registry(tasks)
         self._task_names = frozenset(self._tasks)
         self._executor_: Executor | None = None
+        self._opening = asyncio.Lock()
         self._hub = EventHub()
         self._started = False
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -101,8 +101,11 @@ class Engine:
     async def open(self) -> None:
         """Open the store and migrate it, without executing runs (enough for reads and
         completions, as the CLI does). start() calls it."""
-        if self._executor_ is not None:
-            return
+        async with self._opening:  # callers racing the first open share its store
+            if self._executor_ is None:
+                self._executor_ = await self._open_executor()
+
+    async def _open_executor(self) -> Executor:
         path = sqlite_path(self.url)
         executor: Executor
         if path is not None:
@@ -114,7 +117,7 @@ class Engine:
             if not migrate.is_current(revision):
                 reason = await executor.read(migrate.refusal, revision)
                 if reason is not None:
-                    raise StoreNotUsable(_safe_url(self.url), reason)
+                    raise StoreNotUsable(redact_url(self.url), reason)
                 if path is not None:
                     await asyncio.to_thread(migrate.upgrade_sqlite, path, self.synchronous)
                 else:
@@ -123,7 +126,7 @@ class Engine:
         except BaseException:
             await executor.close()  # no store thread or connection outlives a failed open
             raise
-        self._executor_ = executor
+        return executor
 
     async def start(self) -> None:
         """Open the store, recover what crashed, time out what expired, and start executing."""
@@ -580,14 +583,6 @@ def _poll_body(
         after = page[-1].id
     last = store.last_event_id(tx)
     return version, rows, last
-
-
-def _safe_url(url: str) -> str:
-    """The URL for an error message: without its password."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
 
 
 # ---------------------------------------------------------------- row → record

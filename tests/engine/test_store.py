@@ -223,3 +223,19 @@ async def test_a_store_from_a_newer_version_is_refused(store_url: str):
     with pytest.raises(StoreNotUsable, match=r"revision 9999.*newer hitl-desktop"):
         await engine.open()
     await engine.stop()
+
+
+async def test_calls_racing_the_first_open_share_one_store(store_url: str):
+    import asyncio
+    import threading
+
+    def store_threads() -> int:
+        return sum(t.name == "hitl-store" and t.is_alive() for t in threading.enumerate())
+
+    before = store_threads()
+    engine = Engine(store_url)
+    await asyncio.gather(engine.start(), engine.count_runs(), engine.list_runs(), engine.open())
+    opened = store_threads() - before
+    await engine.stop()
+    assert opened == (1 if store_url.startswith("sqlite") else 0)
+    assert store_threads() == before  # stop() closed the only store it had
