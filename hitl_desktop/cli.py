@@ -53,7 +53,7 @@ from .agent.review import (
     review_from_steps,
 )
 from .config import ConfigError, as_store_url, load_settings, sqlite_url
-from .engine import Engine, EngineError, Run, RunStatus, Step, Token, TokenStatus
+from .engine import Engine, EngineError, Run, RunStatus, Step, Token, TokenStatus, redact_url
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED)
 
@@ -324,7 +324,7 @@ async def _with_engine(url: str, fetch: Fetch, args: argparse.Namespace) -> Any:
     except EngineError as exc:
         raise CliError(str(exc)) from None
     except Exception as exc:  # the store is unreachable, not a store, locked, ...
-        raise CliError(f"cannot use the store {_safe(url)}: {_describe(exc)}") from None
+        raise CliError(f"cannot use the store {redact_url(url)}: {_describe(exc)}") from None
     finally:
         await engine.stop()
 
@@ -699,13 +699,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _safe(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
 
 
 def _describe(exc: BaseException) -> str:

@@ -33,7 +33,6 @@ from .db_change import (
     close_targets,
     db_change,
     decide,
-    display_url,
     request_change,
 )
 from .demo_db import DEFAULT_DENY, DEMO_ALLOW, create_demo_db, demo_rows, write_demo
@@ -160,7 +159,6 @@ __all__ = [
     "diff_proposal_async",
     "diffs_from_json",
     "diffs_to_json",
-    "display_url",
     "find_conflicts",
     "fingerprint",
     "parse_edits",

@@ -12,7 +12,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -207,3 +207,8 @@ def to_json_value(value: Any) -> JSONValue:
     if isinstance(value, list | tuple):
         return [to_json_value(v) for v in value]
     return str(value)
+
+
+def json_row(row: Mapping[str, Any]) -> dict[str, JSONValue]:
+    """A row's values as JSON, column by column (`to_json_value`)."""
+    return {name: to_json_value(value) for name, value in row.items()}

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from ..engine import Engine, InvalidDuration, Run, RunContext, Token, task, wait
+from ..engine import Engine, InvalidDuration, Run, RunContext, Token, redact_url, task, wait
 from ..engine.serde import seconds as duration_seconds
 from .apply import apply_proposal, ensure_markers, outcome_of, with_edits, writer_engine
 from .catalogue import Catalogue, reflect_catalogue
@@ -125,11 +125,6 @@ def sync_url(url: str) -> sa.URL:
     return parsed
 
 
-def display_url(url: str) -> str:
-    """The URL without its password, for people and for the store's review record."""
-    return sa.make_url(url).render_as_string(hide_password=True)
-
-
 @dataclass(frozen=True)
 class Target:
     """An open target database: a reader, a writer that locks, and its catalogue."""
@@ -206,7 +201,7 @@ def _review(target: Target, change: ChangeRequest, label: str, wire: dict[str, A
         proposal=proposal.to_wire(),
         diffs=tuple(diffs),
         tables=proposal.tables,
-        target=display_url(change.target),
+        target=redact_url(change.target),  # the review is stored: no password
         proposer=label,
     ).to_json()
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from ._bind import AsyncBind, Bind, connection, run_sync
 from ._rows import key_of, select_matching
 from .catalogue import Catalogue
-from .coerce import CoercionError, JSONValue, coerce_value, to_json_value
+from .coerce import CoercionError, JSONValue, coerce_value, json_row
 from .errors import Problem, ProposalInvalid
 from .proposal import Op
 from .validation import ValidatedChange, ValidatedProposal
@@ -93,10 +93,6 @@ def diffs_from_json(data: Sequence[Mapping[str, Any]]) -> list[Diff]:
     return [Diff.from_json(item) for item in data]
 
 
-def _json_row(row: Mapping[str, Any]) -> dict[str, JSONValue]:
-    return {name: to_json_value(value) for name, value in row.items()}
-
-
 def read_rows(
     conn: sa.Connection,
     catalogue: Catalogue,
@@ -121,19 +117,19 @@ def read_rows(
 def _diff(change: ValidatedChange, catalogue: Catalogue, current: dict[str, Any] | None) -> Diff:
     info = catalogue[change.table]
     order = info.column_names
-    key = _json_row(change.key)
+    key = json_row(change.key)
     if change.op == "insert":
-        after = _json_row({name: change.row[name] for name in order if name in change.row})
+        after = json_row({name: change.row[name] for name in order if name in change.row})
         return Diff(
             change.index, "insert", change.table, key, None, after, tuple(after), fingerprint(None)
         )
     assert current is not None
-    before = _json_row({name: current[name] for name in order})
+    before = json_row({name: current[name] for name in order})
     if change.op == "delete":
         return Diff(
             change.index, "delete", change.table, key, before, None, order, fingerprint(before)
         )
-    after = {**before, **_json_row(change.values)}
+    after = {**before, **json_row(change.values)}
     changed = tuple(n for n in order if n in change.values and current[n] != change.values[n])
     return Diff(
         change.index, "update", change.table, key, before, after, changed, fingerprint(before)
@@ -263,7 +259,7 @@ def find_conflicts(
         if diff.index not in keys:
             continue
         row = current[diff.table].get(keys[diff.index])
-        now = None if row is None else _json_row(row)
+        now = None if row is None else json_row(row)
         if fingerprint(now) == diff.fingerprint:
             continue
         if now is None:

@@ -186,21 +186,16 @@ class OfflineProposer:
         if not found:
             raise ProposerFailed(f"there is no plan {code!r}")
         target = found[0]
-        return Proposal(
+        return _update(
+            "subscriptions",
+            sub["id"],
+            {"plan_id": target["id"]},
             summary=f"Move {customer['name']} (customer {customer['id']}) to {target['name']}",
             rationale=(
                 f"Customer {customer['id']}'s current subscription {sub['id']} is on "
                 f"{plan['name']} (${plan['price']}/{plan['billing_interval']}). The same tier "
                 f"billed per {interval} is {target['name']} at ${target['price']}."
             ),
-            changes=[
-                RowChange(
-                    op="update",
-                    table="subscriptions",
-                    key={"id": sub["id"]},
-                    values={"plan_id": target["id"]},
-                )
-            ],
         )
 
     async def change_email(self, session: ProposalSession, m: re.Match[str]) -> Proposal:
@@ -209,17 +204,12 @@ class OfflineProposer:
         taken = await self._find(session, "customers", {"email": email})
         if taken:
             raise ProposerFailed(f"{email} already belongs to customer {taken[0]['id']}")
-        return Proposal(
+        return _update(
+            "customers",
+            customer["id"],
+            {"email": email},
             summary=f"Change the email of {customer['name']} (customer {customer['id']})",
             rationale=f"Replaces {customer['email']} with {email}, which no customer uses yet.",
-            changes=[
-                RowChange(
-                    op="update",
-                    table="customers",
-                    key={"id": customer["id"]},
-                    values={"email": email},
-                )
-            ],
         )
 
     async def cancel_subscription(self, session: ProposalSession, m: re.Match[str]) -> Proposal:
@@ -234,20 +224,15 @@ class OfflineProposer:
             if sub["status"] == "canceled":
                 raise ProposerFailed(f"subscription {sub['id']} is already canceled")
         today = (await self._now(session))[:10]
-        return Proposal(
+        return _update(
+            "subscriptions",
+            sub["id"],
+            {"status": "canceled", "canceled_on": today},
             summary=f"Cancel subscription {sub['id']} of customer {sub['customer_id']}",
             rationale=(
                 f"Subscription {sub['id']} is {sub['status']}; it is marked canceled today "
                 f"({today}). The current period ends {sub['current_period_end']}."
             ),
-            changes=[
-                RowChange(
-                    op="update",
-                    table="subscriptions",
-                    key={"id": sub["id"]},
-                    values={"status": "canceled", "canceled_on": today},
-                )
-            ],
         )
 
     async def mark_paid(self, session: ProposalSession, m: re.Match[str]) -> Proposal:
@@ -255,17 +240,12 @@ class OfflineProposer:
         if invoice["status"] != "open":
             raise ProposerFailed(f"invoice {invoice['number']} is {invoice['status']}, not open")
         now = await self._now(session)
-        return Proposal(
+        return _update(
+            "invoices",
+            invoice["id"],
+            {"status": "paid", "paid_at": now},
             summary=f"Mark invoice {invoice['number']} as paid",
             rationale=f"Invoice {invoice['number']} (${invoice['amount']}) is open; paid now.",
-            changes=[
-                RowChange(
-                    op="update",
-                    table="invoices",
-                    key={"id": invoice["id"]},
-                    values={"status": "paid", "paid_at": now},
-                )
-            ],
         )
 
     async def void(self, session: ProposalSession, m: re.Match[str]) -> Proposal:
@@ -274,17 +254,12 @@ class OfflineProposer:
             raise ProposerFailed(
                 f"invoice {invoice['number']} is {invoice['status']}: only open invoices are voided"
             )
-        return Proposal(
+        return _update(
+            "invoices",
+            invoice["id"],
+            {"status": "void"},
             summary=f"Void invoice {invoice['number']}",
             rationale=f"Invoice {invoice['number']} (${invoice['amount']}) is open; voided.",
-            changes=[
-                RowChange(
-                    op="update",
-                    table="invoices",
-                    key={"id": invoice["id"]},
-                    values={"status": "void"},
-                )
-            ],
         )
 
     async def delete_refund(self, session: ProposalSession, m: re.Match[str]) -> Proposal:
@@ -301,6 +276,17 @@ class OfflineProposer:
             ),
             changes=[RowChange(op="delete", table="refunds", key={"id": row["id"]})],
         )
+
+
+def _update(
+    table: str, row_id: Any, values: dict[str, Any], *, summary: str, rationale: str
+) -> Proposal:
+    """A proposal that updates one row, found by its id."""
+    return Proposal(
+        summary=summary,
+        rationale=rationale,
+        changes=[RowChange(op="update", table=table, key={"id": row_id}, values=values)],
+    )
 
 
 _SHAPES: tuple[_Shape, ...] = (

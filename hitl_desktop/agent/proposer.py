@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from ._rows import select_matching
 from .catalogue import Catalogue
-from .coerce import CoercionError, coerce_value, to_json_value
+from .coerce import CoercionError, coerce_value, json_row
 from .errors import AgentError, Problem, ProposalInvalid
 from .proposal import Proposal
 from .validation import DEFAULT_MAX_ROWS, validate
@@ -84,7 +84,7 @@ class ReadTools:
                 [values],
                 info.column_names,
             )
-        return _json_row(rows[0]) if rows else None
+        return json_row(rows[0]) if rows else None
 
     def find_rows(
         self, table: str, where: Mapping[str, Any], limit: int = 10
@@ -107,11 +107,7 @@ class ReadTools:
             min(limit, MAX_FIND_ROWS)
         )
         with self.target.connect() as conn:
-            return [_json_row(dict(row._mapping)) for row in conn.execute(query)]
-
-
-def _json_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: to_json_value(value) for name, value in row.items()}
+            return [json_row(dict(row._mapping)) for row in conn.execute(query)]
 
 
 @dataclass

@@ -42,6 +42,7 @@ from .events import (
     TokenTimedOut,
 )
 from .models import Run, RunStatus, Step, Token, TokenResult, TokenStatus
+from .store.sql import redact_url
 from .tasks import task
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "TokenStatus",
     "TokenTimedOut",
     "TokenTimeoutError",
+    "redact_url",
     "task",
     "wait",
 ]

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..engine import redact_url
 from .console import Console
 from .decisions import Decisions
 from .records import RunView, View
@@ -397,7 +398,7 @@ def display_url(url: str) -> str:
         return url
     if parsed.get_backend_name() == "sqlite" and parsed.database:
         return parsed.database
-    return parsed.render_as_string(hide_password=True)
+    return redact_url(url)
 
 
 def _short(text: str, limit: int = 48) -> str:

@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.sql.compiler import SQLCompiler
 
 T = TypeVar("T")
@@ -416,6 +417,14 @@ def sqlite_path(url: str) -> str | None:
     if parsed.get_backend_name() != "sqlite":
         return None
     return parsed.database or ":memory:"
+
+
+def redact_url(url: str) -> str:
+    """The URL for people and messages: its password hidden (text that is no URL, as given)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 def async_url(url: str) -> str:
