@@ -1,4 +1,8 @@
 import os
+import shutil
+from pathlib import Path
+
+import pytest
 
 # Qt needs a platform plugin; tests never have a display.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -23,3 +27,21 @@ def pytest_unconfigure(config):
     server = getattr(config, "_hitl_pg", None)
     if server is not None:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo target database, generated once per session."""
+    from hitl_desktop.agent import create_demo_db
+
+    path = tmp_path_factory.mktemp("demo") / "template.db"
+    create_demo_db(path)
+    return path
+
+
+@pytest.fixture
+def demo_path(demo_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the demo target database for one test."""
+    path = tmp_path / "target.db"
+    shutil.copyfile(demo_template, path)
+    return path

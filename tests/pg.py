@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL server for the tests: initdb into a temp dir, listen on 127.0.0.1.
+"""A throwaway PostgreSQL server for the tests (initdb into a temp dir, listening on 127.0.0.1),
+and fresh databases on it.
 
 Started once per test session when the server binaries are installed (Debian `postgresql`, which
 `make test` installs) and no server is named already. Runs as the `postgres` user when the
@@ -13,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,3 +112,36 @@ def start() -> Server | None:
         check=True,
     )
     return Server(f"postgresql://postgres@127.0.0.1:{port}/postgres", datadir, bindir, prefix)
+
+
+SKIP = "no PostgreSQL: install it (make test does) or set HITL_TEST_PG"
+
+
+def server_url() -> str | None:
+    """The server for the tests: named by hand (HITL_TEST_PG), or the one conftest started."""
+    return os.environ.get("HITL_TEST_PG") or os.environ.get("HITL_TEST_PG_TARGET")
+
+
+def admin(sql: str) -> None:
+    """Run *sql* outside a transaction (CREATE / DROP DATABASE) on the test server."""
+    import psycopg
+
+    server = server_url()
+    assert server is not None
+    with psycopg.connect(_plain(server), autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+def create_database(prefix: str) -> tuple[str, str]:
+    """A fresh database: its name and its plain ``postgresql://`` URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin(f'CREATE DATABASE "{name}"')
+    return name, _plain(str(server_url())).rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(name: str) -> None:
+    admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")

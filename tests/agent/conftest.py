@@ -5,9 +5,6 @@ async target that is SQLite, or a fresh PostgreSQL database when HITL_TEST_PG na
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -19,29 +16,10 @@ from hitl_desktop.agent import (
     DEFAULT_DENY,
     DEMO_ALLOW,
     Catalogue,
-    create_demo_db,
     reflect_catalogue,
     write_demo,
 )
-
-
-def pg_server() -> str | None:
-    """The PostgreSQL server for target tests: started by tests/conftest.py, or named by hand."""
-    return os.environ.get("HITL_TEST_PG_TARGET") or os.environ.get("HITL_TEST_PG")
-
-
-@pytest.fixture(scope="session")
-def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("demo") / "template.db"
-    create_demo_db(path)
-    return path
-
-
-@pytest.fixture
-def demo_path(demo_template: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "target.db"
-    shutil.copyfile(demo_template, path)
-    return path
+from tests import pg
 
 
 @pytest.fixture
@@ -74,34 +52,17 @@ def make_db(tmp_path: Path) -> Iterator[Callable[..., sa.Engine]]:
         engine.dispose()
 
 
-def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        server = pg_server()
-        assert server is not None
-        conn = await asyncpg.connect(server.replace("postgresql+asyncpg://", "postgresql://"))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def async_demo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """The demo database behind an AsyncEngine: aiosqlite, and asyncpg when HITL_TEST_PG is set."""
     name = None
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'async.db'}"
-    elif not pg_server():
-        pytest.skip("no PostgreSQL: install it (make test does) or set HITL_TEST_PG_TARGET")
+    elif not pg.server_url():
+        pytest.skip(pg.SKIP)
     else:
-        name = f"hitl_agent_{uuid.uuid4().hex[:12]}"
-        await asyncio.to_thread(_pg_admin, f'CREATE DATABASE "{name}"')
-        base = str(pg_server()).replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0]
-        url = f"{base}/{name}"
+        name, plain = await asyncio.to_thread(pg.create_database, "hitl_agent")
+        url = plain.replace("postgresql://", "postgresql+asyncpg://")
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
@@ -110,18 +71,15 @@ async def async_demo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     finally:
         await engine.dispose()
         if name is not None:
-            await asyncio.to_thread(_pg_admin, f'DROP DATABASE "{name}" WITH (FORCE)')
+            await asyncio.to_thread(pg.drop_database, name)
 
 
 @pytest.fixture
 def pg_target() -> Iterator[str]:
     """A fresh PostgreSQL database holding the demo data; its sync URL (psycopg)."""
-    server = pg_server()
-    if not server:
-        pytest.skip("no PostgreSQL: install it (make test does) or set HITL_TEST_PG_TARGET")
-    name = f"hitl_target_{uuid.uuid4().hex[:12]}"
-    _pg_admin(f'CREATE DATABASE "{name}"')
-    url = server.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)[0] + f"/{name}"
+    if not pg.server_url():
+        pytest.skip(pg.SKIP)
+    name, url = pg.create_database("hitl_target")
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with engine.begin() as conn:
@@ -129,4 +87,4 @@ def pg_target() -> Iterator[str]:
     finally:
         engine.dispose()
     yield url
-    _pg_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+    pg.drop_database(name)

@@ -12,3 +12,24 @@ MakeDb = Callable[..., sa.Engine]
 
 def proposal(*changes: dict[str, Any]) -> Proposal:
     return Proposal.model_validate({"summary": "s", "rationale": "r", "changes": list(changes)})
+
+
+# The model's answer for "refund $20 on invoice 1042", in the wire form (column/value pairs).
+REFUND = {
+    "summary": "Refund $20.00 on invoice INV-001042.",
+    "rationale": "Invoice 1042 is paid ($90.00); the customer asked for $20 back.",
+    "changes": [
+        {
+            "op": "insert",
+            "table": "refunds",
+            "key": [],
+            "values": [
+                {"column": "invoice_id", "value": 1042},
+                {"column": "amount", "value": "20.00"},
+                {"column": "reason", "value": "goodwill"},
+                {"column": "status", "value": "pending"},
+                {"column": "created_at", "value": "2024-03-01T10:00:00"},
+            ],
+        }
+    ],
+}

@@ -22,28 +22,10 @@ from hitl_desktop.agent.review import Decision, Outcome, review_from_steps
 from hitl_desktop.engine import Engine, RunStatus
 from tests.keyrings import MemoryKeyring
 
+from .helpers import REFUND
 from .openai_server import OpenAIServer, answer, tool_calls
 
 KEY = "sk-live-9b1e4d2a77-KEEP-SECRET"
-
-REFUND = {
-    "summary": "Refund $20.00 on invoice INV-001042",
-    "rationale": "Invoice 1042 is paid; the customer asked for $20 back.",
-    "changes": [
-        {
-            "op": "insert",
-            "table": "refunds",
-            "key": [],
-            "values": [
-                {"column": "invoice_id", "value": 1042},
-                {"column": "amount", "value": "20.00"},
-                {"column": "reason", "value": "requested_by_customer"},
-                {"column": "status", "value": "pending"},
-                {"column": "created_at", "value": "2026-11-26T10:00:00"},
-            ],
-        }
-    ],
-}
 
 
 @pytest.fixture

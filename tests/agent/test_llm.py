@@ -20,6 +20,7 @@ from hitl_desktop.agent.llm import OpenAIProposer
 from hitl_desktop.agent.proposer import ProposalSession, ReadTools
 from hitl_desktop.engine import Engine, Run, RunContext, RunStatus, task, wait
 
+from .helpers import REFUND
 from .openai_server import (
     OpenAIServer,
     answer,
@@ -33,25 +34,6 @@ from .openai_server import (
 
 KEY = "sk-test-7f3a9c51e2-DO-NOT-LEAK"
 INJECTION = "'; DROP TABLE invoices; --"
-
-REFUND = {
-    "summary": "Refund $20.00 on invoice INV-001042.",
-    "rationale": "Invoice 1042 is paid ($90.00); the customer asked for $20 back.",
-    "changes": [
-        {
-            "op": "insert",
-            "table": "refunds",
-            "key": [],
-            "values": [
-                {"column": "invoice_id", "value": 1042},
-                {"column": "amount", "value": "20.00"},
-                {"column": "reason", "value": "goodwill"},
-                {"column": "status", "value": "pending"},
-                {"column": "created_at", "value": "2024-03-01T10:00:00"},
-            ],
-        }
-    ],
-}
 
 
 def update_invoice(*values: tuple[str, Any], table: str = "invoices", key: int = 1042) -> dict:

@@ -110,4 +110,3 @@ async def test_kill_around_the_target_commit_writes_once(tmp_path: Path, point: 
         assert conn.execute("select run_id, rows from hitl_applied_writes").fetchall() == [
             (run.id, 1)
         ]
-

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ import pytest
 import qasync
 from PySide6.QtWidgets import QApplication
 
-from hitl_desktop.agent import create_demo_db
 from hitl_desktop.config import Settings, sqlite_url
 
 
@@ -35,18 +33,9 @@ def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[
     return {"qasync": qasync_loop}
 
 
-@pytest.fixture(scope="session")
-def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("demo") / "template.db"
-    create_demo_db(path)
-    return path
-
-
 @pytest.fixture
-def target_path(demo_template: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "target.db"
-    shutil.copyfile(demo_template, path)
-    return path
+def target_path(demo_path: Path) -> Path:
+    return demo_path
 
 
 @pytest.fixture
