@@ -239,3 +239,52 @@ async def test_calls_racing_the_first_open_share_one_store(store_url: str):
     await engine.stop()
     assert opened == (1 if store_url.startswith("sqlite") else 0)
     assert store_threads() == before  # stop() closed the only store it had
+
+
+async def test_the_event_log_is_written_only_while_another_engine_is_attached(tmp_path: Path):
+    path = tmp_path / "runs.db"
+    url = f"sqlite:///{path}"
+
+    def logged() -> list[str]:
+        with sqlite3.connect(path) as db:
+            return [r[0] for r in db.execute("select kind from hitl_events order by id")]
+
+    async def cycle(engine: Engine) -> str:
+        run = await engine.trigger("store-roundtrip")
+        paused = await engine.wait_for(run.id, ["WAITING"], timeout=10)
+        assert paused.waiting_token_id is not None
+        await engine.complete_token(paused.waiting_token_id, 1)
+        assert (await engine.wait_for(run.id, ["COMPLETED"], timeout=10)).output == 1
+        return run.id
+
+    alone = Engine(url)
+    await alone.start()
+    try:
+        await cycle(alone)
+        assert logged() == []  # nobody else to read it
+
+        watcher = Engine(url, tasks=[], poll_interval=0.02)  # relays, executes nothing
+        await watcher.start()
+        try:
+            async with watcher.events() as stream:
+                run_id = await cycle(alone)
+                kinds = ["RunTriggered", "RunPaused", "TokenCompleted", "RunResumed"]
+                assert logged() == [*kinds, "RunCompleted"]
+                async with asyncio.timeout(10):  # and the other engine relays every one
+                    seen = [type(e).__name__ async for e in _until_completed(stream, run_id)]
+                assert seen == [*kinds, "RunCompleted"]
+        finally:
+            await watcher.stop()
+
+        await cycle(alone)
+        assert len(logged()) == 5  # signed off: nothing more is written
+    finally:
+        await alone.stop()
+
+
+async def _until_completed(stream, run_id):
+    async for event in stream:
+        if event.run_id == run_id:
+            yield event
+            if type(event).__name__ == "RunCompleted":
+                return

@@ -54,6 +54,13 @@ class Tx(Protocol):
     def data_version(self) -> int | None:
         """A counter that moves when another connection commits, where the dialect has one."""
 
+    def others_attached(self, engine_id: str) -> bool:
+        """Whether an engine other than *engine_id* is attached to the store (started and not
+        signed off), so that something may read the event log. Asked in a write transaction."""
+
+    def registry_changed(self) -> None:
+        """This transaction registered or signed off engines: others_attached must look again."""
+
 
 Body = Callable[..., T]
 
@@ -107,6 +114,7 @@ def _binder(names: list[str], defaults: dict[str, Any]) -> Binder:
 
 
 _NO_PARAMS: Mapping[str, Any] = {}
+_OTHER_ENGINES = "SELECT 1 FROM hitl_engines WHERE stopped_at IS NULL AND id != ? LIMIT 1"
 
 
 class _SqliteTx:
@@ -115,6 +123,7 @@ class _SqliteTx:
     def __init__(self, raw: sqlite3.Connection) -> None:
         self._raw = raw
         self._cursor = raw.cursor()  # one cursor for every statement: none made per call
+        self._attached: tuple[int | None, str, bool] | None = None  # (data_version, engine, answer)
 
     @staticmethod
     def _bind(stmt: Statement, params: Mapping[str, Any] | None) -> tuple[str, tuple[Any, ...]]:
@@ -148,6 +157,20 @@ class _SqliteTx:
     def data_version(self) -> int | None:
         """Changes whenever another connection commits; never for our own commits."""
         return int(self._cursor.execute("PRAGMA data_version").fetchall()[0][0])
+
+    def others_attached(self, engine_id: str) -> bool:
+        # Inside a write transaction no other connection can commit, and data_version moves
+        # only when one did: until it moves, the registry is as it was at the last look.
+        version = self.data_version()
+        known = self._attached
+        if known is not None and known[0] == version and known[1] == engine_id:
+            return known[2]
+        found = bool(self._cursor.execute(_OTHER_ENGINES, (engine_id,)).fetchall())
+        self._attached = (version, engine_id, found)
+        return found
+
+    def registry_changed(self) -> None:
+        self._attached = None  # our own commits do not move data_version
 
 
 class _SaTx:
@@ -183,6 +206,13 @@ class _SaTx:
 
     def data_version(self) -> int | None:
         return None
+
+    def others_attached(self, engine_id: str) -> bool:
+        # No cheap, race-free way to know (READ COMMITTED): always keep the log.
+        return True
+
+    def registry_changed(self) -> None:
+        pass
 
 
 def configure_sqlite(raw: sqlite3.Connection, synchronous: str) -> None:

@@ -163,16 +163,21 @@ def _event(
     token_id: str | None = None,
     data: Any = None,
 ) -> None:
-    text = None if data is None else _encode(data)
-    row = {
-        "at": now,
-        "origin": origin,
-        "kind": kind,
-        "run_id": run_id,
-        "token_id": token_id,
-        "data": text,
-    }
-    tx.execute(_insert_event, row)
+    """Announce a change: to this engine's subscribers always (out.events), and in the event
+    log when another engine is attached to the store. The log exists for other processes;
+    with none to read it, writing it would cost every commit a page for nothing."""
+    text = None
+    if tx.others_attached(origin):
+        text = None if data is None else _encode(data)
+        row = {
+            "at": now,
+            "origin": origin,
+            "kind": kind,
+            "run_id": run_id,
+            "token_id": token_id,
+            "data": text,
+        }
+        tx.execute(_insert_event, row)
     out.events.append(EventRow(0, now, origin, kind, run_id, token_id, text, data))
 
 
@@ -530,6 +535,7 @@ def recover(
 
 def register_engine(tx: Tx, row: dict[str, Any]) -> None:
     tx.execute(schema.engines.insert().values(**row))
+    tx.registry_changed()
 
 
 def heartbeat(tx: Tx, engine_id: str, now: float) -> None:
@@ -555,6 +561,7 @@ def mark_engines_stopped(tx: Tx, engine_ids: Iterable[str], now: float) -> None:
         tx.execute(
             en.update().where(en.c.id.in_(ids), en.c.stopped_at.is_(None)).values(stopped_at=now)
         )
+        tx.registry_changed()
 
 
 def release(tx: Tx, engine_id: str, now: float) -> None:
