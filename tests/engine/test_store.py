@@ -116,7 +116,8 @@ def _store_at_0001(path: Path) -> None:
 
 
 def _fill_0001(path: Path, now: float) -> None:
-    """What 0001 held: a run waiting on its token (a step done), a finished keyed run."""
+    """What 0001 held: a run waiting on its token (a step done), a second run waiting on the
+    same token (shared through its idempotency key), a finished keyed run."""
     info = json.dumps(
         {"id": "tok_w", "tags": ["refund"], "created_at": now, "expires_at": now + 3600}
     )
@@ -135,8 +136,10 @@ def _fill_0001(path: Path, now: float) -> None:
             run,
             ("run_c", "COMPLETED", '{"amount":1}', '{"ok":1}', "key-1", None, now - 1, now, now),
         )
-        db.execute(step, ("run_w", 0, "step", "quote", '{"amount":7}', now, now))
-        db.execute(step, ("run_w", 1, "token", "create_token", info, now, now))
+        db.execute(run, ("run_s", "WAITING", '{"amount":8}', None, None, "tok_w", now, now, None))
+        for run_id, amount in (("run_w", 7), ("run_s", 8)):
+            db.execute(step, (run_id, 0, "step", "quote", f'{{"amount":{amount}}}', now, now))
+            db.execute(step, (run_id, 1, "token", "create_token", info, now, now))
         db.execute(
             "INSERT INTO hitl_tokens (id, run_id, status, tags, created_at, expires_at)"
             " VALUES ('tok_w', 'run_w', 'WAITING', '[\"refund\"]', ?, ?)",
@@ -163,6 +166,12 @@ async def test_a_0001_store_is_upgraded_and_its_runs_go_on(tmp_path: Path):
         assert "WHERE idempotency_key IS NOT NULL" in ddl["uq_hitl_runs_idempotency_key"]
         assert "ix_hitl_runs_status_created" not in ddl
         assert "UNIQUE" not in ddl["hitl_runs"] and "UNIQUE" not in ddl["hitl_tokens"]
+        assert "WITHOUT ROWID" in ddl["hitl_tokens"]
+        assert "ix_hitl_runs_waiting_token" not in ddl
+        # The wait on another run's token is listed; the wait on its own token needs no row.
+        assert db.execute("select token_id, run_id from hitl_waits").fetchall() == [
+            ("tok_w", "run_s")
+        ]
         db.close()
 
         # The rows came through: the waiting run, its history and token, the keyed run.
@@ -172,14 +181,15 @@ async def test_a_0001_store_is_upgraded_and_its_runs_go_on(tmp_path: Path):
         assert [t.id for t in await engine.list_tokens(status="WAITING", tags=["refund"])] == [
             "tok_w"
         ]
-        assert [r.id for r in await engine.list_runs(RunStatus.WAITING)] == ["run_w"]
+        assert {r.id for r in await engine.list_runs(RunStatus.WAITING)} == {"run_w", "run_s"}
         cached = await engine.trigger("store-upgrade", {"amount": 2}, idempotency_key="key-1")
         assert cached.is_cached and cached.id == "run_c"
 
-        # The old run resumes by replay: its finished step does not run again.
+        # Both old runs resume by replay: their finished steps do not run again.
         await engine.complete_token("tok_w", {"approved": True})
-        done = await engine.wait_for("run_w", [RunStatus.COMPLETED])
-        assert done.output == {"quote": {"amount": 7}, "decision": {"approved": True}}
+        for run_id, amount in (("run_w", 7), ("run_s", 8)):
+            done = await engine.wait_for(run_id, [RunStatus.COMPLETED])
+            assert done.output == {"quote": {"amount": amount}, "decision": {"approved": True}}
         assert quotes == []
     finally:
         await engine.stop()

@@ -90,7 +90,12 @@ def test_a_corrupted_log_is_caught(
 @pytest.mark.parametrize(
     ("sql", "expected"),
     [
-        ("UPDATE hitl_tokens SET status = 'WAITING' WHERE rowid = 1", "tokens left WAITING"),
+        (
+            # hitl_tokens has no rowid (keyed by id): the first token.
+            "UPDATE hitl_tokens SET status = 'WAITING' "
+            "WHERE id = (SELECT min(id) FROM hitl_tokens)",
+            "tokens left WAITING",
+        ),
         ("UPDATE hitl_runs SET status = 'EXECUTING' WHERE rowid = 1", "not COMPLETED"),
         (
             # hitl_steps has no rowid (keyed by run_id, position): one run's step 3.

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 """The Alembic head this code expects; start() skips Alembic entirely when the store is at it."""
 
 metadata = sa.MetaData()
@@ -55,9 +55,6 @@ runs = sa.Table(
     sa.Index("ix_hitl_runs_created", "created_at"),
     sa.Index("ix_hitl_runs_live", "status", "created_at", **_where(LIVE_RUN)),
     sa.Index(
-        "ix_hitl_runs_waiting_token", "waiting_token_id", **_where("waiting_token_id IS NOT NULL")
-    ),
-    sa.Index(
         "uq_hitl_runs_idempotency_key",
         "idempotency_key",
         unique=True,
@@ -83,6 +80,8 @@ steps = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# WITHOUT ROWID (SQLite): keyed by its text id, a token is one b-tree entry, not a row plus
+# a primary-key index entry.
 tokens = sa.Table(
     "hitl_tokens",
     metadata,
@@ -104,6 +103,18 @@ tokens = sa.Table(
         unique=True,
         **_where("idempotency_key IS NOT NULL"),
     ),
+    sqlite_with_rowid=False,
+)
+
+waits = sa.Table(
+    "hitl_waits",
+    metadata,
+    # A run waiting on a token that another run created (an idempotency key shared it). A run
+    # waiting on its own token, the usual case, needs no row: the token names its run. So the
+    # usual pause and wake write no index entry for the wait.
+    sa.Column("token_id", sa.String(40), primary_key=True),
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sqlite_with_rowid=False,
 )
 
 token_tags = sa.Table(

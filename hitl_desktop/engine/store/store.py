@@ -24,7 +24,7 @@ from . import schema, values
 from .records import EventRow, Outcome, Recorded, Resume, TokenState, TokenWrite, Writes
 from .sql import Prepared, Row, Tx
 
-R, T, S, E = schema.runs, schema.tokens, schema.steps, schema.events
+R, T, S, E, W = schema.runs, schema.tokens, schema.steps, schema.events, schema.waits
 b = sa.bindparam
 
 
@@ -81,7 +81,7 @@ _fence = Prepared(
 )
 _token_status = Prepared(sa.select(T.c.status, T.c.output).where(T.c.id == b("rid")))
 _lock_token = Prepared(
-    sa.select(T.c.status, T.c.output).where(T.c.id == b("rid")).with_for_update()
+    sa.select(T.c.status, T.c.output, T.c.run_id).where(T.c.id == b("rid")).with_for_update()
 )
 # Writes on behalf of an executing run carry the fence in their WHERE clause: no match, no write.
 _pause_run = Prepared(
@@ -115,11 +115,14 @@ _wake_run = Prepared(
     .where(R.c.id == b("rid"), R.c.status == "WAITING", R.c.waiting_token_id == b("token"))
     .values(status=b("status"), owner=b("owner"), waiting_token_id=None, updated_at=b("now"))
 )
-_waiters = Prepared(
+_waiter = Prepared(
     sa.select(R.c.id, R.c.task, R.c.payload).where(
-        R.c.waiting_token_id == b("token"), R.c.status == "WAITING"
+        R.c.id == b("rid"), R.c.status == "WAITING", R.c.waiting_token_id == b("token")
     )
 )
+_insert_wait = Prepared(W.insert().values(token_id=b("token"), run_id=b("rid")))
+_shared_waiters = Prepared(sa.select(W.c.run_id).where(W.c.token_id == b("token")))
+_forget_waits = Prepared(W.delete().where(W.c.token_id == b("token")))
 _run_task = Prepared(sa.select(R.c.task, R.c.status).where(R.c.id == b("rid")))
 _steps_of = Prepared(sa.select(S).where(S.c.run_id == b("rid")).order_by(S.c.position))
 _tokens_of = Prepared(sa.select(T.c.id, T.c.status, T.c.output).where(T.c.run_id == b("rid")))
@@ -261,16 +264,26 @@ def _wake(
     tx: Tx,
     out: Outcome,
     token_id: str,
+    creator: str | None,
     owner: str | None,
     tasks: frozenset[str],
     now: float,
 ) -> None:
-    """Hand every run waiting on *token_id* to *owner*, or queue it for any engine knowing it."""
-    for row in tx.all(_waiters, {"token": token_id}):
-        run_id = str(row["id"])
+    """Hand every run waiting on *token_id* to *owner*, or queue it for any engine knowing it.
+    The waiters are the run that created the token (*creator*), if it waits on it, and the
+    runs listed in hitl_waits (a token shared through an idempotency key)."""
+    candidates = [] if creator is None else [creator]
+    shared = tx.all(_shared_waiters, {"token": token_id})
+    if shared:
+        candidates += [str(r["run_id"]) for r in shared if r["run_id"] != creator]
+        tx.execute(_forget_waits, {"token": token_id})
+    for candidate in candidates:
+        row = tx.one(_waiter, {"rid": candidate, "token": token_id})
+        if row is None:  # not waiting on it (any more)
+            continue
         claim = owner is not None and row["task"] in tasks
         params = {
-            "rid": run_id,
+            "rid": candidate,
             "token": token_id,
             "status": "EXECUTING" if claim else "QUEUED",
             "owner": owner if claim else None,
@@ -278,8 +291,8 @@ def _wake(
         }
         if tx.execute(_wake_run, params) == 1 and claim:
             assert owner is not None
-            _event(tx, out, "RunResumed", run_id, now, owner, token_id)
-            out.resumed.append(_resume(tx, run_id, token_id, row))
+            _event(tx, out, "RunResumed", candidate, now, owner, token_id)
+            out.resumed.append(_resume(tx, candidate, token_id, row))
 
 
 # ---------------------------------------------------------------- runs
@@ -345,6 +358,8 @@ def pause(
             return out, TokenState(str(state["status"]), values.get(tx, state["output"]))
         params = {"rid": run_id, "token": token_id, "now": now, "fence_owner": owner}
         tx.execute(_pause_run, params)  # fenced above
+        if state["run_id"] != run_id:  # another run's token: list this run as a waiter
+            tx.execute(_insert_wait, {"token": token_id, "rid": run_id})
     else:
         # The fence is the UPDATE's own WHERE clause; it goes first, so a run taken over
         # fails with LostOwnership before its records could clash with the new owner's.
@@ -442,7 +457,7 @@ def complete_token(
     _event(
         tx, out, "TokenCompleted", run_id or "", now, origin, token_id, {"output": _small(output)}
     )
-    _wake(tx, out, token_id, owner, tasks, now)
+    _wake(tx, out, token_id, run_id, owner, tasks, now)
     out.value = token
     return out
 
@@ -457,7 +472,7 @@ def time_out_due(
         params = {"rid": token_id, "status": "TIMED_OUT", "output": None, "now": now}
         if tx.execute(_complete_token, params) == 1:
             _event(tx, out, "TokenTimedOut", row["run_id"] or "", now, owner, token_id)
-            _wake(tx, out, token_id, owner, tasks, now)
+            _wake(tx, out, token_id, row["run_id"], owner, tasks, now)
     out.value = earliest_deadline(tx)
     return out
 
