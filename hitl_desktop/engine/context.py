@@ -212,11 +212,15 @@ class RunContext:
         if state is None or state.status == TokenStatus.WAITING:
             engine = self._engine
             writes = self.take_writes()
-            out, finished = await engine._executor.write(
-                store.pause, self.run_id, engine.id, writes, token_id, engine.clock()
+            _, finished = await engine._executor.write(
+                store.pause,
+                self.run_id,
+                engine.id,
+                writes,
+                token_id,
+                engine.clock(),
+                then=lambda result: engine._committed(writes, result[0]),
             )
-            engine._note_tokens(writes)
-            engine._publish(out.events)
             if finished is None:
                 raise Suspend()
             state = self._tokens[token_id] = finished

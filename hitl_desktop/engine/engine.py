@@ -78,6 +78,7 @@ class Engine:
         self._opening = asyncio.Lock()
         self._hub = EventHub()
         self._started = False
+        self._stopping = False
         self._running: dict[str, asyncio.Task[None]] = {}
         self._background: list[asyncio.Task[None]] = []
         self._deadline: float | None = None
@@ -132,6 +133,7 @@ class Engine:
         """Open the store, recover what crashed, time out what expired, and start executing."""
         if self._started:
             return
+        self._stopping = False
         await self.open()
         now = self.clock()
         await self._executor.write(
@@ -150,6 +152,7 @@ class Engine:
 
     async def stop(self) -> None:
         """Stop executing: runs in flight are handed back to the store (QUEUED) for next time."""
+        self._stopping = True  # a commit landing now starts no new run: it is handed back
         if self._timer is not None:
             self._timer.cancel()
         tasks = [*self._background, *self._running.values()]
@@ -165,6 +168,7 @@ class Engine:
             await self._executor_.close()
             self._executor_ = None
         self._started = False
+        self._stopping = False
         self._hub.close()
 
     async def __aenter__(self) -> Engine:
@@ -219,8 +223,16 @@ class Engine:
             "finished_at": None,
         }
         if idempotency_key is None:
-            # Queued at once (SQLite): the Run is built while the store thread commits.
-            pending = self._executor.write(store.trigger, row, text, now, self.id)
+            # Queued at once (SQLite): the Run is built while the store thread commits, and
+            # the run starts as soon as the commit is known.
+            pending = self._executor.write(
+                store.trigger,
+                row,
+                text,
+                now,
+                self.id,
+                then=functools.partial(self._triggered, Resume(run_id, task, text, {}, {})),
+            )
             created = to_datetime(now)
             assert created is not None
             run = Run(
@@ -238,21 +250,21 @@ class Engine:
                 waiting_token_id=None,
                 idempotency_key=None,
             )
-            out = await pending
-        else:
-            out = await write_retrying_conflicts(
-                self._executor, store.trigger, row, text, now, self.id
+            await pending
+            return run
+        out = await write_retrying_conflicts(self._executor, store.trigger, row, text, now, self.id)
+        if out.value is not None:
+            existing, payload_text, output_text = await self._executor.read(
+                store.get_run, out.value["id"]
             )
-            if out.value is not None:
-                existing, payload_text, output_text = await self._executor.read(
-                    store.get_run, out.value["id"]
-                )
-                return _run(existing, payload_text, output_text, cached=True)
-            run = _run(row, text, None)
+            return _run(existing, payload_text, output_text, cached=True)
+        self._triggered(Resume(run_id, task, text, {}, {}), out)
+        return _run(row, text, None)
+
+    def _triggered(self, resume: Resume, out: Outcome) -> None:
         self._publish(out.events)
         if self._started:
-            self._spawn(Resume(run_id, task, text, {}, {}))
-        return run
+            self._spawn(resume)
 
     async def get_run(self, run_id: str) -> Run:
         row, payload, output = await self._executor_or_open(store.get_run, run_id)
@@ -315,7 +327,9 @@ class Engine:
         COMPLETED or TIMED_OUT raises `TokenAlreadyFinished` and nothing changes."""
         text = serde.dump(output, f"the output for token {token_id}", self.max_payload_bytes)
         owner = self.id if self._started else None
-        out = await self._executor_or_open(
+        if self._executor_ is None:
+            await self.open()
+        out = await self._executor.write(
             store.complete_token,
             token_id,
             text,
@@ -323,9 +337,8 @@ class Engine:
             self._task_names,
             self.clock(),
             self.id,
-            write=True,
+            then=self._absorb,
         )
-        self._absorb(out)
         return _token(out.value, text)
 
     async def get_token(self, token_id: str) -> Token:
@@ -380,7 +393,7 @@ class Engine:
     # ------------------------------------------------------------ execution
 
     def _spawn(self, resume: Resume) -> None:
-        if resume.run_id in self._running:
+        if resume.run_id in self._running or self._stopping:
             return
         task = asyncio.create_task(self._execute(resume), name=f"hitl-run-{resume.run_id}")
         self._running[resume.run_id] = task
@@ -400,16 +413,18 @@ class Engine:
             if ctx.diverged is not None:
                 raise ctx.diverged
             text = serde.dump(output, f"the output of run {resume.run_id}", self.max_payload_bytes)
-            out = await self._executor.write(
+            writes = ctx.take_writes()
+            await self._executor.write(
                 store.finish,
                 resume.run_id,
                 self.id,
-                ctx.take_writes(),
+                writes,
                 "COMPLETED",
                 text,
                 None,
                 None,
                 self.clock(),
+                then=functools.partial(self._committed, writes),
             )
         except Suspend:
             return
@@ -424,7 +439,7 @@ class Engine:
             # A divergence writes nothing the diverging code produced after it.
             writes = Writes() if ctx.diverged is not None else ctx.take_writes()
             try:
-                out = await self._executor.write(
+                await self._executor.write(
                     store.finish,
                     resume.run_id,
                     self.id,
@@ -434,13 +449,17 @@ class Engine:
                     error,
                     trace,
                     self.clock(),
+                    then=functools.partial(self._committed, writes),
                 )
             except LostOwnership as lost:
                 log.warning("%s", lost)
                 return
         finally:
             current.reset(reset)
-        self._note_tokens(ctx.take_writes())
+
+    def _committed(self, writes: Writes, out: Outcome) -> None:
+        """After a run's commit: keep the timer for its new tokens, announce what changed."""
+        self._note_tokens(writes)
         self._publish(out.events)
 
     def _absorb(self, out: Outcome) -> None:

@@ -270,13 +270,34 @@ async def test_completed_event_carries_the_output(engine: Engine):
     assert completed.origin == engine.id
 
 
+async def test_callers_that_stop_waiting_do_not_strand_the_runs_they_committed(engine: Engine):
+    """trigger() and complete_token() cancelled once their write is queued: the write commits
+    all the same, and the run it started or resumed still executes (it used to stay
+    EXECUTING, owned by this engine, with nothing running it)."""
+    async with engine.events() as stream:
+        trigger = asyncio.create_task(engine.trigger("refund-invoice", {"amount": 3}))
+        await asyncio.sleep(0)  # trigger() runs up to the wait for its commit
+        trigger.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await trigger
+        paused = await _next_of(stream, RunPaused, None)
+        complete = asyncio.create_task(engine.complete_token(paused.token_id, {"r": "ana"}))
+        await asyncio.sleep(0)
+        complete.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await complete
+        completed = await _next_of(stream, RunCompleted, paused.run_id)
+    assert completed.output == {"refunded": 3, "r": "ana"}
+    assert calls == ["quote", "apply"]
+
+
 # ---------------------------------------------------------------- helpers
 
 
 async def _next_of(stream, kind, run_id):
     async with asyncio.timeout(10):
         async for event in stream:
-            if isinstance(event, kind) and event.run_id == run_id:
+            if isinstance(event, kind) and run_id in (None, event.run_id):
                 return event
     raise AssertionError("stream ended")
 

@@ -234,10 +234,15 @@ def configure_sqlite(raw: sqlite3.Connection, synchronous: str) -> None:
     raw.execute("PRAGMA foreign_keys=ON")
 
 
+Then = Callable[[Any], None] | None
+"""Run in the event loop with a write's result as soon as it is committed, before anything
+awaiting the write resumes: post-commit work (events, new runs) starts a loop iteration sooner."""
+
+
 class Executor(Protocol):
     dialect: str
 
-    def write(self, fn: Body[T], *args: Any) -> Awaitable[T]:
+    def write(self, fn: Body[T], *args: Any, then: Then = None) -> Awaitable[T]:
         """Run *fn* in a write transaction; awaiting the result waits for its commit."""
 
     def read(self, fn: Body[T], *args: Any) -> Awaitable[T]: ...
@@ -268,16 +273,18 @@ class SqliteExecutor:
 
     # Plain functions returning the future: the work is queued at the call, so a caller can
     # do its own work while the store thread runs the transaction, then await the result.
-    def write(self, fn: Body[T], *args: Any) -> asyncio.Future[T]:
-        return self._submit(True, fn, args)
+    def write(self, fn: Body[T], *args: Any, then: Then = None) -> asyncio.Future[T]:
+        return self._submit(True, fn, args, then)
 
     def read(self, fn: Body[T], *args: Any) -> asyncio.Future[T]:
-        return self._submit(False, fn, args)
+        return self._submit(False, fn, args, None)
 
-    def _submit(self, write: bool, fn: Body[T], args: tuple[Any, ...]) -> asyncio.Future[T]:
+    def _submit(
+        self, write: bool, fn: Body[T], args: tuple[Any, ...], then: Then
+    ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((write, fn, args, future, loop))
+        self._queue.put((write, fn, args, future, loop, then))
         return future
 
     async def close(self) -> None:
@@ -342,7 +349,7 @@ class SqliteExecutor:
             return [(item, False, exc) for item in group]
         try:
             for item in group:
-                _, fn, args, _, _ = item
+                fn, args = item[1], item[2]
                 if shared:
                     execute("SAVEPOINT hitl_item")
                 try:
@@ -371,19 +378,28 @@ class SqliteExecutor:
         if len(results) == 1:
             item, ok, value = results[0]
             with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
-                item[4].call_soon_threadsafe(_resolve_one, item[3], ok, value)
+                item[4].call_soon_threadsafe(_resolve_one, item[3], ok, value, item[5])
             return
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, ...]]] = {}
         for item, ok, value in results:
-            by_loop.setdefault(item[4], []).append((item[3], ok, value))
+            by_loop.setdefault(item[4], []).append((item[3], ok, value, item[5]))
         for loop, done in by_loop.items():
             # RuntimeError: the loop closed while we worked; nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, done)
 
 
-def _resolve_one(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():
+def _resolve_one(future: asyncio.Future[Any], ok: bool, value: Any, then: Then) -> None:
+    # The hook runs even when the caller stopped waiting (cancelled): what it does follows
+    # from the commit, which happened all the same.
+    if ok and then is not None:
+        try:
+            then(value)
+        except BaseException as exc:  # a bug in the hook: the caller hears of it
+            if not future.done():
+                future.set_exception(exc)
+            return
+    if future.done():  # cancelled: the caller gave up waiting
         return
     if ok:
         future.set_result(value)
@@ -391,14 +407,9 @@ def _resolve_one(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         future.set_exception(value)
 
 
-def _resolve(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in done:
-        if future.done():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+def _resolve(done: list[tuple[asyncio.Future[Any], bool, Any, Then]]) -> None:
+    for future, ok, value, then in done:
+        _resolve_one(future, ok, value, then)
 
 
 class AsyncSaExecutor:
@@ -410,14 +421,27 @@ class AsyncSaExecutor:
         self._engine = create_async_engine(url, pool_size=8, max_overflow=0)
         # Queue here rather than in the pool, whose checkout times out under a burst of runs.
         self._slots = asyncio.Semaphore(8)
+        self._writing: set[asyncio.Task[Any]] = set()
         self.dialect = self._engine.dialect.name
 
-    async def write(self, fn: Body[T], *args: Any) -> T:
-        async with self._slots, self._engine.begin() as conn:
-            return await conn.run_sync(lambda c: fn(_SaTx(c), *args))
+    def write(self, fn: Body[T], *args: Any, then: Then = None) -> asyncio.Future[T]:
+        # Each write runs in a task of its own, shielded: a caller that stops waiting does not
+        # cut the transaction off halfway, and *then* follows its commit, as on SQLite, whose
+        # store thread finishes whatever was queued.
+        task = asyncio.ensure_future(self._write(fn, args, then))
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+        return asyncio.shield(task)
+
+    async def _write(self, fn: Body[T], args: tuple[Any, ...], then: Then) -> T:
+        result = await self.read(fn, *args)
+        if then is not None:
+            then(result)
+        return result
 
     async def read(self, fn: Body[T], *args: Any) -> T:
-        return await self.write(fn, *args)
+        async with self._slots, self._engine.begin() as conn:
+            return await conn.run_sync(lambda c: fn(_SaTx(c), *args))
 
     async def run_sync(self, fn: Callable[[sa.Connection], Any]) -> None:
         """Run *fn* on a plain SQLAlchemy connection in one transaction (migrations)."""
@@ -425,6 +449,7 @@ class AsyncSaExecutor:
             await conn.run_sync(fn)
 
     async def close(self) -> None:
+        await asyncio.gather(*self._writing, return_exceptions=True)
         await self._engine.dispose()
 
 
