@@ -18,10 +18,12 @@ import asyncio
 import contextlib
 import operator
 import queue
+import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -124,6 +126,7 @@ class _SqliteTx:
         self._raw = raw
         self._cursor = raw.cursor()  # one cursor for every statement: none made per call
         self._attached: tuple[int | None, str, bool] | None = None  # (data_version, engine, answer)
+        self.attached_in_tx: bool | None = None  # the answer within the current transaction
 
     @staticmethod
     def _bind(stmt: Statement, params: Mapping[str, Any] | None) -> tuple[str, tuple[Any, ...]]:
@@ -159,18 +162,23 @@ class _SqliteTx:
         return int(self._cursor.execute("PRAGMA data_version").fetchall()[0][0])
 
     def others_attached(self, engine_id: str) -> bool:
-        # Inside a write transaction no other connection can commit, and data_version moves
-        # only when one did: until it moves, the registry is as it was at the last look.
+        # Inside a write transaction no other connection can commit, so the answer holds until
+        # it ends; and data_version moves only when another connection committed: until it
+        # moves, the registry is as it was at the last look.
+        if self.attached_in_tx is not None:
+            return self.attached_in_tx
         version = self.data_version()
         known = self._attached
         if known is not None and known[0] == version and known[1] == engine_id:
-            return known[2]
-        found = bool(self._cursor.execute(_OTHER_ENGINES, (engine_id,)).fetchall())
-        self._attached = (version, engine_id, found)
+            found = known[2]
+        else:
+            found = bool(self._cursor.execute(_OTHER_ENGINES, (engine_id,)).fetchall())
+            self._attached = (version, engine_id, found)
+        self.attached_in_tx = found
         return found
 
     def registry_changed(self) -> None:
-        self._attached = None  # our own commits do not move data_version
+        self._attached = self.attached_in_tx = None  # our own commits do not move data_version
 
 
 class _SaTx:
@@ -253,6 +261,63 @@ class Executor(Protocol):
 _STOP = object()
 
 
+Done = tuple[asyncio.Future[Any], bool, Any, Then]
+"""A finished transaction on its way back to the loop: future, ok, value or error, hook."""
+
+
+class _Bell:
+    """How the store thread hands finished transactions back to one event loop: a byte on a
+    socket pair the loop watches, one read, then every finished future in the queue is resolved
+    in that callback. asyncio's own call_soon_threadsafe costs the loop a callback object, two
+    reads of its self-pipe and an exception each time; here a wake-up is one write and one
+    read, and the awaiting code resumes an iteration sooner. Loops that cannot watch a socket
+    (Windows' proactor) get call_soon_threadsafe."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._done: deque[Done] = deque()
+        self._rx, self._tx = socket.socketpair()
+        self._rx.setblocking(False)
+        self._tx.setblocking(False)
+        try:
+            loop.add_reader(self._rx.fileno(), self._ring)
+        except NotImplementedError:
+            self._rx.close()
+            self._tx.close()
+            self.watched = False
+        else:
+            self.watched = True
+
+    def deliver(self, done: Sequence[Done]) -> None:
+        """From the store thread."""
+        if not self.watched:
+            # RuntimeError: the loop closed while we worked; nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(_resolve, done)
+            return
+        self._done.extend(done)
+        # Full (BlockingIOError): a byte is already waiting, the loop will drain everything.
+        # Closed (OSError): the loop is gone, nobody is waiting.
+        with contextlib.suppress(OSError):
+            self._tx.send(b"\0")
+
+    def _ring(self) -> None:
+        # Read first, then drain: whatever is queued after the read rings again.
+        with contextlib.suppress(BlockingIOError):
+            self._rx.recv(4096)
+        done = self._done
+        while done:
+            _resolve_one(*done.popleft())
+
+    def close(self) -> None:
+        if self.watched:
+            self.watched = False
+            if not self.loop.is_closed():
+                self.loop.remove_reader(self._rx.fileno())
+            self._rx.close()
+            self._tx.close()
+
+
 class SqliteExecutor:
     """One thread, one connection; writes that queue up meanwhile share a transaction."""
 
@@ -263,6 +328,7 @@ class SqliteExecutor:
         self.path = path
         self._synchronous = synchronous
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._bells: dict[asyncio.AbstractEventLoop, _Bell] = {}
         self._thread = threading.Thread(target=self._serve, name="hitl-store", daemon=True)
         self._opened = threading.Event()
         self._open_error: BaseException | None = None
@@ -283,13 +349,19 @@ class SqliteExecutor:
         self, write: bool, fn: Body[T], args: tuple[Any, ...], then: Then
     ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
+        bell = self._bells.get(loop)
+        if bell is None:
+            bell = self._bells[loop] = _Bell(loop)
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((write, fn, args, future, loop, then))
+        self._queue.put((write, fn, args, future, bell, then))
         return future
 
     async def close(self) -> None:
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
+        for bell in self._bells.values():
+            bell.close()
+        self._bells.clear()
 
     def _serve(self) -> None:
         try:
@@ -347,6 +419,7 @@ class SqliteExecutor:
             execute("BEGIN IMMEDIATE")
         except BaseException as exc:
             return [(item, False, exc) for item in group]
+        tx.attached_in_tx = None
         try:
             for item in group:
                 fn, args = item[1], item[2]
@@ -377,16 +450,13 @@ class SqliteExecutor:
     def _deliver(results: list[tuple[Any, bool, Any]]) -> None:
         if len(results) == 1:
             item, ok, value = results[0]
-            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
-                item[4].call_soon_threadsafe(_resolve_one, item[3], ok, value, item[5])
+            item[4].deliver(((item[3], ok, value, item[5]),))
             return
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, ...]]] = {}
+        by_bell: dict[_Bell, list[Done]] = {}
         for item, ok, value in results:
-            by_loop.setdefault(item[4], []).append((item[3], ok, value, item[5]))
-        for loop, done in by_loop.items():
-            # RuntimeError: the loop closed while we worked; nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_resolve, done)
+            by_bell.setdefault(item[4], []).append((item[3], ok, value, item[5]))
+        for bell, done in by_bell.items():
+            bell.deliver(done)
 
 
 def _resolve_one(future: asyncio.Future[Any], ok: bool, value: Any, then: Then) -> None:
@@ -407,7 +477,7 @@ def _resolve_one(future: asyncio.Future[Any], ok: bool, value: Any, then: Then) 
         future.set_exception(value)
 
 
-def _resolve(done: list[tuple[asyncio.Future[Any], bool, Any, Then]]) -> None:
+def _resolve(done: Sequence[Done]) -> None:
     for future, ok, value, then in done:
         _resolve_one(future, ok, value, then)
 
