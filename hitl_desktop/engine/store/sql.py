@@ -78,7 +78,7 @@ class Prepared:
 
     def sqlite(self) -> _Compiled:
         if self._sqlite is None:
-            self._sqlite = _compile_sqlite(self.stmt)
+            self._sqlite = _compile_sqlite(self.stmt, inline_constants=True)
         return self._sqlite
 
 
@@ -89,9 +89,12 @@ _Compiled = tuple[str, Binder]
 _SQLITE = sqlite_dialect.dialect(paramstyle="qmark")
 
 
-def _compile_sqlite(stmt: sa.Executable) -> _Compiled:
+def _compile_sqlite(stmt: sa.Executable, inline_constants: bool = False) -> _Compiled:
     """SQL text, and a function turning the caller's params into its positional arguments
-    (one C call: itemgetter). The statement's own literals fill what the caller leaves out."""
+    (one C call: itemgetter). With *inline_constants* (module-level statements, whose values
+    are the code's own), the statement's constants (a status it sets or tests, a NULL it
+    writes) are written into the text: nothing to merge or bind per call. Values of
+    statements built per call may come from users: those stay bound."""
     assert isinstance(stmt, sa.ClauseElement)
     compiled = stmt.compile(dialect=_SQLITE, compile_kwargs={"render_postcompile": True})
     assert isinstance(compiled, SQLCompiler)
@@ -99,7 +102,31 @@ def _compile_sqlite(stmt: sa.Executable) -> _Compiled:
     # Parameters the caller must supply (bindparam("name") without a value) have no default.
     required = {name for name, bind in compiled.binds.items() if bind.required}
     defaults = {k: v for k, v in compiled.params.items() if k not in required}
-    return compiled.string, _binder(names, defaults)
+    parts = compiled.string.split("?")
+    if not inline_constants or len(parts) != len(names) + 1:  # or a "?" in a literal
+        return compiled.string, _binder(names, defaults)
+    text, bound = parts[0], []
+    for name, part in zip(names, parts[1:], strict=True):
+        literal = _literal(defaults[name]) if name in defaults else None
+        if literal is None:
+            text += "?" + part
+            bound.append(name)
+        else:
+            text += literal + part
+    return text, _binder(bound, {k: v for k, v in defaults.items() if k in bound})
+
+
+def _literal(value: Any) -> str | None:
+    """*value* as SQLite literal text, for the types constants have; None: bind it."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return None
 
 
 def _binder(names: list[str], defaults: dict[str, Any]) -> Binder:
@@ -384,11 +411,9 @@ class SqliteExecutor:
                     self._deliver([self._run_read(raw, tx, item)])
                     continue
                 group = [item]
-                while len(group) < self.max_group:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
+                waiting = self._queue  # empty() first: an exception per write costs more
+                while len(group) < self.max_group and not waiting.empty():
+                    nxt = waiting.get_nowait()  # only this thread takes from the queue
                     if nxt is _STOP or not nxt[0]:
                         pending.append(nxt)
                         break
