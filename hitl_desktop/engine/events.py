@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from typing import Any
@@ -112,32 +113,54 @@ def event_from(
 
 
 class EventStream:
-    """An async iterator over events published after it was created."""
+    """An async iterator over events published after it was created.
+
+    A deque and the futures of whoever waits on it: an asyncio.Queue does the same with a
+    bookkeeping of unfinished tasks no one here uses, on every event of every stream."""
 
     def __init__(self, hub: EventHub) -> None:
         self._hub = hub
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._events: deque[Event | None] = deque()  # None: the stream ended
+        self._waiters: list[asyncio.Future[None]] = []
         hub._streams.add(self)
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self
 
     async def __anext__(self) -> Event:
-        event = await self._queue.get()
-        if event is None:
+        events = self._events
+        while not events:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:  # cancelled before an event came
+                    self._waiters.remove(waiter)
+        event = events[0]
+        if event is None:  # left in place: every later call ends too
             raise StopAsyncIteration
+        events.popleft()
         return event
 
     def get_nowait(self) -> Event | None:
-        """The next buffered event, or None when none is buffered."""
-        try:
-            return self._queue.get_nowait()
-        except asyncio.QueueEmpty:
+        """The next buffered event, or None when none is buffered (or the stream ended)."""
+        events = self._events
+        if not events or events[0] is None:
             return None
+        return events.popleft()
+
+    def _put(self, event: Event | None) -> None:
+        self._events.append(event)
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def aclose(self) -> None:
         self._hub._streams.discard(self)
-        self._queue.put_nowait(None)
+        self._put(None)
 
     async def __aenter__(self) -> EventStream:
         return self
@@ -155,9 +178,9 @@ class EventHub:
 
     def publish(self, event: Event) -> None:
         for stream in self._streams:
-            stream._queue.put_nowait(event)
+            stream._put(event)
 
     def close(self) -> None:
         for stream in list(self._streams):
-            stream._queue.put_nowait(None)
+            stream._put(None)
         self._streams.clear()

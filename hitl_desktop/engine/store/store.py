@@ -238,8 +238,15 @@ def _fenced(tx: Tx, run_id: str, owner: str, now: float) -> None:
         raise LostOwnership(run_id)
 
 
-def _resume(tx: Tx, run_id: str, token_id: str | None, run: Row | None = None) -> Resume:
-    """What replaying *run_id* needs; *run* is its row (task and payload) when already read."""
+def _resume(
+    tx: Tx,
+    run_id: str,
+    token_id: str | None,
+    run: Row | None = None,
+    state: TokenState | None = None,
+) -> Resume:
+    """What replaying *run_id* needs; *run* is its row (task and payload) when already read,
+    *state* that of *token_id* when this transaction just finished it."""
     if run is None:
         run = tx.one(_run_row, {"rid": run_id})
         assert run is not None
@@ -249,10 +256,13 @@ def _resume(tx: Tx, run_id: str, token_id: str | None, run: Row | None = None) -
         )
         for r in tx.all(_steps_of, {"rid": run_id})
     }
-    tokens = {
-        str(r["id"]): TokenState(str(r["status"]), values.get(tx, r["output"]))
-        for r in tx.all(_tokens_of, {"rid": run_id})
-    }
+    tokens = {} if token_id is None or state is None else {token_id: state}
+    # The history names every token the run created: when the one just finished is the only
+    # one (the usual run), there is nothing more to read.
+    created = {serde.load(r.result)["id"] for r in steps.values() if r.kind == "token" and r.result}
+    if not created <= tokens.keys():
+        for r in tx.all(_tokens_of, {"rid": run_id}):
+            tokens[str(r["id"])] = TokenState(str(r["status"]), values.get(tx, r["output"]))
     if token_id is not None and token_id not in tokens:  # a token another run created
         row = tx.one(_token_status, {"rid": token_id})
         if row is not None:
@@ -268,8 +278,10 @@ def _wake(
     owner: str | None,
     tasks: frozenset[str],
     now: float,
+    state: TokenState,
 ) -> None:
-    """Hand every run waiting on *token_id* to *owner*, or queue it for any engine knowing it.
+    """Hand every run waiting on *token_id* (now in *state*) to *owner*, or queue it for any
+    engine knowing it.
     The waiters are the run that created the token (*creator*), if it waits on it, and the
     runs listed in hitl_waits (a token shared through an idempotency key)."""
     candidates = [] if creator is None else [creator]
@@ -292,7 +304,7 @@ def _wake(
         if tx.execute(_wake_run, params) == 1 and claim:
             assert owner is not None
             _event(tx, out, "RunResumed", candidate, now, owner, token_id)
-            out.resumed.append(_resume(tx, candidate, token_id, row))
+            out.resumed.append(_resume(tx, candidate, token_id, row, state))
 
 
 # ---------------------------------------------------------------- runs
@@ -457,7 +469,7 @@ def complete_token(
     _event(
         tx, out, "TokenCompleted", run_id or "", now, origin, token_id, {"output": _small(output)}
     )
-    _wake(tx, out, token_id, run_id, owner, tasks, now)
+    _wake(tx, out, token_id, run_id, owner, tasks, now, TokenState("COMPLETED", output))
     out.value = token
     return out
 
@@ -472,7 +484,9 @@ def time_out_due(
         params = {"rid": token_id, "status": "TIMED_OUT", "output": None, "now": now}
         if tx.execute(_complete_token, params) == 1:
             _event(tx, out, "TokenTimedOut", row["run_id"] or "", now, owner, token_id)
-            _wake(tx, out, token_id, row["run_id"], owner, tasks, now)
+            _wake(
+                tx, out, token_id, row["run_id"], owner, tasks, now, TokenState("TIMED_OUT", None)
+            )
     out.value = earliest_deadline(tx)
     return out
 
