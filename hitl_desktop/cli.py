@@ -438,18 +438,15 @@ def _change_request(args: argparse.Namespace) -> ChangeRequest:
         if not Path(target).expanduser().is_file():
             raise CliError(f"no database at {target} (create the demo with 'hitl demo-db PATH')")
         target = sqlite_url(Path(target))
-    payload = {
-        "request": args.text,
-        "target": target,
-        "proposer": args.proposer or settings.proposer,
-        "model": args.model or settings.model,
-        "base_url": args.base_url or settings.base_url,
-        "timeout": args.timeout or settings.token_timeout,
-        "allow": None if settings.allow is None else list(settings.allow),
-        "deny": list(settings.deny),
-    }
     try:
-        return ChangeRequest.from_json(payload)
+        return settings.change_request(
+            args.text,
+            target=target,
+            proposer=args.proposer,
+            model=args.model,
+            base_url=args.base_url,
+            timeout=args.timeout,
+        )
     except RequestInvalid as exc:
         raise CliError(str(exc), USAGE) from None
 

@@ -32,11 +32,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import platformdirs
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+if TYPE_CHECKING:
+    from .agent.db_change import ChangeRequest
 
 APP_NAME = "hitl-desktop"
 STORE_FILE = "runs.db"
@@ -113,6 +116,37 @@ class Settings:
     def token_timeout_delta(self) -> timedelta:
         """The default token timeout as a ``timedelta`` (validated when the settings were made)."""
         return parse_duration(self.token_timeout)
+
+    def change_request(
+        self,
+        text: str,
+        *,
+        target: str | None = None,
+        proposer: str | None = None,
+        model: str | None = None,
+        base_url: str | None = None,
+        timeout: str | None = None,
+    ) -> ChangeRequest:
+        """The `ChangeRequest` for *text*: each field as given, else from these settings. The
+        console and the CLI both make theirs here, so a setting added later reaches both.
+        Raises `RequestInvalid` naming the problem (no target, an empty request, ...)."""
+        from .agent.db_change import ChangeRequest, RequestInvalid  # not needed to read settings
+
+        url = target or self.target_url
+        if not url:
+            raise RequestInvalid("no target database is set")
+        return ChangeRequest.from_json(
+            {
+                "request": text.strip(),
+                "target": url,
+                "proposer": proposer or self.proposer,
+                "model": model or self.model,
+                "base_url": base_url or self.base_url,
+                "timeout": timeout or self.token_timeout,
+                "allow": None if self.allow is None else list(self.allow),
+                "deny": list(self.deny),
+            }
+        )
 
 
 def process_environment() -> Mapping[str, str]:

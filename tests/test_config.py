@@ -424,3 +424,35 @@ def test_bad_allow_lists_name_the_entry(env: dict[str, str], bad: object):
     write_file(env, {"allow": bad})
     with pytest.raises(ConfigError, match="'allow' must be a list"):
         load_settings(env)
+
+
+def test_change_requests_take_each_field_from_the_call_else_from_the_settings(tmp_path: Path):
+    from hitl_desktop.agent.db_change import RequestInvalid
+
+    settings = dataclasses.replace(
+        load_settings({"HITL_DATA_DIR": str(tmp_path)}),
+        target_url="sqlite:///shop.db",
+        proposer="openai",
+        model="gpt-4o-mini",
+        token_timeout="2h",
+        allow=("invoices",),
+        deny=("users.password",),
+    )
+    change = settings.change_request("  Refund invoice 7  ")
+    assert (change.request, change.target, change.proposer, change.model) == (
+        "Refund invoice 7",
+        "sqlite:///shop.db",
+        "openai",
+        "gpt-4o-mini",
+    )
+    assert (change.timeout, change.allow, change.deny) == ("2h", ("invoices",), ("users.password",))
+    given = settings.change_request("x", target="sqlite:///other.db", proposer="offline")
+    assert (given.target, given.proposer, given.timeout) == ("sqlite:///other.db", "offline", "2h")
+
+    # Checked as any payload is: the console's requests too, before a run exists.
+    with pytest.raises(RequestInvalid, match="4000"):
+        settings.change_request("x" * 4001)
+    with pytest.raises(RequestInvalid, match="empty"):
+        settings.change_request("   ")
+    with pytest.raises(RequestInvalid, match="no target"):
+        dataclasses.replace(settings, target_url=None).change_request("Refund invoice 7")

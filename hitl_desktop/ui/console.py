@@ -425,22 +425,11 @@ class Console(QObject):
 
     def change_request(self, text: str, *, target: str | None = None) -> ChangeRequest:
         """A `ChangeRequest` for *text* with the settings' target, proposer and timeout."""
-        s = self.settings
-        url = target or s.target_url
-        if not url:
+        if not (target or self.settings.target_url):
             raise RequestInvalid(
                 "no target database is set: choose one in Settings (or start with --demo)"
             )
-        return ChangeRequest(
-            request=text.strip(),
-            target=url,
-            proposer=s.proposer,
-            model=s.model,
-            base_url=s.base_url,
-            timeout=s.token_timeout,
-            allow=s.allow,
-            deny=s.deny,
-        )
+        return self.settings.change_request(text, target=target)
 
     async def new_request(self, text: str, *, idempotency_key: str | None = None) -> Run:
         """Trigger a `db-change` run; it shows in the Waiting view once its proposal is ready."""
