@@ -67,6 +67,7 @@ mkdir -p "$STAGE/DEBIAN" "$STAGE/opt" "$STAGE/usr/bin" "$STAGE/usr/share/applica
 cp -a "$BUNDLE" "$STAGE/opt/$APP"
 # The bootloader finds _internal/ through /proc/self/exe, so a symlink is enough.
 ln -s "/opt/$APP/$APP" "$STAGE/usr/bin/$APP"
+ln -s "/opt/$APP/$APP" "$STAGE/usr/bin/hitl"  # the same bundle, started as the command line
 install -m 644 packaging/debian/$APP.desktop "$STAGE/usr/share/applications/$APP.desktop"
 install -m 644 packaging/debian/copyright "$STAGE/usr/share/doc/$APP/copyright"
 install -D -m 644 resources/$APP.svg "$STAGE/usr/share/icons/hicolor/scalable/apps/$APP.svg"

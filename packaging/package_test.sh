@@ -40,7 +40,7 @@ installed || fail "dpkg did not install $APP"
 echo "installed in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
 
 say "installed files"
-for path in /usr/bin/$APP /opt/$APP/$APP /usr/share/applications/$APP.desktop \
+for path in /usr/bin/$APP /usr/bin/hitl /opt/$APP/$APP /usr/share/applications/$APP.desktop \
     /usr/share/icons/hicolor/scalable/apps/$APP.svg \
     /usr/share/icons/hicolor/256x256/apps/$APP.png; do
     [ -e "$path" ] || fail "$path is missing"
@@ -66,13 +66,27 @@ else
     echo "(xvfb-run not installed: the X11 platform plugin was not exercised)"
 fi
 
+say "/usr/bin/hitl: the command line from the bundle (demo target, request, approve)"
+run_clean /usr/bin/hitl demo-db "$TMP/target.db" || fail "hitl demo-db failed"
+run_clean /usr/bin/hitl request 'Refund $20 on invoice 1042' --target "$TMP/target.db" \
+    --store "$TMP/runs.db" --json >"$TMP/request.json" || fail "hitl request failed"
+token=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["token_id"])' "$TMP/request.json") \
+    || fail "hitl request printed no token: $(cat "$TMP/request.json")"
+run_clean /usr/bin/hitl approve "$token" --store "$TMP/runs.db" --reviewer package-test \
+    | tee "$TMP/approve.txt" || fail "hitl approve failed"
+grep -q '^applied: ' "$TMP/approve.txt" || fail "hitl approve did not apply the refund"
+run_clean /usr/bin/hitl approve "$token" --store "$TMP/runs.db" 2>"$TMP/again.txt" \
+    && fail "approving twice succeeded"
+grep -q 'already decided' "$TMP/again.txt" || fail "a second approval: $(cat "$TMP/again.txt")"
+echo "ok    hitl demo-db, request, approve (and a second approve refused)"
+
 say "start of the installed app: launch -> main window, offscreen, median of $START_RUNS"
 run_clean "$PY" packaging/measure_start.py /usr/bin/$APP --runs "$START_RUNS"
 
 say "dpkg -r $APP"
 $SUDO dpkg -r "$APP"
 installed && fail "$APP is still installed"
-for path in /usr/bin/$APP /opt/$APP /usr/share/applications/$APP.desktop \
+for path in /usr/bin/$APP /usr/bin/hitl /opt/$APP /usr/share/applications/$APP.desktop \
     /usr/share/icons/hicolor/scalable/apps/$APP.svg; do
     [ ! -e "$path" ] || fail "$path is left after dpkg -r"
 done
