@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,9 +33,8 @@ async def test_start_migrates_a_new_store(tmp_path: Path):
     assert {"hitl_runs", "hitl_steps", "hitl_tokens", "hitl_events", "hitl_engines"} <= tables
 
 
-def test_a_current_store_opens_without_importing_alembic(tmp_path: Path):
+def test_new_and_current_stores_open_without_importing_alembic(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'runs.db'}"
-    asyncio.run(_open_and_close(url))
     probe = (
         "import asyncio, sys\n"
         "from hitl_desktop.engine import Engine\n"
@@ -42,8 +42,88 @@ def test_a_current_store_opens_without_importing_alembic(tmp_path: Path):
         "asyncio.run(e.open()); asyncio.run(e.stop())\n"
         "print('alembic' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    for _ in ("new", "current"):
+        run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.strip() == "False"
+    with sqlite3.connect(tmp_path / "runs.db") as db:
+        assert db.execute("select version_num from alembic_version").fetchall() == [
+            (SCHEMA_REVISION,)
+        ]
+
+
+async def test_a_new_store_is_made_as_the_migrations_would_make_it(store_url: str, tmp_path: Path):
+    """A new store is created at the head from schema.py and stamped, not migrated revision by
+    revision: its tables, columns and indexes must be those the migrations build, or a later
+    migration would meet a schema it was not written for."""
+    import sqlalchemy as sa
+
+    from hitl_desktop.engine.store import migrate
+    from tests import pg
+
+    engine = Engine(store_url)
+    await engine.open()
+    await engine.stop()
+    if store_url.startswith("sqlite"):
+        name, migrated = None, f"sqlite:///{tmp_path / 'migrated.db'}"
+    else:
+        name, migrated = pg.create_database("hitl_migrated")
+    try:
+        alembic_made = sa.create_engine(_sync_url(migrated))
+        with alembic_made.begin() as conn:
+            migrate.upgrade_with_alembic(conn)
+        alembic_made.dispose()
+        made, expected = _shape(_sync_url(store_url)), _shape(_sync_url(migrated))
+        assert set(made) == set(expected)
+        for table in expected:
+            assert made[table] == expected[table], table
+    finally:
+        if name is not None:
+            pg.drop_database(name)
+
+
+def _sync_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def _shape(url: str) -> dict[str, object]:
+    """Tables, columns, keys and indexes (with their conditions), as the database reports them."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        extras: dict[str, list[str]] = {}  # SQLite: what the inspector leaves out
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                rows = conn.execute(sa.text("select type, tbl_name, sql from sqlite_master"))
+                for kind, table, sql in rows:
+                    if kind == "table" and "WITHOUT ROWID" in (sql or ""):
+                        extras.setdefault(table, []).append("WITHOUT ROWID")
+                    elif kind == "index" and sql:  # the partial indexes' conditions
+                        extras.setdefault(table, []).append(" ".join(sql.split()))
+
+        def options(index: Any) -> list[tuple[str, str]]:
+            given = index.get("dialect_options") or {}
+            return sorted((k, " ".join(str(v).split())) for k, v in given.items())
+
+        return {
+            table: (
+                [
+                    (c["name"], str(c["type"]), c["nullable"], str(c.get("default")))
+                    for c in inspector.get_columns(table)
+                ],
+                inspector.get_pk_constraint(table)["constrained_columns"],
+                sorted(
+                    (i["name"], tuple(i["column_names"]), bool(i["unique"]), options(i))
+                    for i in inspector.get_indexes(table)
+                ),
+                sorted(extras.get(table, [])),
+            )
+            for table in inspector.get_table_names()
+        }
+    finally:
+        engine.dispose()
 
 
 async def _open_and_close(url: str) -> None:

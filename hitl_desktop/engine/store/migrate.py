@@ -1,7 +1,8 @@
 """Schema migrations (Alembic), applied when an engine opens its store.
 
-Opening a store that is already at the head costs one SELECT: Alembic is imported only when
-there is something to do. On SQLite the upgrade runs in a `BEGIN IMMEDIATE` transaction, so two
+Opening a store that is already at the head costs one SELECT; a new store is created at the
+head from schema.py in one transaction and stamped. Alembic is imported only for a store at an
+older revision. On SQLite the upgrade runs in a `BEGIN IMMEDIATE` transaction, so two
 processes opening a new store at once migrate it once.
 """
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from . import schema
 from .schema import SCHEMA_REVISION
 from .sql import Tx, configure_sqlite
 
@@ -65,17 +67,46 @@ def refusal(tx: Tx, revision: str | None) -> str | None:
     )
 
 
+_VERSION = sa.Table(
+    "alembic_version",
+    sa.MetaData(),
+    sa.Column("version_num", sa.String(32), nullable=False),
+    sa.PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
+"""Alembic's own table, as Alembic creates it."""
+
+
 def upgrade(conn: sa.Connection) -> None:
-    """Bring the store on *conn* to the head revision, inside the caller's transaction."""
+    """Bring the store on *conn* to the head revision, inside the caller's transaction.
+
+    A new store is created at the head directly from schema.py and stamped, without Alembic
+    (which costs more to import than the tables cost to create, and would build and rebuild
+    them revision by revision); `tests/engine/test_store.py` checks that both ways give the
+    same tables and indexes. An existing store goes through Alembic from its revision."""
+    if conn.dialect.name == "postgresql":  # serialise concurrent first starts
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(727274001)"))
+    tables = set(sa.inspect(conn).get_table_names())
+    if not tables & {_VERSION.name, *schema.metadata.tables}:
+        schema.metadata.create_all(conn)
+        _VERSION.create(conn)
+        conn.execute(_VERSION.insert().values(version_num=SCHEMA_REVISION))
+        return
+    if _VERSION.name in tables:
+        current = conn.execute(sa.select(_VERSION.c.version_num)).scalar()
+        if current == SCHEMA_REVISION:  # another process got here first
+            return
+    upgrade_with_alembic(conn)
+
+
+def upgrade_with_alembic(conn: sa.Connection, revision: str = "head") -> None:
+    """Run the migrations on *conn* up to *revision*."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = conn
-    if conn.dialect.name == "postgresql":  # serialise concurrent first starts
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(727274001)"))
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 def upgrade_sqlite(path: str, synchronous: str) -> None:
