@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+if TYPE_CHECKING:  # sqlalchemy.ext.asyncio brings the ORM: a tenth of the app's start
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 T = TypeVar("T")
 
@@ -16,7 +18,7 @@ Bind = sa.Engine | sa.Connection
 """A sync target: an Engine (a connection is opened and closed) or the caller's Connection, whose
 transaction is used as it is (the apply step validates inside its own locked transaction)."""
 
-AsyncBind = sa.Engine | AsyncEngine | AsyncConnection
+AsyncBind: TypeAlias = "sa.Engine | AsyncEngine | AsyncConnection"
 """An async target. A sync Connection is not accepted: it belongs to the thread that opened it."""
 
 
@@ -31,11 +33,6 @@ def connection(bind: Bind) -> Iterator[sa.Connection]:
 
 async def run_sync(bind: AsyncBind, fn: Callable[[sa.Connection], T]) -> T:
     """Run *fn* with a sync connection without blocking the running event loop."""
-    if isinstance(bind, AsyncConnection):
-        return await bind.run_sync(fn)
-    if isinstance(bind, AsyncEngine):
-        async with bind.connect() as conn:
-            return await conn.run_sync(fn)
     if isinstance(bind, sa.Engine):
         engine = bind
 
@@ -44,6 +41,13 @@ async def run_sync(bind: AsyncBind, fn: Callable[[sa.Connection], T]) -> T:
                 return fn(conn)
 
         return await asyncio.to_thread(work)
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+    if isinstance(bind, AsyncConnection):
+        return await bind.run_sync(fn)
+    if isinstance(bind, AsyncEngine):
+        async with bind.connect() as conn:
+            return await conn.run_sync(fn)
     raise TypeError(
         f"expected an Engine, AsyncEngine or AsyncConnection, got {type(bind).__name__}"
     )
