@@ -41,6 +41,9 @@ from .tasks import Task, TaskFn, registry
 log = logging.getLogger("hitl_desktop.engine")
 
 DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
+OWNER_SCAN_BEATS = 150
+"""Heartbeats between two scans for executing runs whose owner is not registered (5 minutes
+at the default 2 s)."""
 
 
 class Engine:
@@ -536,7 +539,9 @@ class Engine:
             try:
                 now = self.clock()
                 await self._executor.write(store.heartbeat, self.id, now)
-                await self._recover()
+                # Owners nobody registered are looked for by a scan: at start, then every
+                # few minutes (dead engines that are registered are found on every beat).
+                await self._recover(look_for_unregistered=beats % OWNER_SCAN_BEATS == 0)
                 # Runs handed back by a clean stop() announce nothing: pick them up here.
                 await self._claim_queued()
                 if beats % 1800 == 1:
@@ -554,10 +559,12 @@ class Engine:
             if out.value < store.CLAIM_BATCH:
                 return
 
-    async def _recover(self) -> None:
+    async def _recover(self, look_for_unregistered: bool = True) -> None:
         """Take over runs whose engine died (kill -9, power cut, crash)."""
         engines = await self._executor.read(store.live_engines)
-        owners = set(await self._executor.read(store.owners_of_executing))
+        owners: set[str] = set()
+        if look_for_unregistered:  # executing runs are not indexed: this is a scan
+            owners = set(await self._executor.read(store.owners_of_executing))
         now = self.clock()
         known = {str(e["id"]): e for e in engines}
         dead = [

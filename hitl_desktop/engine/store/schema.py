@@ -20,11 +20,13 @@ metadata = sa.MetaData()
 # where the rows a query looks for are few: live runs, waiting tokens, set keys and waits.
 # A partial index serves a query only when the query repeats the index's condition with the
 # same literals (SQLite does not look inside bound parameters), hence these shared conditions.
-# Live runs are the unfinished ones: every change to a finished status sets finished_at. (Not
-# `status IN (...)`: SQLite evaluates a 3-value IN list through a temporary b-tree, on every
-# write to the table.)
+# Idle runs are the unfinished ones not executing (QUEUED or WAITING): every change to a
+# finished status sets finished_at. Executing runs stay out of the index, so a run's trigger
+# and finish write no entry in it; the few queries for executing runs (recovery, a clean stop)
+# scan. (Not `status IN (...)`: SQLite evaluates a 3-value IN list through a temporary b-tree,
+# on every write to the table.)
 LIVE_STATUSES = ("QUEUED", "EXECUTING", "WAITING")
-LIVE_RUN = "finished_at IS NULL"
+IDLE_RUN = "finished_at IS NULL AND status <> 'EXECUTING'"
 WAITING_TOKEN = "status = 'WAITING'"
 
 
@@ -53,7 +55,7 @@ runs = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
     sa.Index("ix_hitl_runs_created", "created_at"),
-    sa.Index("ix_hitl_runs_live", "status", "created_at", **_where(LIVE_RUN)),
+    sa.Index("ix_hitl_runs_idle", "status", "created_at", **_where(IDLE_RUN)),
     sa.Index(
         "uq_hitl_runs_idempotency_key",
         "idempotency_key",
@@ -95,8 +97,8 @@ tokens = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("completed_at", sa.Float, nullable=True),
+    # No index on run_id: a run's history names its tokens (a "token" step each).
     sa.Index("ix_hitl_tokens_waiting", "expires_at", **_where(WAITING_TOKEN)),
-    sa.Index("ix_hitl_tokens_run", "run_id"),
     sa.Index(
         "uq_hitl_tokens_idempotency_key",
         "idempotency_key",

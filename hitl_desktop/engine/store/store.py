@@ -34,7 +34,8 @@ def _lit(value: str) -> sa.ColumnElement[str]:
 
 
 LIVE = R.c.finished_at.is_(None)
-"""The condition of ix_hitl_runs_live; queries on live runs repeat it to use that index."""
+IDLE = (LIVE, R.c.status != _lit("EXECUTING"))
+"""The condition of ix_hitl_runs_idle; queries on QUEUED or WAITING runs repeat it."""
 WAITING = T.c.status == _lit("WAITING")
 """The condition of ix_hitl_tokens_waiting."""
 
@@ -125,7 +126,9 @@ _shared_waiters = Prepared(sa.select(W.c.run_id).where(W.c.token_id == b("token"
 _forget_waits = Prepared(W.delete().where(W.c.token_id == b("token")))
 _run_task = Prepared(sa.select(R.c.task, R.c.status).where(R.c.id == b("rid")))
 _steps_of = Prepared(sa.select(S).where(S.c.run_id == b("rid")).order_by(S.c.position))
-_tokens_of = Prepared(sa.select(T.c.id, T.c.status, T.c.output).where(T.c.run_id == b("rid")))
+_token_steps_of = Prepared(
+    sa.select(S.c.result).where(S.c.run_id == b("rid"), S.c.kind == _lit("token"))
+)
 _claim_run = Prepared(
     R.update()
     .where(R.c.id == b("rid"), R.c.status == b("from_status"))
@@ -133,7 +136,7 @@ _claim_run = Prepared(
 )
 _queued = Prepared(
     sa.select(R.c.id, R.c.task)
-    .where(R.c.status == _lit("QUEUED"), LIVE)
+    .where(R.c.status == _lit("QUEUED"), *IDLE)
     .order_by(R.c.created_at)
     .limit(b("limit"))
 )
@@ -257,16 +260,16 @@ def _resume(
         for r in tx.all(_steps_of, {"rid": run_id})
     }
     tokens = {} if token_id is None or state is None else {token_id: state}
-    # The history names every token the run created: when the one just finished is the only
-    # one (the usual run), there is nothing more to read.
-    created = {serde.load(r.result)["id"] for r in steps.values() if r.kind == "token" and r.result}
-    if not created <= tokens.keys():
-        for r in tx.all(_tokens_of, {"rid": run_id}):
-            tokens[str(r["id"])] = TokenState(str(r["status"]), values.get(tx, r["output"]))
-    if token_id is not None and token_id not in tokens:  # a token another run created
-        row = tx.one(_token_status, {"rid": token_id})
-        if row is not None:
-            tokens[token_id] = TokenState(str(row["status"]), values.get(tx, row["output"]))
+    # The history names every token the run created or was handed (a "token" record each):
+    # when the one just finished is the only one (the usual run), there is nothing to read.
+    named = [serde.load(r.result)["id"] for r in steps.values() if r.kind == "token" and r.result]
+    if token_id is not None:
+        named.append(token_id)  # a token another run created and this one waited on
+    for named_id in named:
+        if named_id not in tokens:
+            row = tx.one(_token_status, {"rid": named_id})
+            if row is not None:
+                tokens[named_id] = TokenState(str(row["status"]), values.get(tx, row["output"]))
     return Resume(run_id, str(run["task"]), values.get(tx, run["payload"]), steps, tokens, token_id)
 
 
@@ -644,8 +647,10 @@ def list_runs(
     tx: Tx, status: str | None, task: str | None, limit: int, before: float | None
 ) -> list[tuple[Row, str | None, str | None]]:
     q = sa.select(R).order_by(R.c.created_at.desc()).limit(limit)
-    if status in schema.LIVE_STATUSES:
+    if status == "EXECUTING":  # the few runs executing now: a scan, see ix_hitl_runs_idle
         q = q.where(R.c.status == _lit(status), LIVE)
+    elif status in schema.LIVE_STATUSES:
+        q = q.where(R.c.status == _lit(status), *IDLE)
     elif status is not None:
         q = q.where(R.c.status == status)
     if task is not None:
@@ -671,7 +676,15 @@ def list_tokens(
     elif status is not None:
         q = q.where(T.c.status == status)
     if run_id is not None:
-        q = q.where(T.c.run_id == run_id)
+        # No index on run_id: the run's history names its tokens, each one a key lookup.
+        named = [
+            serde.load(values.get(tx, r["result"]))["id"]
+            for r in tx.all(_token_steps_of, {"rid": run_id})
+            if r["result"] is not None
+        ]
+        if not named:
+            return []
+        q = q.where(T.c.id.in_(named), T.c.run_id == run_id)
     for tag in tags:  # every tag must be present
         tt = schema.token_tags
         q = q.where(sa.exists().where(tt.c.token_id == T.c.id, tt.c.tag == tag))

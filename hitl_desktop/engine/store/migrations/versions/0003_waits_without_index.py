@@ -1,12 +1,16 @@
-"""Waits without an index entry; tokens in one b-tree.
+"""Fewer index entries per run: waits, executing runs and tokens by run are not indexed.
 
-A pause and a wake no longer write an index entry for the wait, and a new token is one b-tree
-entry (SQLite):
+A pause and a wake no longer write an index entry for the wait, a run's trigger and finish
+write none in the live-runs index, and a new token is one b-tree entry:
 
 * `ix_hitl_runs_waiting_token` is dropped. The runs waiting on a token are the run that
   created it (the token names it) and the runs listed in the new table `hitl_waits`, which
   holds a row only for a run waiting on another run's token (shared through an idempotency
   key). Existing waits of that kind are copied into it.
+* `ix_hitl_runs_live` (status, created_at; unfinished runs) becomes `ix_hitl_runs_idle`, the
+  same without EXECUTING runs: the few queries for executing runs (recovery, a clean stop)
+  scan, and the commits of a run's start and end touch no index entry there.
+* `ix_hitl_tokens_run` is dropped: a run's history names its tokens.
 * SQLite: `hitl_tokens` is rebuilt WITHOUT ROWID, keyed by its id (it was a rowid table plus
   a primary-key index on the id). Every row is kept.
 
@@ -26,7 +30,8 @@ depends_on = None
 
 WAITING_TOKEN = "status = 'WAITING'"
 SET_KEY = "idempotency_key IS NOT NULL"
-TOKEN_INDEXES = ("ix_hitl_tokens_waiting", "ix_hitl_tokens_run", "uq_hitl_tokens_idempotency_key")
+LIVE_RUN = "finished_at IS NULL"
+IDLE_RUN = "finished_at IS NULL AND status <> 'EXECUTING'"
 
 SHARED_WAITS = """
 INSERT INTO hitl_waits (token_id, run_id)
@@ -58,8 +63,7 @@ def _tokens(with_rowid: bool) -> sa.Table:
 
 
 def _rebuild_tokens(with_rowid: bool) -> None:
-    for index in TOKEN_INDEXES:
-        op.drop_index(index, table_name="hitl_tokens")
+    """Rebuilt without its indexes; the caller creates them again."""
     with op.batch_alter_table(
         "hitl_tokens",
         copy_from=_tokens(with_rowid),
@@ -67,10 +71,12 @@ def _rebuild_tokens(with_rowid: bool) -> None:
         table_kwargs={"sqlite_with_rowid": with_rowid},
     ):
         pass
+
+
+def _token_indexes() -> None:
     op.create_index(
         "ix_hitl_tokens_waiting", "hitl_tokens", ["expires_at"], **_where(WAITING_TOKEN)
     )
-    op.create_index("ix_hitl_tokens_run", "hitl_tokens", ["run_id"])
     op.create_index(
         "uq_hitl_tokens_idempotency_key",
         "hitl_tokens",
@@ -89,13 +95,24 @@ def upgrade() -> None:
     )
     op.execute(SHARED_WAITS)
     op.drop_index("ix_hitl_runs_waiting_token", table_name="hitl_runs")
+    op.drop_index("ix_hitl_runs_live", table_name="hitl_runs")
+    op.create_index("ix_hitl_runs_idle", "hitl_runs", ["status", "created_at"], **_where(IDLE_RUN))
+    for index in ("ix_hitl_tokens_waiting", "ix_hitl_tokens_run", "uq_hitl_tokens_idempotency_key"):
+        op.drop_index(index, table_name="hitl_tokens")
     if op.get_bind().dialect.name == "sqlite":
         _rebuild_tokens(with_rowid=False)
+    _token_indexes()
 
 
 def downgrade() -> None:
+    for index in ("ix_hitl_tokens_waiting", "uq_hitl_tokens_idempotency_key"):
+        op.drop_index(index, table_name="hitl_tokens")
     if op.get_bind().dialect.name == "sqlite":
         _rebuild_tokens(with_rowid=True)
+    _token_indexes()
+    op.create_index("ix_hitl_tokens_run", "hitl_tokens", ["run_id"])
+    op.drop_index("ix_hitl_runs_idle", table_name="hitl_runs")
+    op.create_index("ix_hitl_runs_live", "hitl_runs", ["status", "created_at"], **_where(LIVE_RUN))
     op.create_index(
         "ix_hitl_runs_waiting_token",
         "hitl_runs",
