@@ -47,10 +47,12 @@ class RunContext:
         self.run_id = resume.run_id
         self.task = resume.task
         self._engine = engine
+        self._payload = resume.payload
         self._history: dict[int, Recorded] = resume.steps
         self._tokens: dict[str, TokenState] = resume.tokens
         self._position = 0
         self._writes = Writes()
+        self._recorded: list[StepWrite] = []  # everything this execution recorded, in order
         self._must_flush = False  # set by records whose loss would repeat a side effect
         self.diverged: ReplayMismatch | None = None
 
@@ -71,6 +73,7 @@ class RunContext:
 
     def _record(self, write: StepWrite, durable_before_next_step: bool = True) -> None:
         self._writes.steps.append(write)
+        self._recorded.append(write)
         self._must_flush = self._must_flush or durable_before_next_step
 
     async def flush(self) -> None:
@@ -219,7 +222,7 @@ class RunContext:
                 writes,
                 token_id,
                 engine.clock(),
-                then=lambda result: engine._committed(writes, result[0]),
+                then=lambda result: self._paused(token_id, writes, result),
             )
             if finished is None:
                 raise Suspend()
@@ -230,6 +233,23 @@ class RunContext:
         ok = state.status == TokenStatus.COMPLETED
         self._record(StepWrite(position, "wait", token_id, ok, None, None, 1, now, now), False)
         return _result(token_id, state)
+
+    def _paused(self, token_id: str, writes: Writes, result: tuple[Any, Any]) -> None:
+        """After the pause's commit (or the finding that the token had finished already)."""
+        out, finished = result
+        self._engine._committed(writes, out)
+        if finished is None:
+            self._engine._remember(token_id, self.history())
+
+    def history(self) -> Resume:
+        """What the store holds for this run now that every record is committed: the history it
+        started from and what this execution recorded. Token states only where final: a
+        waiting token is looked up again when the replay reaches it."""
+        steps = dict(self._history)
+        for w in self._recorded:
+            steps[w.position] = Recorded(w.kind, w.name, w.ok, w.result, w.error)
+        tokens = {k: v for k, v in self._tokens.items() if v.status != TokenStatus.WAITING}
+        return Resume(self.run_id, self.task, self._payload, steps, tokens)
 
 
 def _check_tags(tags: list[str] | tuple[str, ...] | None) -> list[str]:

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import traceback as tb
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -41,6 +42,10 @@ from .tasks import Task, TaskFn, registry
 log = logging.getLogger("hitl_desktop.engine")
 
 DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
+PAUSED_HISTORIES = 256
+"""Histories of runs this engine paused, kept to resume them without reading them back."""
+PAUSED_HISTORY_BYTES = 16 * 1024
+"""A larger history (payload and step results) is read back from the store instead."""
 OWNER_SCAN_BEATS = 150
 """Heartbeats between two scans for executing runs whose owner is not registered (5 minutes
 at the default 2 s)."""
@@ -83,6 +88,7 @@ class Engine:
         self._started = False
         self._stopping = False
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._paused: OrderedDict[str, Resume] = OrderedDict()  # by the token each waits on
         self._background: list[asyncio.Task[None]] = []
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -340,6 +346,7 @@ class Engine:
             self._task_names,
             self.clock(),
             self.id,
+            self._paused.pop(token_id, None),
             then=self._absorb,
         )
         return _token(out.value, text)
@@ -459,6 +466,15 @@ class Engine:
                 return
         finally:
             current.reset(reset)
+
+    def _remember(self, token_id: str, history: Resume) -> None:
+        """Keep the history of a run that paused on *token_id* here, for its resumption."""
+        size = len(history.payload or "") + sum(len(r.result or "") for r in history.steps.values())
+        if size > PAUSED_HISTORY_BYTES:
+            return
+        self._paused[token_id] = history
+        if len(self._paused) > PAUSED_HISTORIES:
+            self._paused.popitem(last=False)
 
     def _committed(self, writes: Writes, out: Outcome) -> None:
         """After a run's commit: keep the timer for its new tokens, announce what changed."""

@@ -308,3 +308,34 @@ async def _steps(store_url: str, run_id: str):
         return await reader.get_steps(run_id)
     finally:
         await reader.stop()
+
+
+@task("two-waits")
+async def two_waits(ctx, payload):
+    a = await ctx.step("a", record, "a", payload)
+    first = await wait.create_token(timeout="1h")
+    await ctx.step("b", record, "b", a + 1)
+    decided = await wait.for_token(first)
+    second = await wait.create_token(timeout="1h")
+    await ctx.step("c", record, "c", decided.output)
+    return (await wait.for_token(second)).output
+
+
+async def test_the_history_kept_at_a_pause_is_the_one_in_the_store(engine: Engine):
+    """A run this engine paused is resumed from the history the engine kept, not read back:
+    at every pause that history must be exactly what the store holds."""
+    from hitl_desktop.engine.store import store
+
+    async def stored(run_id: str):
+        return await engine._executor.read(lambda tx: store._resume(tx, run_id, None))
+
+    run = await engine.trigger("two-waits", 1)
+    for output in (10, 20):
+        waiting = await engine.wait_for(run.id, ["WAITING"])
+        kept = engine._paused[waiting.waiting_token_id]
+        assert kept.run_id == run.id and kept.payload == "1"
+        assert kept.steps == (await stored(run.id)).steps
+        await engine.complete_token(waiting.waiting_token_id, output)
+    done = await engine.wait_for(run.id, ["COMPLETED", "FAILED"])
+    assert done.status == "COMPLETED" and done.output == 20
+    assert calls == ["a", "b", "c"]  # nothing ran twice

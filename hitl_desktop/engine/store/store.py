@@ -282,9 +282,12 @@ def _wake(
     tasks: frozenset[str],
     now: float,
     state: TokenState,
+    known: Resume | None = None,
 ) -> None:
     """Hand every run waiting on *token_id* (now in *state*) to *owner*, or queue it for any
-    engine knowing it.
+    engine knowing it. *known* is the history of a waiter as the engine that paused it kept it:
+    valid as long as that run still waits on this token (it cannot have run since), which the
+    wake's own UPDATE checks.
     The waiters are the run that created the token (*creator*), if it waits on it, and the
     runs listed in hitl_waits (a token shared through an idempotency key)."""
     candidates = [] if creator is None else [creator]
@@ -293,7 +296,10 @@ def _wake(
         candidates += [str(r["run_id"]) for r in shared if r["run_id"] != creator]
         tx.execute(_forget_waits, {"token": token_id})
     for candidate in candidates:
-        row = tx.one(_waiter, {"rid": candidate, "token": token_id})
+        if known is not None and known.run_id == candidate:
+            row: Row | None = {"task": known.task}
+        else:
+            row = tx.one(_waiter, {"rid": candidate, "token": token_id})
         if row is None:  # not waiting on it (any more)
             continue
         claim = owner is not None and row["task"] in tasks
@@ -307,7 +313,12 @@ def _wake(
         if tx.execute(_wake_run, params) == 1 and claim:
             assert owner is not None
             _event(tx, out, "RunResumed", candidate, now, owner, token_id)
-            out.resumed.append(_resume(tx, candidate, token_id, row, state))
+            if known is not None and known.run_id == candidate:
+                tokens = {**known.tokens, token_id: state}
+                resume = Resume(candidate, known.task, known.payload, known.steps, tokens, token_id)
+            else:
+                resume = _resume(tx, candidate, token_id, row, state)
+            out.resumed.append(resume)
 
 
 # ---------------------------------------------------------------- runs
@@ -455,8 +466,10 @@ def complete_token(
     tasks: frozenset[str],
     now: float,
     origin: str,
+    known: Resume | None = None,
 ) -> Outcome:
-    """Compare-and-set WAITING → COMPLETED, and wake its run in the same transaction."""
+    """Compare-and-set WAITING → COMPLETED, and wake its run in the same transaction (*known*:
+    see _wake)."""
     out = Outcome()
     params = {"rid": token_id, "status": "COMPLETED", "output": values.put(tx, output), "now": now}
     # Not UPDATE … RETURNING: SQLite buffers RETURNING rows in a temporary b-tree, which
@@ -472,7 +485,7 @@ def complete_token(
     _event(
         tx, out, "TokenCompleted", run_id or "", now, origin, token_id, {"output": _small(output)}
     )
-    _wake(tx, out, token_id, run_id, owner, tasks, now, TokenState("COMPLETED", output))
+    _wake(tx, out, token_id, run_id, owner, tasks, now, TokenState("COMPLETED", output), known)
     out.value = token
     return out
 
