@@ -171,6 +171,7 @@ class Engine:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._background.clear()
+        self._running.clear()  # a task cancelled before it began never ran its own cleanup
         if self._executor_ is not None:
             if self._started:
                 await self._executor_.write(store.release, self.id, self.clock())
@@ -406,11 +407,9 @@ class Engine:
         if resume.run_id in self._running or self._stopping:
             return
         task = asyncio.create_task(self._execute(resume), name=f"hitl-run-{resume.run_id}")
+        # _execute drops it from _running itself: a done callback would cost the loop one
+        # more iteration per run execution, after the next commit was queued.
         self._running[resume.run_id] = task
-        task.add_done_callback(functools.partial(self._forget, resume.run_id))
-
-    def _forget(self, run_id: str, _task: asyncio.Task[None]) -> None:
-        self._running.pop(run_id, None)
 
     async def _execute(self, resume: Resume) -> None:
         found = self._tasks.get(resume.task)
@@ -466,6 +465,7 @@ class Engine:
                 return
         finally:
             current.reset(reset)
+            self._running.pop(resume.run_id, None)
 
     def _remember(self, token_id: str, history: Resume) -> None:
         """Keep the history of a run that paused on *token_id* here, for its resumption."""
