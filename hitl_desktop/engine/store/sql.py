@@ -271,7 +271,8 @@ def configure_sqlite(raw: sqlite3.Connection, synchronous: str) -> None:
 
 Then = Callable[[Any], None] | None
 """Run in the event loop with a write's result as soon as it is committed, before anything
-awaiting the write resumes: post-commit work (events, new runs) starts a loop iteration sooner."""
+awaiting the write resumes, and also when the caller stopped waiting: post-commit duties
+(events, starting or resuming runs) follow the commit, not the caller."""
 
 
 class Executor(Protocol):
@@ -297,8 +298,7 @@ class _Bell:
     socket pair the loop watches, one read, then every finished future in the queue is resolved
     in that callback. asyncio's own call_soon_threadsafe costs the loop a callback object, two
     reads of its self-pipe and an exception each time; here a wake-up is one write and one
-    read, and the awaiting code resumes an iteration sooner. Loops that cannot watch a socket
-    (Windows' proactor) get call_soon_threadsafe."""
+    read. Loops that cannot watch a socket (Windows' proactor) get call_soon_threadsafe."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
