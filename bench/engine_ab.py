@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_bench import pick_dir  # noqa: E402
+from machine import pick_dir  # noqa: E402
 
 CHUNK = 100
 WARMUP = 200

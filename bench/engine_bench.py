@@ -36,7 +36,6 @@ import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +45,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # runnable from a checkout without installing the package
     sys.path.insert(0, str(ROOT))
+
+from machine import filesystem_of, load_average, percentile, pick_dir  # noqa: E402
 
 from hitl_desktop.engine import (  # noqa: E402
     Engine,
@@ -104,48 +105,6 @@ def settled_rss() -> int:
     for _ in range(3):
         gc.collect()
     return rss_bytes()
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
-
-
-def filesystem_of(path: Path) -> tuple[str, str]:
-    """(mount point, fs type) of *path*, from /proc/mounts."""
-    best = ("?", "?")
-    target = str(path.resolve())
-    with contextlib.suppress(OSError), open("/proc/mounts") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) < 3:
-                continue
-            mnt = parts[1]
-            if (target == mnt or target.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(
-                best[0] if best[0] != "?" else ""
-            ):
-                best = (mnt, parts[2])
-    return best
-
-
-def pick_dir(requested: str | None) -> Path:
-    """A fresh directory on the repo's disk (not tmpfs): the system temp dir if it is on the
-    same device as the repository, else a hidden directory next to the repository."""
-    if requested:
-        base = Path(requested)
-        base.mkdir(parents=True, exist_ok=True)
-    else:
-        base = Path(tempfile.gettempdir())
-        if base.stat().st_dev != ROOT.stat().st_dev or filesystem_of(base)[1] == "tmpfs":
-            base = ROOT.parent / ".hitl-bench-tmp"
-            base.mkdir(exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="hitl-bench-", dir=base))
 
 
 async def next_event(stream: EventStream, kind: type, run_id: str) -> Any:

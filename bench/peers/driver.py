@@ -55,6 +55,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE.parent))  # bench/: the helpers engine_bench.py uses too
+from machine import filesystem_of, load_average, percentile, pick_dir  # noqa: E402
+
 SYSTEMS = ("hitl", "dbos", "langgraph")
 LABELS = {"hitl": "hitl-desktop", "dbos": "DBOS", "langgraph": "LangGraph"}
 MEASURE_TIMEOUT_S = 300.0
@@ -71,15 +74,6 @@ def env_int(name: str, default: int) -> int:
 # ---------------------------------------------------------------- helpers
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100), as bench/engine_bench.py computes it."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
-
-
 def proc_status(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak RSS) of *pid*, in bytes."""
     out: dict[str, int] = {}
@@ -90,36 +84,6 @@ def proc_status(pid: int) -> dict[str, int]:
                 value = int(rest.split()[0])
                 out[key] = value * 1024 if key != "Threads" else value
     return out
-
-
-def filesystem_of(path: Path) -> tuple[str, str]:
-    best = ("", "?")
-    target = str(path.resolve())
-    with contextlib.suppress(OSError), open("/proc/mounts") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) < 3:
-                continue
-            mnt = parts[1]
-            inside = target == mnt or target.startswith(mnt.rstrip("/") + "/")
-            if inside and len(mnt) >= len(best[0]):
-                best = (mnt, parts[2])
-    return best
-
-
-def pick_dir() -> Path:
-    """A fresh directory on the repository's disk: the system temp dir if it is on the same
-    device and not tmpfs, else a hidden directory next to the repository."""
-    requested = os.environ.get("BENCH_DIR")
-    if requested:
-        base = Path(requested)
-        base.mkdir(parents=True, exist_ok=True)
-    else:
-        base = Path(tempfile.gettempdir())
-        if base.stat().st_dev != ROOT.stat().st_dev or filesystem_of(base)[1] == "tmpfs":
-            base = ROOT.parent / ".hitl-bench-tmp"
-            base.mkdir(exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="hitl-bench-peers-", dir=base))
 
 
 def engine_source() -> str:
@@ -145,10 +109,6 @@ def engine_source() -> str:
             ).stdout.strip()
             note = f" (git {head}" + (", engine files modified" if dirty else "") + ")"
     return f"{where}{note}"
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def version(dist: str) -> str:
@@ -344,7 +304,7 @@ class Figures:
 
 def run(args: argparse.Namespace) -> dict[str, Figures]:
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    workdir = pick_dir()
+    workdir = pick_dir(os.environ.get("BENCH_DIR"), prefix="hitl-bench-peers-")
     mount, fstype = filesystem_of(workdir)
     print(f"stores          : fresh SQLite files under {workdir} ({fstype} on {mount})")
     print(
