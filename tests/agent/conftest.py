@@ -19,6 +19,8 @@ from hitl_desktop.agent import (
     reflect_catalogue,
     write_demo,
 )
+from hitl_desktop.agent.db_change import close_targets, db_change
+from hitl_desktop.engine import Engine
 from tests import pg
 
 
@@ -88,3 +90,14 @@ def pg_target() -> Iterator[str]:
         engine.dispose()
     yield url
     pg.drop_database(name)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    """A started engine on a fresh store that knows the db-change task (and closes the
+    target engines its runs opened)."""
+    engine = Engine(f"sqlite:///{tmp_path / 'runs.db'}", tasks=[db_change])
+    await engine.start()
+    yield engine
+    await engine.stop()
+    close_targets()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +11,12 @@ import pytest
 from hitl_desktop.agent.db_change import (
     ChangeRequest,
     RequestInvalid,
-    close_targets,
-    db_change,
     decide,
     request_change,
 )
 from hitl_desktop.agent.offline import DEMO_REQUESTS
 from hitl_desktop.agent.review import Decision, Edit, Outcome, review_from_steps
 from hitl_desktop.engine import Engine, RunStatus, TokenAlreadyFinished
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    engine = Engine(f"sqlite:///{tmp_path / 'runs.db'}", tasks=[db_change])
-    await engine.start()
-    yield engine
-    await engine.stop()
-    close_targets()
 
 
 def rows(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:

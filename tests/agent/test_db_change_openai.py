@@ -4,7 +4,7 @@ server on 127.0.0.1, and the key is found nowhere afterwards (store files, logs,
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
@@ -13,8 +13,6 @@ import pytest
 from hitl_desktop import secrets
 from hitl_desktop.agent.db_change import (
     ChangeRequest,
-    close_targets,
-    db_change,
     decide,
     request_change,
 )
@@ -36,15 +34,6 @@ def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
     keyring.set_keyring(backend)
     yield backend
     keyring.set_keyring(previous)
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    engine = Engine(f"sqlite:///{tmp_path / 'runs.db'}", tasks=[db_change])
-    await engine.start()
-    yield engine
-    await engine.stop()
-    close_targets()
 
 
 async def test_the_key_goes_from_the_keyring_to_the_server_and_nowhere_else(
