@@ -532,12 +532,15 @@ class AsyncSaExecutor:
         return asyncio.shield(task)
 
     async def _write(self, fn: Body[T], args: tuple[Any, ...], then: Then) -> T:
-        result = await self.read(fn, *args)
+        result = await self._transaction(fn, args)
         if then is not None:
             then(result)
         return result
 
     async def read(self, fn: Body[T], *args: Any) -> T:
+        return await self._transaction(fn, args)
+
+    async def _transaction(self, fn: Body[T], args: tuple[Any, ...]) -> T:
         async with self._slots, self._engine.begin() as conn:
             return await conn.run_sync(lambda c: fn(_SaTx(c), *args))
 

@@ -34,8 +34,9 @@ def _lit(value: str) -> sa.ColumnElement[str]:
 
 
 LIVE = R.c.finished_at.is_(None)
-IDLE = (LIVE, R.c.status != _lit("EXECUTING"))
-"""The condition of ix_hitl_runs_idle; queries on QUEUED or WAITING runs repeat it."""
+IDLE = sa.text(schema.IDLE_RUN)
+"""The condition of ix_hitl_runs_idle, from the same text: queries on QUEUED or WAITING runs
+repeat it, as SQLite uses a partial index only for a query that states its condition."""
 WAITING = T.c.status == _lit("WAITING")
 """The condition of ix_hitl_tokens_waiting."""
 
@@ -136,7 +137,7 @@ _claim_run = Prepared(
 )
 _queued = Prepared(
     sa.select(R.c.id, R.c.task)
-    .where(R.c.status == _lit("QUEUED"), *IDLE)
+    .where(R.c.status == _lit("QUEUED"), IDLE)
     .order_by(R.c.created_at)
     .limit(b("limit"))
 )
@@ -296,8 +297,9 @@ def _wake(
         candidates += [str(r["run_id"]) for r in shared if r["run_id"] != creator]
         tx.execute(_forget_waits, {"token": token_id})
     for candidate in candidates:
-        if known is not None and known.run_id == candidate:
-            row: Row | None = {"task": known.task}
+        kept = known if known is not None and known.run_id == candidate else None
+        if kept is not None:
+            row: Row | None = {"task": kept.task}
         else:
             row = tx.one(_waiter, {"rid": candidate, "token": token_id})
         if row is None:  # not waiting on it (any more)
@@ -313,9 +315,9 @@ def _wake(
         if tx.execute(_wake_run, params) == 1 and claim:
             assert owner is not None
             _event(tx, out, "RunResumed", candidate, now, owner, token_id)
-            if known is not None and known.run_id == candidate:
-                tokens = {**known.tokens, token_id: state}
-                resume = Resume(candidate, known.task, known.payload, known.steps, tokens, token_id)
+            if kept is not None:
+                tokens = {**kept.tokens, token_id: state}
+                resume = Resume(candidate, kept.task, kept.payload, kept.steps, tokens, token_id)
             else:
                 resume = _resume(tx, candidate, token_id, row, state)
             out.resumed.append(resume)
@@ -663,7 +665,7 @@ def list_runs(
     if status == "EXECUTING":  # the few runs executing now: a scan, see ix_hitl_runs_idle
         q = q.where(R.c.status == _lit(status), LIVE)
     elif status in schema.LIVE_STATUSES:
-        q = q.where(R.c.status == _lit(status), *IDLE)
+        q = q.where(R.c.status == _lit(status), IDLE)
     elif status is not None:
         q = q.where(R.c.status == status)
     if task is not None:
