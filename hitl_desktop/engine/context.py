@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import serde
 from .errors import NotInRun, ReplayMismatch, StepFailed
-from .models import Token, TokenResult, TokenStatus, to_datetime
+from .models import TOKEN_STATUSES, Token, TokenResult, TokenStatus, to_datetime
 from .store import store
 from .store.records import Recorded, Resume, StepWrite, TokenState, TokenWrite, Writes
 from .store.sql import write_retrying_conflicts
@@ -272,7 +272,7 @@ def _token(info: dict[str, Any], status: str, cached: bool = False) -> Token:
     return Token(
         id=info["id"],
         run_id=info.get("run_id"),
-        status=TokenStatus(status),
+        status=TOKEN_STATUSES[status],
         tags=tuple(info["tags"]),
         created_at=created,
         expires_at=expires,

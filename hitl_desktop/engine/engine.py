@@ -23,7 +23,16 @@ from . import liveness, serde
 from .context import RunContext, Suspend, current
 from .errors import EngineNotStarted, StoreNotUsable, TaskNotFound
 from .events import Event, EventHub, EventStream, event_from
-from .models import Run, RunStatus, Step, Token, TokenStatus, to_datetime
+from .models import (
+    RUN_STATUSES,
+    TOKEN_STATUSES,
+    Run,
+    RunStatus,
+    Step,
+    Token,
+    TokenStatus,
+    to_datetime,
+)
 from .store import migrate, store
 from .store.records import EventRow, Outcome, Resume, Writes
 from .store.sql import (
@@ -640,7 +649,7 @@ def _run(row: Row, payload: str | None, output: str | None, cached: bool = False
     return Run(
         id=str(row["id"]),
         task=str(row["task"]),
-        status=RunStatus(row["status"]),
+        status=RUN_STATUSES[row["status"]],
         payload=serde.load(payload),
         output=serde.load(output),
         error=row["error"],
@@ -662,7 +671,7 @@ def _token(row: Row, output: str | None) -> Token:
     return Token(
         id=str(row["id"]),
         run_id=row["run_id"],
-        status=TokenStatus(row["status"]),
+        status=TOKEN_STATUSES[row["status"]],
         tags=tuple(serde.load(row["tags"] or "[]")),
         created_at=created,
         expires_at=expires,

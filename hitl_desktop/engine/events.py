@@ -9,7 +9,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .models import quick_init
 
+
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Event:
     run_id: str
@@ -19,43 +22,51 @@ class Event:
     """Id of the engine (process) that made the change; differs from ours for remote changes."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RunTriggered(Event):
     task: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RunPaused(Event):
     token_id: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RunResumed(Event):
     token_id: str | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RunCompleted(Event):
     output: Any
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RunFailed(Event):
     error: str
     traceback: str | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RunCanceled(Event):
     reason: str | None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TokenCompleted(Event):
     token_id: str
     output: Any
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TokenTimedOut(Event):
     token_id: str
@@ -103,13 +114,16 @@ def event_from(
     """Rebuild an event from its row in the event log; *values* is the decoded *data* when
     the caller has it already (events this engine made)."""
     cls, extra = _EXTRA[kind]
+    if not extra:
+        return cls(run_id, at, origin)
     if values is None:
         values = json.loads(data) if data else {}
-    kwargs = {
-        name: token_id if name == "token_id" else values.get(name, _DEFAULTS[name])
-        for name in extra
-    }
-    return cls(run_id=run_id, at=at, origin=origin, **kwargs)
+    return cls(
+        run_id,
+        at,
+        origin,
+        *[token_id if name == "token_id" else values.get(name, _DEFAULTS[name]) for name in extra],
+    )
 
 
 class EventStream:
