@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 current: ContextVar[RunContext] = ContextVar("hitl_run")
 
+_PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
+"""What most step functions return: not awaitable, no need to ask the Awaitable ABC."""
+
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 128
 
@@ -122,7 +125,7 @@ class RunContext:
             attempt += 1
             try:
                 value = fn(*args)
-                if inspect.isawaitable(value):
+                if type(value) not in _PLAIN and inspect.isawaitable(value):
                     value = await value
                 break
             except Exception as exc:
