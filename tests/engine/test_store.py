@@ -2,7 +2,9 @@
 
 import asyncio
 import json
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -156,6 +158,28 @@ async def test_concurrent_runs_share_commits_without_sharing_failures(engine: En
     for i, run in enumerate(runs):
         done = await engine.wait_for(run.id, [RunStatus.COMPLETED])
         assert done.output == {"n": i}
+
+
+@pytest.mark.parametrize("doorbell", ["eventfd", "socketpair"])
+async def test_finished_transactions_come_back_through_either_doorbell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, doorbell: str
+):
+    # Linux wakes the loop through an eventfd; other systems through a socket pair.
+    if doorbell == "eventfd" and not hasattr(os, "eventfd"):
+        pytest.skip("this system has no eventfd")
+    if doorbell == "socketpair":
+        monkeypatch.delattr(os, "eventfd", raising=False)
+    async with Engine(f"sqlite:///{tmp_path / 'runs.db'}") as engine:
+        runs = await asyncio.gather(
+            *(engine.trigger("store-roundtrip", {"n": n}) for n in range(16))
+        )
+        tokens = [(await engine.wait_for(r.id)).waiting_token_id for r in runs]
+        await asyncio.gather(*(engine.complete_token(t, {"n": i}) for i, t in enumerate(tokens)))
+        done = [await engine.wait_for(r.id, [RunStatus.COMPLETED]) for r in runs]
+        bell = engine._executor._bells[asyncio.get_running_loop()]  # type: ignore[attr-defined]
+        rings_on_a_socket = stat.S_ISSOCK(os.fstat(bell._fileno).st_mode)
+    assert [d.output for d in done] == [{"n": i} for i in range(16)]
+    assert rings_on_a_socket == (doorbell == "socketpair")
 
 
 # ---------------------------------------------------------------- upgrading an existing store
