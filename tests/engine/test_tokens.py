@@ -236,3 +236,31 @@ async def test_oversized_values_are_refused_before_anything_is_written(store_url
         assert (await engine.wait_for(run.id, ["COMPLETED"])).output == {"ok": 1}
     finally:
         await engine.stop()
+
+
+async def test_complete_token_returns_the_token_as_the_store_holds_it(store_url: str):
+    """Whether the engine completing it paused its run (and kept its history), the token is
+    shared through a key, or another engine completes it: the Token returned is the one
+    get_token reads afterwards."""
+    async with Engine(store_url) as engine:
+        tagged = await engine.trigger("approve-with-timeout", {"tags": ["refund", "eu"]})
+        keyed = [await engine.trigger("shared-approval", {"order": 7}) for _ in range(2)]
+        elsewhere = await engine.trigger("echo", None)
+        waiting = {r.id: await engine.wait_for(r.id, ["WAITING"]) for r in [tagged, *keyed]}
+        waiting[elsewhere.id] = await engine.wait_for(elsewhere.id, ["WAITING"])
+        assert waiting[tagged.id].waiting_token_id in engine._paused  # kept at its pause
+
+        other = Engine(store_url)  # completes without having paused anything
+        try:
+            returned = [
+                await engine.complete_token(waiting[tagged.id].waiting_token_id, {"ok": 1}),
+                await engine.complete_token(waiting[keyed[0].id].waiting_token_id, "yes"),
+                await other.complete_token(waiting[elsewhere.id].waiting_token_id, [1]),
+            ]
+        finally:
+            await other.stop()
+        for token in returned:
+            assert token.status == TokenStatus.COMPLETED
+            assert token == await engine.get_token(token.id)
+        assert returned[0].tags == ("refund", "eu") and returned[0].run_id == tagged.id
+        assert returned[1].idempotency_key == "approve-7"
