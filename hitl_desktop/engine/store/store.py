@@ -89,8 +89,8 @@ _insert_step_ok = _inserting(S, ["error"])
 _TOKEN_UNSET = ("output", "completed_at")
 _insert_token = _inserting(T, skip=_TOKEN_UNSET)
 _insert_unkeyed_token = _inserting(T, _KEY_NULLS, skip=_TOKEN_UNSET)
-_insert_tag = Prepared(schema.token_tags.insert().values(tag=b("tag"), token_id=b("token_id")))
-_insert_event = Prepared(E.insert().values({c.name: b(c.name) for c in E.c if c.name != "id"}))
+_insert_tag = _inserting(schema.token_tags)
+_insert_event = _inserting(E, skip=["id"])
 _run_by_key = Prepared(sa.select(R).where(R.c.idempotency_key == b("key")))
 _forget_run_key = Prepared(
     R.update().where(R.c.id == b("rid")).values(idempotency_key=None, idempotency_expires_at=None)
@@ -99,49 +99,37 @@ _token_by_key = Prepared(sa.select(T).where(T.c.idempotency_key == b("key")))
 _forget_token_key = Prepared(
     T.update().where(T.c.id == b("rid")).values(idempotency_key=None, idempotency_expires_at=None)
 )
-_fence = Prepared(
-    R.update()
-    .where(R.c.id == b("rid"), R.c.owner == b("fence_owner"), R.c.status == "EXECUTING")
-    .values(updated_at=b("now"))
-)
+# Writes on behalf of an executing run carry the fence in their WHERE clause: no match, no write.
+_FENCED = (R.c.id == b("rid"), R.c.owner == b("fence_owner"), R.c.status == "EXECUTING")
+_fence = Prepared(R.update().where(*_FENCED).values(updated_at=b("now")))
 _token_status = Prepared(sa.select(T.c.status, T.c.output).where(T.c.id == b("rid")))
 _lock_token = Prepared(
     sa.select(T.c.status, T.c.output, T.c.run_id).where(T.c.id == b("rid")).with_for_update()
 )
-# Writes on behalf of an executing run carry the fence in their WHERE clause: no match, no write.
 _pause_run = Prepared(
     R.update()
-    .where(R.c.id == b("rid"), R.c.owner == b("fence_owner"), R.c.status == "EXECUTING")
+    .where(*_FENCED)
     .values(status="WAITING", owner=None, waiting_token_id=b("token"), updated_at=b("now"))
 )
-_finish_run = Prepared(
-    R.update()
-    .where(R.c.id == b("rid"), R.c.owner == b("fence_owner"), R.c.status == "EXECUTING")
-    .values(
-        status=b("status"),
-        output=b("output"),
-        error=b("error"),
-        traceback=b("traceback"),
-        owner=None,
-        waiting_token_id=None,
-        updated_at=b("now"),
-        finished_at=b("now"),
-    )
-)
-_complete_run = Prepared(
-    R.update()
-    .where(R.c.id == b("rid"), R.c.owner == b("fence_owner"), R.c.status == "EXECUTING")
-    .values(
-        status="COMPLETED",
-        output=b("output"),
-        error=None,
-        traceback=None,
-        owner=None,
-        waiting_token_id=None,
-        updated_at=b("now"),
-        finished_at=b("now"),
-    )
-)
+
+
+def _finishing(**constants: Any) -> Prepared:
+    """The fenced UPDATE that ends an executing run; *constants* replace bound values."""
+    ending: dict[str, Any] = {
+        "status": b("status"),
+        "output": b("output"),
+        "error": b("error"),
+        "traceback": b("traceback"),
+        "owner": None,
+        "waiting_token_id": None,
+        "updated_at": b("now"),
+        "finished_at": b("now"),
+    }
+    return Prepared(R.update().where(*_FENCED).values({**ending, **constants}))
+
+
+_finish_run = _finishing()
+_complete_run = _finishing(status="COMPLETED", error=None, traceback=None)
 _complete_token = Prepared(
     T.update()
     .where(T.c.id == b("rid"), T.c.status == "WAITING")
