@@ -346,9 +346,7 @@ class Engine:
         COMPLETED or TIMED_OUT raises `TokenAlreadyFinished` and nothing changes."""
         text = serde.dump(output, f"the output for token {token_id}", self.max_payload_bytes)
         owner = self.id if self._started else None
-        if self._executor_ is None:
-            await self.open()
-        out = await self._executor.write(
+        out = await self._executor_or_open(
             store.complete_token,
             token_id,
             text,
@@ -357,6 +355,7 @@ class Engine:
             self.clock(),
             self.id,
             self._paused.pop(token_id, None),
+            write=True,
             then=self._absorb,
         )
         return _token(out.value, text)
