@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import sqlalchemy as sa
 
+from . import name_lists
 from ._bind import run_sync
 from .errors import CatalogueError
 
@@ -298,18 +299,6 @@ def _column(
     )
 
 
-def _split(entries: Iterable[str]) -> tuple[set[str], dict[str, set[str]]]:
-    tables: set[str] = set()
-    columns: dict[str, set[str]] = {}
-    for entry in entries:
-        table, dot, column = entry.strip().partition(".")
-        if dot:
-            columns.setdefault(table, set()).add(column)
-        else:
-            tables.add(table)
-    return tables, columns
-
-
 def reflect_catalogue_conn(
     conn: sa.Connection,
     *,
@@ -320,13 +309,15 @@ def reflect_catalogue_conn(
     """Reflect through the caller's connection. See `reflect_catalogue`."""
     inspector = sa.inspect(conn)
     names = sorted(inspector.get_table_names(schema=schema))
-    allow_tables, allow_columns = _split(allow) if allow is not None else (set(names), {})
-    deny_tables, deny_columns = _split(deny)
-    warnings: list[str] = []
-    if missing := sorted((allow_tables | set(allow_columns)) - set(names)):
-        raise CatalogueError(f"the allow-list names table(s) {missing}, which the database lacks")
-    for table in sorted((deny_tables | set(deny_columns)) - set(names)):
-        warnings.append(f"the deny-list names table {table!r}, which the database lacks")
+    raw_columns = {name: inspector.get_columns(name, schema=schema) for name in names}
+    column_names = {name: [col["name"] for col in raw] for name, raw in raw_columns.items()}
+    schema_name = schema or inspector.default_schema_name or ""
+    allowed = (
+        None
+        if allow is None
+        else name_lists.resolve(allow, "allow", schema=schema_name, columns=column_names)
+    )
+    denied = name_lists.resolve(deny, "deny", schema=schema_name, columns=column_names)
 
     metadata = sa.MetaData()
     core: dict[str, sa.Table] = {}
@@ -338,7 +329,7 @@ def reflect_catalogue_conn(
         pk = tuple(
             inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or ()
         )
-        raw = inspector.get_columns(name, schema=schema)
+        raw = raw_columns[name]
         columns = [_column(conn, name, col, pk, schema) for col in raw]
         core[name] = sa.Table(
             name,
@@ -357,22 +348,16 @@ def reflect_catalogue_conn(
             for fk in inspector.get_foreign_keys(name, schema=schema)
         )
         all_fks.extend(fks)
-        by_name = {col.name for col in columns}
-        if missing := sorted(allow_columns.get(name, set()) - by_name):
-            raise CatalogueError(f"the allow-list names column(s) {missing} of {name!r}: missing")
-        for column in sorted(deny_columns.get(name, set()) - by_name):
-            warnings.append(f"the deny-list names column {name}.{column}, which is missing")
-        visible_table = (name in allow_tables or name in allow_columns) and not (
-            name in deny_tables or name.startswith(RESERVED_PREFIX)
-        )
-        if not visible_table:
+        allowed_table = allowed is None or name in allowed.tables or name in allowed.columns
+        if not allowed_table or name in denied.tables or name.startswith(RESERVED_PREFIX):
             hidden_tables.add(name)
             continue
-        shown = allow_columns.get(name) if name not in allow_tables else None
+        shown = None if allowed is None or name in allowed.tables else allowed.columns[name]
+        denied_columns = denied.columns.get(name, set())
         hidden = {
             col.name
             for col in columns
-            if col.name in deny_columns.get(name, set())
+            if col.name in denied_columns
             or (shown is not None and col.name not in shown and col.name not in pk)
         }
         if denied_keys := sorted(hidden & set(pk)):
@@ -393,7 +378,6 @@ def reflect_catalogue_conn(
         hidden_tables=frozenset(hidden_tables),
         hidden_columns=frozenset(hidden_columns),
         dialect=conn.dialect.name,
-        warnings=tuple(warnings),
         all_foreign_keys=tuple(all_fks),
         _core=core,
     )
@@ -410,8 +394,10 @@ def reflect_catalogue(
 
     *allow*: None for every table, else entries 'table' (all its columns) or 'table.column' (only
     those columns, plus the primary key). *deny*: 'table' or 'table.column'; deny wins over allow.
-    Tables named ``hitl_*`` are never visible. An allow entry naming something missing raises
-    `CatalogueError`; a deny entry naming something missing only adds to `Catalogue.warnings`.
+    Either may carry the schema's name in front ('main.users.email'). Names match as the
+    database reads them: unquoted regardless of case, double-quoted exactly (see `name_lists`).
+    Tables named ``hitl_*`` are never visible. An entry (allow or deny) that matches nothing, or
+    an allow entry that matches several names, raises `CatalogueError`.
     """
     if isinstance(target, str | sa.URL):
         engine = sa.create_engine(target)

@@ -4,7 +4,7 @@ import asyncio
 import dataclasses
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from hitl_desktop.agent import (
     reflect_catalogue_async,
 )
 from hitl_desktop.agent import catalogue as catalogue_module
+from tests import pg
 
 MakeDb = Callable[..., sa.Engine]
 
@@ -170,10 +171,111 @@ def test_allow_list_typos_raise(demo_engine: sa.Engine) -> None:
         reflect_catalogue(demo_engine, allow=["customers.emial"])
 
 
-def test_deny_list_typos_warn(demo_engine: sa.Engine) -> None:
-    cat = reflect_catalogue(demo_engine, deny=["customer.password_hash", "customers.pasword"])
-    assert len(cat.warnings) == 2
-    assert "customer" in cat.warnings[0] or "customer" in cat.warnings[1]
+def test_deny_list_typos_raise_naming_what_exists(demo_engine: sa.Engine) -> None:
+    with pytest.raises(CatalogueError, match=r"'customer\.password_hash' matches nothing") as err:
+        reflect_catalogue(demo_engine, deny=["customer.password_hash"])
+    assert "'customers'" in str(err.value) and "'invoices'" in str(err.value)
+    with pytest.raises(CatalogueError, match=r"'customers\.pasword' matches nothing") as err:
+        reflect_catalogue(demo_engine, deny=["customers.pasword"])
+    assert "'password_hash'" in str(err.value)
+    with pytest.raises(CatalogueError, match="'secrets' matches nothing"):
+        reflect_catalogue(demo_engine, deny=["secrets"])
+
+
+USERS = 'create table "Users" (id integer primary key, name text, "Secret" text)'
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["users.secret", "USERS.SECRET", "main.users.secret", '"Users"."Secret"', "Users.Secret"],
+)
+def test_deny_matches_names_as_sqlite_reads_them(make_db: MakeDb, entry: str) -> None:
+    cat = reflect_catalogue(make_db(USERS), deny=[entry])
+    assert cat["Users"].column_names == ("id", "name")
+    assert cat.is_hidden_column("Users", "Secret")
+    assert "Secret" not in cat.describe()
+
+
+@pytest.mark.parametrize("entry", ["users", "main.USERS", '"Users"', 'MAIN."Users"'])
+def test_deny_hides_a_table_named_in_another_case_or_with_its_schema(
+    make_db: MakeDb, entry: str
+) -> None:
+    cat = reflect_catalogue(make_db(USERS), deny=[entry])
+    assert cat.tables == {} and cat.is_hidden_table("Users")
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('"users".secret', "the tables are 'Users'"),
+        ('users."secret"', "table 'Users' has columns 'id', 'name', 'Secret'"),
+        ("users.password", "'users.password' matches nothing"),
+        ("accounts", "'accounts' matches nothing"),
+        ("other.users.secret", "the schema reflected is 'main'"),
+    ],
+)
+def test_a_deny_entry_that_matches_nothing_is_an_error(
+    make_db: MakeDb, entry: str, message: str
+) -> None:
+    with pytest.raises(CatalogueError, match="matches nothing") as err:
+        reflect_catalogue(make_db(USERS), deny=[entry])
+    assert message in str(err.value)
+    assert repr(entry) in str(err.value)
+
+
+@pytest.mark.parametrize("entry", ["users.secret", '"Users".secret', "main.Users.SECRET"])
+def test_allow_matches_names_as_sqlite_reads_them(make_db: MakeDb, entry: str) -> None:
+    engine = make_db(USERS, "create table notes (id integer primary key, body text)")
+    cat = reflect_catalogue(engine, allow=[entry])
+    assert set(cat.tables) == {"Users"}
+    assert cat["Users"].column_names == ("id", "Secret")
+
+
+def test_a_two_part_entry_is_read_as_schema_and_table_too(make_db: MakeDb) -> None:
+    engine = make_db(USERS, "create table notes (id integer primary key, body text)")
+    assert set(reflect_catalogue(engine, allow=["main.users"]).tables) == {"Users"}
+    assert set(reflect_catalogue(engine, deny=["main.notes"]).tables) == {"Users"}
+
+
+def test_a_deny_entry_hides_every_reading_that_exists(make_db: MakeDb) -> None:
+    # 'main.notes' is both the table main's column notes and the table notes of schema main.
+    engine = make_db(
+        "create table main (id integer primary key, notes text, other text)",
+        "create table notes (id integer primary key, body text)",
+    )
+    cat = reflect_catalogue(engine, deny=["main.notes"])
+    assert set(cat.tables) == {"main"}
+    assert cat["main"].column_names == ("id", "other")
+    with pytest.raises(CatalogueError, match="ambiguous"):
+        reflect_catalogue(engine, allow=["main.notes"])
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('"Users.secret', "unclosed quote"),
+        ('"Users"x.secret', "after a closing quote"),
+        ('Us"ers', "quote inside a name"),
+        ("users..secret", "empty name"),
+        ("users.", "ends with a dot"),
+        ("", "empty name"),
+        ("a.b.c.d", "4 parts"),
+    ],
+)
+def test_malformed_entries_are_refused(make_db: MakeDb, entry: str, message: str) -> None:
+    with pytest.raises(CatalogueError, match=message):
+        reflect_catalogue(make_db(USERS), deny=[entry])
+
+
+def test_a_quote_inside_a_quoted_name_is_doubled(make_db: MakeDb) -> None:
+    engine = make_db('create table "say ""hi""" (id integer primary key, "a.b" text, c text)')
+    cat = reflect_catalogue(engine, deny=['"say ""hi"""."a.b"'])
+    assert cat['say "hi"'].column_names == ("id", "c")
+
+
+def test_a_list_given_as_one_text_is_refused(make_db: MakeDb) -> None:
+    with pytest.raises(CatalogueError, match="list of entries"):
+        reflect_catalogue(make_db(USERS), deny="users.secret")
 
 
 def test_denying_a_primary_key_column_raises(demo_engine: sa.Engine) -> None:
@@ -235,6 +337,55 @@ def test_reflect_from_url_and_connection(demo_path: Path, demo_engine: sa.Engine
     assert [c.name for c in by_url.visible_columns("customers")][-1] == "created_at"
     with pytest.raises(CatalogueError):
         by_url.core_table("nope")
+
+
+@pytest.fixture
+def pg_users() -> Iterator[sa.Engine]:
+    """A fresh PostgreSQL database with a quoted mixed-case table "Users" and a table
+    named users, which PostgreSQL keeps apart."""
+    if not pg.server_url():
+        pytest.skip(pg.SKIP)
+    name, url = pg.create_database("hitl_catalogue")
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql('create table "Users" (id integer primary key, "Secret" text)')
+            conn.exec_driver_sql("create table users (id integer primary key, secret text)")
+            conn.exec_driver_sql("create table notes (id integer primary key, body text)")
+        yield engine
+    finally:
+        engine.dispose()
+        pg.drop_database(name)
+
+
+@pytest.mark.parametrize(
+    "entry", ["users.secret", "USERS.SECRET", "public.users.secret", "Public.Users.Secret"]
+)
+def test_postgresql_deny_hides_every_name_an_unquoted_entry_fits(
+    pg_users: sa.Engine, entry: str
+) -> None:
+    cat = reflect_catalogue(pg_users, deny=[entry])
+    assert cat["Users"].column_names == ("id",)
+    assert cat["users"].column_names == ("id",)
+    assert cat.hidden_columns == {"Users.Secret", "users.secret"}
+
+
+def test_postgresql_quoted_deny_entries_match_exactly(pg_users: sa.Engine) -> None:
+    cat = reflect_catalogue(pg_users, deny=['"Users"."Secret"', 'public."users"'])
+    assert set(cat.tables) == {"Users", "notes"}
+    assert cat["Users"].column_names == ("id",)
+    with pytest.raises(CatalogueError, match="matches nothing"):
+        reflect_catalogue(pg_users, deny=['"USERS"'])
+    with pytest.raises(CatalogueError, match="the schema reflected is 'public'"):
+        reflect_catalogue(pg_users, deny=["main.users.secret"])
+
+
+def test_postgresql_allow_refuses_an_entry_that_fits_two_tables(pg_users: sa.Engine) -> None:
+    with pytest.raises(CatalogueError, match="ambiguous") as err:
+        reflect_catalogue(pg_users, allow=["users"])
+    assert "Users" in str(err.value) and "users" in str(err.value)
+    cat = reflect_catalogue(pg_users, allow=['"Users"', "NOTES"])
+    assert set(cat.tables) == {"Users", "notes"}
 
 
 def _record_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
