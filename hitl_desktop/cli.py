@@ -3,9 +3,11 @@
     hitl runs [--status S] [--task T] [--limit N]
     hitl tokens [--status S] [--tag T]... [--run RUN_ID] [--limit N]
     hitl show RUN_ID
-    hitl complete TOKEN_ID --data '{"approved": true}'
+    hitl complete TOKEN_ID --data '{"decision": "approve", "reviewer": "ana"}'
     hitl demo-db PATH
-    hitl request "Refund $20 on invoice 1042" [--target URL] [--proposer offline|openai]
+    hitl profile add NAME --target URL [--proposer offline|openai] [--password-stdin] ...
+    hitl profile list | remove NAME | password NAME
+    hitl request "Refund $20 on invoice 1042" [--profile NAME]
     hitl approve TOKEN_ID [--comment C] [--edit JSON]
     hitl reject TOKEN_ID [--reason R]
 
@@ -16,10 +18,18 @@ when it is running, or when it next starts. `request`, `approve` and `reject` wo
 built-in `db-change` task: `request` executes the run until it waits for review; `approve` and
 `reject` decide it and then drive the run to its end themselves, unless another process (a
 console) is executing runs on the store, which then does it while the CLI waits for the outcome.
+A request names a target profile (`hitl profile`, or the console's settings): the database, the
+model server and the allow and deny lists come from this machine's profile, never from a run.
 
-Errors are one line on stderr starting with `hitl: error: `; the exit status is 2 for usage
-errors (bad arguments, bad JSON) and 1 for everything else (unknown ids, finished tokens,
-an unusable store).
+Errors are one line on stderr starting with `hitl: error: `. Exit status:
+
+    0  done (a db-change run: applied, or rejected)
+    1  an error: unknown id, a token already decided, an unusable store or settings
+    2  usage: bad arguments, bad JSON, a decision or request that is not well-formed
+    3  conflict: the rows the proposal read or writes changed since; nothing was written
+    4  invalid edit: the edits were refused (the run still waits) or no longer apply
+    5  expired: the review's deadline passed; nothing was written
+    6  failed: the run failed (its error is printed)
 """
 
 from __future__ import annotations
@@ -40,9 +50,16 @@ from typing import Any, NoReturn
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from . import __version__
+from . import __version__, secrets
 from .agent import create_demo_db
-from .agent.db_change import ChangeRequest, RequestInvalid, db_change, decide, request_change
+from .agent.db_change import (
+    ChangeRequest,
+    EditRefused,
+    RequestInvalid,
+    db_change_task,
+    decide,
+    request_change,
+)
 from .agent.review import (
     TASK_NAME,
     Decision,
@@ -52,13 +69,33 @@ from .agent.review import (
     parse_edits,
     review_from_steps,
 )
+from .agent.targets import Targets
+from .cli_profile import add_profile_commands
 from .config import ConfigError, as_store_url, load_settings, sqlite_url
-from .engine import Engine, EngineError, Run, RunStatus, Step, Token, TokenStatus, redact_url
+from .engine import (
+    Engine,
+    EngineError,
+    Run,
+    RunStatus,
+    Step,
+    Token,
+    TokenAlreadyFinished,
+    TokenStatus,
+    redact_url,
+)
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED)
 
-USAGE = 2
 FAILURE = 1
+USAGE = 2
+CONFLICT = 3
+INVALID_EDIT = 4
+EXPIRED = 5
+RUN_FAILED = 6
+
+OUTCOME_CODES = {"applied": 0, "rejected": 0, "conflict": CONFLICT}
+OUTCOME_CODES.update(invalid_edit=INVALID_EDIT, expired=EXPIRED)
+"""The exit status for each outcome of a db-change run."""
 
 
 class CliError(Exception):
@@ -71,10 +108,11 @@ class CliError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """What a command prints: *doc* with --json, *text* otherwise."""
+    """What a command prints: *doc* with --json, *text* otherwise; then it exits with *code*."""
 
     doc: dict[str, Any]
     text: str
+    code: int = 0
 
 
 Fetch = Callable[[Engine, argparse.Namespace], Awaitable[Any]]
@@ -86,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command == "demo-db":
             fetched = _demo_db(args)
+        elif args.command == "profile":
+            fetched = args.run(args)
         else:
             url = _store_url(args.store, create=args.command == "request")
             if args.command == "complete":
@@ -116,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # flush of stdout from raising again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return FAILURE
-    return 0
+    return out.code
 
 
 # ---------------------------------------------------------------- arguments
@@ -181,6 +221,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     complete.set_defaults(fetch=_fetch_complete, render=_render_complete)
 
+    add_profile_commands(sub)
+
     demo = sub.add_parser("demo-db", help="write the demo target database (a SQLite file)")
     demo.add_argument("path", metavar="PATH")
     demo.add_argument("--json", action="store_true", help="print one JSON document")
@@ -194,19 +236,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     request.add_argument("text", metavar="TEXT", help="what should change, in plain words")
     request.add_argument(
-        "--target",
-        metavar="URL",
-        help="the target database: a SQLAlchemy URL or a SQLite file path "
-        "(default: $HITL_TARGET, else the target in the settings)",
+        "--profile",
+        metavar="NAME",
+        help="the target profile: its database, proposer, model server and allow/deny lists "
+        "(default: the settings' active profile; see 'hitl profile list')",
     )
-    request.add_argument(
-        "--proposer",
-        choices=["offline", "openai"],
-        help="who proposes: the offline demo proposer or an OpenAI-compatible model "
-        "(default: the settings' choice)",
-    )
-    request.add_argument("--model", help="the model (default: the settings' model)")
-    request.add_argument("--base-url", metavar="URL", help="an OpenAI-compatible server's URL")
     request.add_argument(
         "--timeout", metavar="DURATION", help="how long the review may wait (e.g. 10m, 24h)"
     )
@@ -315,7 +349,8 @@ def _reject_constant(name: str) -> NoReturn:
 
 
 async def _with_engine(url: str, fetch: Fetch, args: argparse.Namespace) -> Any:
-    engine = Engine(url, tasks=[db_change])
+    args.targets = _targets(args)
+    engine = Engine(url, tasks=[db_change_task(args.targets)])
     try:
         await engine.open()
         return await fetch(engine, args)
@@ -327,6 +362,22 @@ async def _with_engine(url: str, fetch: Fetch, args: argparse.Namespace) -> Any:
         raise CliError(f"cannot use the store {redact_url(url)}: {_describe(exc)}") from None
     finally:
         await engine.stop()
+        args.targets.close()
+
+
+def _targets(args: argparse.Namespace) -> Targets:
+    """This machine's target profiles, for the commands that execute db-change runs."""
+    if args.command not in ("request", "approve", "reject"):
+        return Targets()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    return Targets(
+        settings.target_profiles(),
+        api_key=secrets.get_api_key,
+        db_password=secrets.get_db_password,
+    )
 
 
 async def _fetch_runs(engine: Engine, args: argparse.Namespace) -> list[Run]:
@@ -376,6 +427,19 @@ def _render_show(fetched: tuple[Run, list[Step], list[Token]], args: argparse.Na
 
 
 async def _fetch_complete(engine: Engine, args: argparse.Namespace) -> tuple[Token, Run | None]:
+    token = await engine.get_token(args.token_id)
+    owner = None if token.run_id is None else await engine.get_run(token.run_id)
+    if owner is not None and owner.task == TASK_NAME:
+        # A db-change run resumes with a decision: a malformed one is refused before the token
+        # is used up, not left to fail the run.
+        try:
+            Decision.from_json(args.output)
+        except DecisionInvalid as exc:
+            raise CliError(
+                f"--data is not a db-change decision: {exc} (for example "
+                '\'{"decision": "approve", "reviewer": "ana"}\', or use hitl approve/reject)',
+                USAGE,
+            ) from None
     token = await engine.complete_token(args.token_id, args.output)
     # Read back: a running console may already have claimed (or even finished) the run.
     run = None if token.run_id is None else await engine.get_run(token.run_id)
@@ -427,26 +491,17 @@ def _change_request(args: argparse.Namespace) -> ChangeRequest:
         settings = load_settings()
     except ConfigError as exc:
         raise CliError(str(exc)) from None
-    target = args.target or settings.target_url
-    if not target:
+    name = args.profile or settings.profile
+    if name not in settings.target_profiles():
+        known = ", ".join(sorted(settings.target_profiles())) or "none"
         raise CliError(
-            "no target database: pass --target URL (or a SQLite file path), set HITL_TARGET, "
-            "or choose one in the console's settings",
+            f"no target profile {name!r} (profiles here: {known}): add one with 'hitl profile "
+            "add NAME --target URL', set HITL_TARGET, or choose a target in the console's "
+            "settings",
             USAGE,
         )
-    if "://" not in target:
-        if not Path(target).expanduser().is_file():
-            raise CliError(f"no database at {target} (create the demo with 'hitl demo-db PATH')")
-        target = sqlite_url(Path(target))
     try:
-        return settings.change_request(
-            args.text,
-            target=target,
-            proposer=args.proposer,
-            model=args.model,
-            base_url=args.base_url,
-            timeout=args.timeout,
-        )
+        return settings.change_request(args.text, profile=name, timeout=args.timeout)
     except RequestInvalid as exc:
         raise CliError(str(exc), USAGE) from None
 
@@ -528,12 +583,23 @@ async def _fetch_decide(engine: Engine, args: argparse.Namespace) -> tuple[Run, 
         raise CliError(
             f"token {token.id} does not belong to a {TASK_NAME} run; use 'hitl complete' for it"
         )
+    if token.status == TokenStatus.TIMED_OUT:
+        raise CliError(f"token {token.id} expired: nothing was decided or written", EXPIRED)
     if token.status != TokenStatus.WAITING:
-        raise CliError(f"token {token.id} is {token.status}: it was already decided or expired")
+        raise CliError(f"token {token.id} is {token.status}: it was already decided")
     others = await engine.running_engines()
     if not others:
         await engine.start()
-    await decide(engine, token.id, args.decision)
+    try:
+        await decide(engine, args.targets, token.id, args.decision)
+    except EditRefused as exc:
+        raise CliError(f"{exc}; run {run.id} still waits", INVALID_EDIT) from None
+    except TokenAlreadyFinished as exc:
+        if exc.status == "TIMED_OUT" or type(exc).__name__ == "TokenExpired":
+            raise CliError(
+                f"token {token.id} expired: nothing was decided or written", EXPIRED
+            ) from None
+        raise
     try:
         async with asyncio.timeout(args.wait):
             if others:  # a console executes it: watch the store until it is done
@@ -547,7 +613,7 @@ async def _fetch_decide(engine: Engine, args: argparse.Namespace) -> tuple[Run, 
             f"(it is {(await engine.get_run(run.id)).status})"
         ) from None
     if run.status != RunStatus.COMPLETED:
-        raise CliError(f"decided; but run {run.id} ended {run.status}: {run.error}")
+        raise CliError(f"decided; but run {run.id} ended {run.status}: {run.error}", RUN_FAILED)
     return run, others
 
 
@@ -561,7 +627,8 @@ def _render_decide(fetched: tuple[Run, list[str]], args: argparse.Namespace) -> 
         lines.append(f"  {conflict['table']} {conflict['key']}: {conflict['message']} {columns}")
     for problem in outcome.problems:
         lines.append(f"  change {problem['index']}: {problem['message']}")
-    return Output({"run": _record(run), "outcome": outcome.to_json()}, "\n".join(lines))
+    code = OUTCOME_CODES[outcome.outcome]
+    return Output({"run": _record(run), "outcome": outcome.to_json()}, "\n".join(lines), code)
 
 
 # ---------------------------------------------------------------- rendering
@@ -583,7 +650,7 @@ def _show_text(run: Run, steps: list[Step], tokens: list[Token]) -> str:
     ]
     width = max(len(name) for name, _ in fields_)
     parts = ["\n".join(f"{name.ljust(width)}  {value}" for name, value in fields_)]
-    parts.append("payload\n" + _indent(_pretty(run.payload)))
+    parts.append("payload\n" + _indent(_pretty(_record(run)["payload"])))
     if run.status == RunStatus.COMPLETED:
         parts.append("output\n" + _indent(_pretty(run.output)))
     if run.error is not None:
@@ -689,7 +756,12 @@ def _indent(text: str) -> str:
 
 def _record(record: Run | Token | Step) -> dict[str, Any]:
     # is_cached only means something to the caller of trigger()/create_token().
-    return {f.name: getattr(record, f.name) for f in fields(record) if f.name != "is_cached"}
+    doc = {f.name: getattr(record, f.name) for f in fields(record) if f.name != "is_cached"}
+    payload = doc.get("payload")
+    if isinstance(payload, dict) and isinstance(payload.get("target"), str):
+        # Runs stored by earlier versions carried their target's URL: never print a password.
+        doc["payload"] = {**payload, "target": redact_url(payload["target"])}
+    return doc
 
 
 def _json_default(value: Any) -> Any:

@@ -8,17 +8,22 @@ Environment variables (an empty value counts as unset):
   (``platformdirs.user_data_dir("hitl-desktop")``).
 * ``HITL_CONFIG_DIR``: where ``settings.json`` lives. Default: the per-user config directory
   (``platformdirs.user_config_dir("hitl-desktop")``).
-* ``HITL_TARGET``: the target database (URL or SQLite file path); overrides ``target_url`` from
-  ``settings.json`` for this launch without being saved into it.
+* ``HITL_TARGET``: the target database (URL or SQLite file path, never with a password); overrides
+  ``target_url`` of the ``default`` profile for this launch without being saved into it.
 * ``OPENAI_API_KEY``: read only by :func:`environment_api_key`, for ``secrets.py``. It is never
   part of :class:`Settings`, so it cannot leak through a repr or into ``settings.json``.
 
-``settings.json`` holds the preferences remembered between launches (:data:`PREFERENCES`). It
-never holds a secret: :func:`save_settings` writes only the preference fields, and a file that
-contains a secret-looking entry (``api_key``, ``password``, …) is refused with an error. Unknown
-entries are ignored with a warning rather than refused, so a file written by a newer version
-still opens in an older one; the next save drops them. A file that is not valid JSON, or holds
-a value of the wrong type, raises :class:`ConfigError` naming the file and the entry.
+``settings.json`` holds the preferences remembered between launches (:data:`PREFERENCES`). The
+fields from ``target_url`` to ``max_rows`` form the ``default`` *target profile*; more profiles can
+be named under ``profiles``. A run names its profile and carries only its request: what it may
+reach (the database, the model server, the allow and deny lists, the row limit) is read from the
+profile on the machine that executes it (:meth:`Settings.target_profiles`). It never holds a
+secret, nor a database URL with a password in it: :func:`save_settings` writes only the
+preference fields, and a file that contains a secret-looking entry (``api_key``, ``password``,
+…) is refused with an error. Unknown entries are ignored with a warning rather than refused, so
+a file written by a newer version still opens in an older one; the next save drops them. A file
+that is not valid JSON, or holds a value of the wrong type, raises :class:`ConfigError` naming
+the file and the entry.
 """
 
 from __future__ import annotations
@@ -29,13 +34,13 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import platformdirs
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 if TYPE_CHECKING:
@@ -52,9 +57,16 @@ PROPOSERS: tuple[Proposer, ...] = get_args(Proposer)
 
 DEFAULT_MODEL = "gpt-4o"
 DEFAULT_TOKEN_TIMEOUT = "24h"
-DEFAULT_DENY: tuple[str, ...] = ("customers.password_hash",)
-"""Hidden by default: the demo's password hashes (the agent's own default, repeated here so that
-reading the settings does not import the agent)."""
+DEFAULT_MAX_ROWS = 50
+"""The most rows one proposal may change, unless a profile says otherwise."""
+DEFAULT_PROFILE = "default"
+"""The profile made of the top-level fields of ``settings.json``."""
+DEMO_PROFILE = "demo"
+"""The demo's built-in profile: its target is ``<data dir>/demo/target.db`` (see ``--demo``)."""
+DEMO_DENY: tuple[str, ...] = ("customers.password_hash",)
+"""What the demo profile hides from the agent: the demo's password hashes."""
+DEMO_ALLOW: tuple[str, ...] = ("plans", "customers", "subscriptions", "invoices", "refunds")
+"""The tables of the demo database (its catalogue's allow list)."""
 
 # The fields of Settings that settings.json remembers, in the order they are written.
 PREFERENCES = (
@@ -67,7 +79,15 @@ PREFERENCES = (
     "close_to_tray",
     "allow",
     "deny",
+    "max_rows",
+    "profiles",
+    "profile",
 )
+
+# The fields of one target profile, as settings.json spells them.
+PROFILE_FIELDS = ("target_url", "proposer", "model", "base_url", "allow", "deny", "max_rows")
+
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 # Entry names that look like a secret: refused in settings.json (secrets live in the keyring).
 _SECRET_NAME = re.compile(r"api[_-]?key|secret|password|passwd|credential", re.IGNORECASE)
@@ -77,6 +97,73 @@ log = logging.getLogger(__name__)
 
 class ConfigError(ValueError):
     """A settings file or variable that cannot be used; the message names the file/variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetProfile:
+    """What runs requested under *name* may reach, as this machine's settings define it.
+
+    ``target_url`` never holds a password: the password of a profile's database is kept in the
+    OS keyring (``secrets.get_db_password(name)``). The API key goes to ``base_url`` only.
+    """
+
+    name: str
+    target_url: str
+    proposer: Proposer = "offline"
+    model: str = DEFAULT_MODEL
+    base_url: str | None = None
+    allow: tuple[str, ...] | None = None
+    deny: tuple[str, ...] = ()
+    max_rows: int = DEFAULT_MAX_ROWS
+
+    @property
+    def target_id(self) -> str:
+        """A short digest of the target database's address (driver, user, host, port, database,
+        without the password): a run records it so that it is never executed against another
+        database that a profile of the same name points at elsewhere."""
+        return target_id(self.target_url)
+
+
+def target_id(url: str) -> str:
+    """The digest `TargetProfile.target_id` describes, for any database URL."""
+    import hashlib
+
+    text = _no_password(make_url(url)).render_as_string(hide_password=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def check_profile_name(name: str) -> str:
+    """*name* when it can name a profile (letters, digits, ``_ . -``; 64 at most), else
+    `ConfigError` saying what is allowed."""
+    if not isinstance(name, str) or not _PROFILE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{name!r} cannot name a profile: use up to 64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def url_password(url: str) -> str | None:
+    """The password written in a database URL, or None."""
+    try:
+        return make_url(url).password
+    except ArgumentError:
+        return None
+
+
+def without_password(url: str) -> str:
+    """The URL with its password left out (not masked: gone)."""
+    parsed = make_url(url)
+    if parsed.password is None:
+        return url
+    return _no_password(parsed).render_as_string(hide_password=False)
+
+
+def _no_password(url: URL) -> URL:
+    # URL.set(password=None) keeps the password: None means "unchanged" there.
+    return URL.create(
+        url.drivername, url.username, None, url.host, url.port, url.database, url.query
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +189,14 @@ class Settings:
     allow: tuple[str, ...] | None = None
     """The target's tables (``table``) or columns (``table.column``) the agent may see and
     change; None: every table."""
-    deny: tuple[str, ...] = DEFAULT_DENY
+    deny: tuple[str, ...] = ()
     """Tables or columns hidden from the agent whatever ``allow`` says."""
+    max_rows: int = DEFAULT_MAX_ROWS
+    """The most rows one proposal of the default profile may change."""
+    profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """The named profiles besides ``default``, as settings.json holds them (checked)."""
+    profile: str = DEFAULT_PROFILE
+    """The profile the console's new requests use (``demo`` with ``--demo``)."""
     config_dir: Path | None = None
     overridden: frozenset[str] = field(default_factory=frozenset)
 
@@ -117,36 +210,107 @@ class Settings:
         """The default token timeout as a ``timedelta`` (validated when the settings were made)."""
         return parse_duration(self.token_timeout)
 
+    def target_profiles(self) -> dict[str, TargetProfile]:
+        """Every profile this machine defines: ``default`` (when a target is set), the named
+        ones, and ``demo`` once the demo database exists in the data directory."""
+        found: dict[str, TargetProfile] = {}
+        if self.target_url:
+            found[DEFAULT_PROFILE] = TargetProfile(
+                DEFAULT_PROFILE,
+                self.target_url,
+                self.proposer,
+                self.model,
+                self.base_url,
+                self.allow,
+                self.deny,
+                self.max_rows,
+            )
+        for name, entry in self.profiles.items():
+            found[name] = _profile(name, entry)
+        demo = self.data_dir / "demo" / "target.db"
+        if DEMO_PROFILE not in found and demo.is_file():
+            found[DEMO_PROFILE] = demo_profile(demo)
+        return found
+
+    def active_profile(self) -> TargetProfile | None:
+        """The profile new requests use, or None when it is not defined (no target set)."""
+        return self.target_profiles().get(self.profile)
+
     def change_request(
-        self,
-        text: str,
-        *,
-        target: str | None = None,
-        proposer: str | None = None,
-        model: str | None = None,
-        base_url: str | None = None,
-        timeout: str | None = None,
+        self, text: str, *, profile: str | None = None, timeout: str | None = None
     ) -> ChangeRequest:
-        """The `ChangeRequest` for *text*: each field as given, else from these settings. The
-        console and the CLI both make theirs here, so a setting added later reaches both.
-        Raises `RequestInvalid` naming the problem (no target, an empty request, ...)."""
+        """The `ChangeRequest` for *text* under *profile* (default: the active one). The console
+        and the CLI both make theirs here. Raises `RequestInvalid` naming the problem (an
+        unknown profile, no target, an empty request, ...)."""
         from .agent.db_change import ChangeRequest, RequestInvalid  # not needed to read settings
 
-        url = target or self.target_url
-        if not url:
-            raise RequestInvalid("no target database is set")
+        name = profile or self.profile
+        found = self.target_profiles().get(name)
+        if found is None:
+            if name == DEFAULT_PROFILE:
+                raise RequestInvalid("no target database is set")
+            raise RequestInvalid(f"there is no target profile {name!r} in {self.settings_file}")
         return ChangeRequest.from_json(
             {
                 "request": text.strip(),
-                "target": url,
-                "proposer": proposer or self.proposer,
-                "model": model or self.model,
-                "base_url": base_url or self.base_url,
+                "profile": name,
+                "target_id": found.target_id,
                 "timeout": timeout or self.token_timeout,
-                "allow": None if self.allow is None else list(self.allow),
-                "deny": list(self.deny),
             }
         )
+
+
+def with_profile(settings: Settings, profile: TargetProfile) -> Settings:
+    """*settings* with *profile* defined (``default``: the top-level fields), ready to save."""
+    if url_password(profile.target_url) is not None:
+        raise ConfigError(f"profile {profile.name!r}: its target URL must not hold a password")
+    if profile.name == DEFAULT_PROFILE:
+        return replace(
+            settings,
+            target_url=profile.target_url,
+            proposer=profile.proposer,
+            model=profile.model,
+            base_url=profile.base_url,
+            allow=profile.allow,
+            deny=profile.deny,
+            max_rows=profile.max_rows,
+        )
+    check_profile_name(profile.name)
+    entry: dict[str, Any] = {
+        "target_url": profile.target_url,
+        "proposer": profile.proposer,
+        "model": profile.model,
+        "base_url": profile.base_url,
+        "allow": None if profile.allow is None else list(profile.allow),
+        "deny": list(profile.deny),
+        "max_rows": profile.max_rows,
+    }
+    return replace(settings, profiles={**settings.profiles, profile.name: entry})
+
+
+def without_profile(settings: Settings, name: str) -> Settings:
+    """*settings* without the profile *name* (``default``: its target is unset)."""
+    if name == DEFAULT_PROFILE:
+        return replace(settings, target_url=None)
+    if name not in settings.profiles:
+        raise ConfigError(f"there is no profile {name!r} in {settings.settings_file}")
+    return replace(settings, profiles={k: v for k, v in settings.profiles.items() if k != name})
+
+
+def demo_profile(target: Path) -> TargetProfile:
+    """The built-in ``demo`` profile for the demo database at *target*."""
+    return TargetProfile(
+        DEMO_PROFILE, sqlite_url(target), "offline", allow=DEMO_ALLOW, deny=DEMO_DENY
+    )
+
+
+def _profile(name: str, entry: Mapping[str, Any]) -> TargetProfile:
+    values = {key: entry[key] for key in PROFILE_FIELDS if key in entry}
+    values["target_url"] = as_store_url(values["target_url"])
+    for key in ("allow", "deny"):
+        if isinstance(values.get(key), list):
+            values[key] = tuple(values[key])
+    return TargetProfile(name=name, **values)
 
 
 def process_environment() -> Mapping[str, str]:
@@ -175,7 +339,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
     store_value = env.get("HITL_STORE") or None
     if store_value is None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         store_url = sqlite_url(data_dir / STORE_FILE)
     else:
         store_url = as_store_url(store_value)
@@ -224,7 +388,8 @@ def save_settings(settings: Settings) -> Path:
     assert not any(_SECRET_NAME.search(name) for name in document), "a secret in settings.json"
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
+    # mkstemp creates the file 0600: the settings are never readable by others, not even briefly.
     fd, temp_name = tempfile.mkstemp(prefix=f".{SETTINGS_FILE}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -275,6 +440,21 @@ def read_preferences(path: Path) -> dict[str, Any]:
     return values
 
 
+def private_dir(path: Path) -> Path:
+    """Create *path* (and its parents) when missing, and make it 0700: the app's folders hold
+    the store and the settings, which no other user may read. An existing folder of ours that
+    is more open is tightened; a folder owned by someone else is left as it is."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.name == "posix":
+        info = path.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            try:
+                path.chmod(0o700)
+            except OSError as exc:
+                log.warning("could not make %s private (0700): %s", path, exc)
+    return path
+
+
 def environment_api_key(environ: Mapping[str, str] | None = None) -> str | None:
     """``OPENAI_API_KEY`` without surrounding whitespace, or ``None`` when unset or blank.
 
@@ -317,6 +497,12 @@ def parse_target_url(text: str) -> str:
         ) from None
     if not parsed.drivername:
         raise ValueError(f"{text!r} names no database driver")
+    if parsed.password is not None:
+        raise ValueError(
+            f"{parsed.render_as_string(hide_password=True)!r} holds a password; passwords are "
+            "kept in the OS keyring only (Settings, or 'hitl profile password NAME'), never in "
+            "a URL"
+        )
     return url
 
 
@@ -347,7 +533,10 @@ def parse_duration(text: str) -> timedelta:
 
 _ENTRY = re.compile(r"[^.\s]+(\.[^.\s]+)?")
 
-_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(Settings) if f.name in PREFERENCES}
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in fields(Settings) if f.name in PREFERENCES and f.name != "profiles"
+}
+_DEFAULTS["profiles"] = {}
 
 
 def _check_preferences(values: Mapping[str, Any], path: Path) -> None:
@@ -357,7 +546,17 @@ def _check_preferences(values: Mapping[str, Any], path: Path) -> None:
         return ConfigError(f"the settings file {path}: {name!r} {reason}")
 
     for name, value in values.items():
-        if name in ("target_url", "base_url"):
+        if name == "profiles":
+            _check_profiles(value, path)
+        elif name == "profile":
+            try:
+                check_profile_name(value)
+            except ConfigError as exc:
+                raise fail(name, str(exc)) from None
+        elif name == "max_rows":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise fail(name, "must be a positive whole number")
+        elif name in ("target_url", "base_url"):
             if value is not None and not isinstance(value, str):
                 raise fail(name, "must be a string or null")
         elif name in ("notifications", "close_to_tray"):
@@ -386,3 +585,35 @@ def _check_preferences(values: Mapping[str, Any], path: Path) -> None:
             parse_target_url(values["target_url"])
         except ValueError as exc:
             raise fail("target_url", f"is invalid: {exc}") from None
+
+
+def _check_profiles(value: Any, path: Path) -> None:
+    """Raise :class:`ConfigError` for a ``profiles`` entry that is not an object of profiles,
+    each an object of `PROFILE_FIELDS` with a target."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"the settings file {path}: 'profiles' must be an object of profiles")
+    for name, entry in value.items():
+        try:
+            check_profile_name(name)
+        except ConfigError as exc:
+            raise ConfigError(f"the settings file {path}: 'profiles': {exc}") from None
+        where = f"profile {name!r}"
+        if name == DEFAULT_PROFILE:
+            raise ConfigError(
+                f"the settings file {path}: {where} is made of the top-level entries; "
+                "name the extra profile otherwise"
+            )
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"the settings file {path}: {where} must be an object")
+        unknown = sorted(set(entry) - set(PROFILE_FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"the settings file {path}: {where} has unknown entries {unknown} "
+                f"(a profile has {', '.join(PROFILE_FIELDS)})"
+            )
+        if not entry.get("target_url"):
+            raise ConfigError(f"the settings file {path}: {where} has no target_url")
+        try:
+            _check_preferences(entry, path)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (in {where})") from None

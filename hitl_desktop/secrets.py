@@ -1,4 +1,4 @@
-"""The OpenAI API key: read from the environment or the OS keyring; the only keyring call site.
+"""The OpenAI API key and the target databases' passwords: the only keyring call site.
 
 Where the key comes from, first match wins:
 
@@ -6,6 +6,10 @@ Where the key comes from, first match wins:
    ``config.environment_api_key``, the one module that reads the environment);
 2. the OS keyring, service ``hitl-desktop``, username ``openai-api-key`` (Secret Service, i.e.
    GNOME Keyring or KWallet on Linux; the Keychain on macOS; the Credential Manager on Windows).
+
+A target profile's database password is kept under the same service, username
+``db-password:<profile>`` (:func:`get_db_password`, :func:`set_db_password`); it is never part of
+a URL that is saved, stored in a run, logged or printed.
 
 The key is never written anywhere else: when no keyring backend is usable, :func:`set_api_key`
 raises :class:`SecretsUnavailable` and says what to install; it never falls back to a file
@@ -46,10 +50,13 @@ __all__ = [
     "SecretsUnavailable",
     "backend_info",
     "delete_api_key",
+    "delete_db_password",
     "get_api_key",
+    "get_db_password",
     "key_source",
     "mask",
     "set_api_key",
+    "set_db_password",
     "stored_api_key",
     "validate_api_key",
 ]
@@ -154,6 +161,51 @@ def delete_api_key() -> None:
         ) from None
 
 
+def db_password_user(profile: str) -> str:
+    """The keyring username under which *profile*'s database password is kept."""
+    return f"db-password:{profile}"
+
+
+def get_db_password(profile: str) -> str | None:
+    """The password of *profile*'s target database, or None when none is stored (or no keyring
+    is usable). A keyring that is there but fails raises :class:`SecretsUnavailable`."""
+    return _stored_key(db_password_user(profile))
+
+
+def set_db_password(profile: str, password: str) -> None:
+    """Keep *password* for *profile*'s database in the OS keyring (replacing any).
+
+    Raises :class:`SecretsUnavailable` when no usable keyring can hold it; never falls back."""
+    if not isinstance(password, str) or not password:
+        raise InvalidApiKey("The database password is empty.")
+    backend = _require_usable()
+    try:
+        backend.set_password(SERVICE, db_password_user(profile), password)
+        return
+    except NoKeyringError:
+        failure = NO_BACKEND.replace("the API key", "the database password")
+    except KeyringError as exc:
+        failure = (
+            f"The keyring ({_describe(backend).name}) could not save the database password: "
+            f"{_scrub(str(exc), password) or type(exc).__name__}"
+        )
+    raise SecretsUnavailable(failure)
+
+
+def delete_db_password(profile: str) -> None:
+    """Forget *profile*'s database password; nothing happens when none is stored."""
+    backend = _require_usable()
+    try:
+        backend.delete_password(SERVICE, db_password_user(profile))
+    except PasswordDeleteError:
+        return
+    except KeyringError as exc:
+        raise SecretsUnavailable(
+            f"The keyring ({_describe(backend).name}) could not remove the database password: "
+            f"{str(exc) or type(exc).__name__}"
+        ) from None
+
+
 def backend_info() -> BackendInfo:
     """Which keyring backend holds the key here, and whether it can (with the reason if not)."""
     return _describe(keyring.get_keyring())
@@ -196,12 +248,12 @@ def mask(key: str | None) -> str:
 # ------------------------------------------------------------------------------------ private
 
 
-def _stored_key() -> str | None:
+def _stored_key(username: str = USERNAME) -> str | None:
     backend = keyring.get_keyring()
     if not _describe(backend).usable:
         return None
     try:
-        return backend.get_password(SERVICE, USERNAME)
+        return backend.get_password(SERVICE, username)
     except NoKeyringError:
         return None
     except KeyringError as exc:

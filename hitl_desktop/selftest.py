@@ -41,6 +41,8 @@ Output = TextIO | io.TextIOBase
 
 DEMO_REQUEST = "Refund $20 on invoice 1042"
 INVOICE = 1042
+SELF_TEST = "self-test"
+"""The self-test's own target profile: the demo database it writes in its temporary folder."""
 STEP_TIMEOUT_S = 60.0
 
 
@@ -229,27 +231,27 @@ def _ms(start: float) -> float:
 
 
 async def _async_checks(report: Report, tmp: Path) -> None:
-    from .agent import db_change
+    from .agent import Targets, db_change_task
+    from .config import TargetProfile, sqlite_url
     from .engine import Engine
 
     store = tmp / "runs.db"
     target = tmp / "target.db"
-    engine = Engine(f"sqlite:///{store}", tasks=[db_change])
+    targets = Targets({SELF_TEST: TargetProfile(SELF_TEST, sqlite_url(target))})
+    engine = Engine(f"sqlite:///{store}", tasks=[db_change_task(targets)])
     try:
         if not await _atimed(report, "store", lambda: _migrate(engine, store)):
             return
         if not await _atimed(report, "demo target", lambda: _demo_target(target)):
             return
-        await _atimed(report, "demo request", lambda: _demo_request(engine, target))
+        await _atimed(report, "demo request", lambda: _demo_request(engine, targets, target))
         _timed(report, "on-demand imports", _lazy_imports)
         _keyring(report)
         await _main_window(report, engine, tmp, target)
     finally:
         if engine.started:
             await engine.stop()
-        from .agent import close_targets
-
-        close_targets()
+        targets.close()
 
 
 async def _migrate(engine: Any, store: Path) -> str:
@@ -275,7 +277,7 @@ def _refunds(target: Path) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-async def _demo_request(engine: Any, target: Path) -> str:
+async def _demo_request(engine: Any, targets: Any, target: Path) -> str:
     from .agent import (
         ChangeRequest,
         Decision,
@@ -288,14 +290,14 @@ async def _demo_request(engine: Any, target: Path) -> str:
 
     before = await asyncio.to_thread(_refunds, target)
     await engine.start()
-    run = await request_change(engine, ChangeRequest(DEMO_REQUEST, f"sqlite:///{target}"))
+    run = await request_change(engine, ChangeRequest(DEMO_REQUEST, SELF_TEST))
     run = await engine.wait_for(run.id, timeout=STEP_TIMEOUT_S)
     if run.status != RunStatus.WAITING or run.waiting_token_id is None:
         raise Failed(f"the run is {run.status.value}, not WAITING for a review: {run.error}")
     review = review_from_steps(await engine.get_steps(run.id))
     if review is None:
         raise Failed("the waiting run recorded no proposal")
-    await decide(engine, run.waiting_token_id, Decision(True, "self-test"))
+    await decide(engine, targets, run.waiting_token_id, Decision(True, "self-test"))
     run = await engine.wait_for(
         run.id, (RunStatus.COMPLETED, RunStatus.FAILED), timeout=STEP_TIMEOUT_S
     )

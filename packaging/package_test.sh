@@ -66,9 +66,11 @@ else
     echo "(xvfb-run not installed: the X11 platform plugin was not exercised)"
 fi
 
-say "/usr/bin/hitl: the command line from the bundle (demo target, request, approve)"
+say "/usr/bin/hitl: the command line from the bundle (demo target, profile, request, approve)"
 run_clean /usr/bin/hitl demo-db "$TMP/target.db" || fail "hitl demo-db failed"
-run_clean /usr/bin/hitl request 'Refund $20 on invoice 1042' --target "$TMP/target.db" \
+run_clean /usr/bin/hitl profile add shop --target "$TMP/target.db" \
+    --deny customers.password_hash || fail "hitl profile add failed"
+run_clean /usr/bin/hitl request 'Refund $20 on invoice 1042' --profile shop \
     --store "$TMP/runs.db" --json >"$TMP/request.json" || fail "hitl request failed"
 token=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["token_id"])' "$TMP/request.json") \
     || fail "hitl request printed no token: $(cat "$TMP/request.json")"
@@ -78,7 +80,7 @@ grep -q '^applied: ' "$TMP/approve.txt" || fail "hitl approve did not apply the 
 run_clean /usr/bin/hitl approve "$token" --store "$TMP/runs.db" 2>"$TMP/again.txt" \
     && fail "approving twice succeeded"
 grep -q 'already decided' "$TMP/again.txt" || fail "a second approval: $(cat "$TMP/again.txt")"
-echo "ok    hitl demo-db, request, approve (and a second approve refused)"
+echo "ok    hitl demo-db, profile add, request, approve (and a second approve refused)"
 
 say "start of the installed app: launch -> main window, offscreen, median of $START_RUNS"
 run_clean "$PY" packaging/measure_start.py /usr/bin/$APP --runs "$START_RUNS"

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+import stat
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,12 +18,15 @@ from hitl_desktop.config import (
     PREFERENCES,
     ConfigError,
     Settings,
+    TargetProfile,
     as_store_url,
     environment_api_key,
     load_settings,
     parse_duration,
     parse_target_url,
     save_settings,
+    with_profile,
+    without_profile,
 )
 from hitl_desktop.engine import Engine
 from hitl_desktop.engine.serde import seconds
@@ -385,7 +389,7 @@ def test_invalid_durations_say_what_is_accepted(text: str):
     ("text", "expected"),
     [
         ("sqlite:///shop.db", "sqlite:///shop.db"),
-        ("postgresql+psycopg://u:p@h:5432/shop", "postgresql+psycopg://u:p@h:5432/shop"),
+        ("postgresql+psycopg://u@h:5432/shop", "postgresql+psycopg://u@h:5432/shop"),
         ("/srv/shop.db", "sqlite:////srv/shop.db"),
     ],
 )
@@ -399,6 +403,74 @@ def test_unusable_target_urls(text: str):
         parse_target_url(text)
 
 
+def test_a_target_url_never_holds_a_password(env: dict[str, str]):
+    with pytest.raises(ValueError, match=r"holds a password.*keyring") as refused:
+        parse_target_url("postgresql://app:hunter2@db/shop")
+    assert "hunter2" not in str(refused.value)
+    write_file(env, {"target_url": "postgresql://app:hunter2@db/shop"})
+    with pytest.raises(ConfigError, match=r"target_url.*password") as refused:
+        load_settings(env)
+    assert "hunter2" not in str(refused.value)
+    write_file(env, {"profiles": {"shop": {"target_url": "postgresql://a:hunter2@db/shop"}}})
+    with pytest.raises(ConfigError, match=r"password.*in profile 'shop'"):
+        load_settings(env)
+    write_file(env, {})
+    with pytest.raises(ConfigError, match=r"HITL_TARGET.*password"):
+        load_settings({**env, "HITL_TARGET": "postgresql://app:hunter2@db/shop"})
+
+
+def test_profiles_are_saved_read_and_removed(env: dict[str, str]):
+    settings = load_settings(env)
+    assert settings.target_profiles() == {}
+    shop = TargetProfile("shop", "postgresql://app@db/shop", "openai", "m", "http://127.0.0.1:9")
+    save_settings(with_profile(settings, shop))
+    again = load_settings(env)
+    assert again.target_profiles() == {"shop": shop}
+    save_settings(with_profile(again, TargetProfile("default", "sqlite:///x.db", deny=("a.b",))))
+    again = load_settings(env)
+    assert again.target_url == "sqlite:///x.db" and set(again.target_profiles()) == {
+        "default",
+        "shop",
+    }
+    save_settings(without_profile(again, "shop"))
+    assert set(load_settings(env).target_profiles()) == {"default"}
+    with pytest.raises(ConfigError, match="no profile 'nope'"):
+        without_profile(again, "nope")
+
+
+@pytest.mark.parametrize(
+    ("profiles", "expected"),
+    [
+        ([], "'profiles' must be an object"),
+        ({"a b": {"target_url": "sqlite:///x.db"}}, "cannot name a profile"),
+        ({"shop": {}}, "no target_url"),
+        ({"shop": {"target_url": "sqlite:///x.db", "colour": 1}}, "unknown entries"),
+        ({"shop": {"target_url": "sqlite:///x.db", "max_rows": 0}}, "max_rows"),
+        ({"default": {"target_url": "sqlite:///x.db"}}, "top-level"),
+    ],
+)
+def test_bad_profiles_name_the_problem(env: dict[str, str], profiles: object, expected: str):
+    write_file(env, {"profiles": profiles})
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(env)
+
+
+def test_folders_and_settings_are_private_from_the_start(env: dict[str, str], tmp_path: Path):
+    old = os.umask(0o022)
+    try:
+        settings = load_settings(env)
+        path = save_settings(settings)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(settings.data_dir.stat().st_mode) == 0o700
+    # An existing folder of ours that others can read is tightened.
+    settings.data_dir.chmod(0o755)
+    load_settings(env)
+    assert stat.S_IMODE(settings.data_dir.stat().st_mode) == 0o700
+
+
 def test_the_environment_api_key_is_stripped_and_blank_means_unset(
     monkeypatch: pytest.MonkeyPatch,
 ):
@@ -410,10 +482,8 @@ def test_the_environment_api_key_is_stripped_and_blank_means_unset(
 
 
 def test_allow_and_deny_lists_are_remembered(env: dict[str, str]):
-    from hitl_desktop.agent import DEFAULT_DENY
-
     settings = load_settings(env)
-    assert settings.allow is None and settings.deny == DEFAULT_DENY
+    assert settings.allow is None and settings.deny == ()
     save_settings(dataclasses.replace(settings, allow=("refunds", "invoices.status"), deny=()))
     again = load_settings(env)
     assert again.allow == ("refunds", "invoices.status") and again.deny == ()
@@ -426,28 +496,29 @@ def test_bad_allow_lists_name_the_entry(env: dict[str, str], bad: object):
         load_settings(env)
 
 
-def test_change_requests_take_each_field_from_the_call_else_from_the_settings(tmp_path: Path):
+def test_change_requests_name_a_profile_and_carry_no_authority(tmp_path: Path):
     from hitl_desktop.agent.db_change import RequestInvalid
 
     settings = dataclasses.replace(
         load_settings({"HITL_DATA_DIR": str(tmp_path)}),
         target_url="sqlite:///shop.db",
         proposer="openai",
-        model="gpt-4o-mini",
         token_timeout="2h",
-        allow=("invoices",),
         deny=("users.password",),
+        profiles={"other": {"target_url": "sqlite:///other.db"}},
     )
     change = settings.change_request("  Refund invoice 7  ")
-    assert (change.request, change.target, change.proposer, change.model) == (
-        "Refund invoice 7",
-        "sqlite:///shop.db",
-        "openai",
-        "gpt-4o-mini",
-    )
-    assert (change.timeout, change.allow, change.deny) == ("2h", ("invoices",), ("users.password",))
-    given = settings.change_request("x", target="sqlite:///other.db", proposer="offline")
-    assert (given.target, given.proposer, given.timeout) == ("sqlite:///other.db", "offline", "2h")
+    assert change.to_json() == {
+        "request": "Refund invoice 7",
+        "profile": "default",
+        "timeout": "2h",
+        "target_id": TargetProfile("default", "sqlite:///shop.db").target_id,
+    }
+    other = settings.change_request("x", profile="other", timeout="5m")
+    assert (other.profile, other.timeout) == ("other", "5m")
+    assert other.target_id != change.target_id
+    with pytest.raises(RequestInvalid, match="no target profile 'nope'"):
+        settings.change_request("x", profile="nope")
 
     # Checked as any payload is: the console's requests too, before a run exists.
     with pytest.raises(RequestInvalid, match="4000"):

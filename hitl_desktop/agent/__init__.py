@@ -8,8 +8,10 @@ proposal = Proposal.model_validate_json(model_answer)   # the shape of proposal_
 validated = validate(proposal, catalogue, engine)       # or raises ProposalInvalid
 diffs = diff_proposal(validated, engine)                # JSON-ready: Diff.to_json()
 
-run = await request_change(engine, ChangeRequest("Refund $20 on invoice 1042", target=url))
-await decide(engine, token_id, Decision(approve=True, reviewer="ana"))
+targets = Targets({"shop": TargetProfile("shop", url)})      # this machine's profiles
+engine = Engine(store, tasks=[db_change_task(targets)])
+run = await request_change(engine, ChangeRequest("Refund $20 on invoice 1042", "shop"))
+await decide(engine, targets, token_id, Decision(approve=True, reviewer="ana"))
 """
 
 from .apply import MARKERS, ApplyFailed
@@ -28,10 +30,10 @@ from .catalogue import (
 from .coerce import CoercionError, coerce_value, to_json_value
 from .db_change import (
     ChangeRequest,
+    EditRefused,
     RequestInvalid,
     check_edits,
-    close_targets,
-    db_change,
+    db_change_task,
     decide,
     request_change,
 )
@@ -80,6 +82,7 @@ from .review import (
     parse_edits,
     review_from_steps,
 )
+from .targets import ProfileUnavailable, Target, Targets
 from .validation import (
     DEFAULT_MAX_ROWS,
     ValidatedChange,
@@ -123,6 +126,7 @@ __all__ = [
     "DecisionInvalid",
     "Diff",
     "Edit",
+    "EditRefused",
     "ForeignKeyInfo",
     "OfflineProposer",
     "Op",
@@ -131,6 +135,7 @@ __all__ = [
     "OutcomeKind",
     "Problem",
     "ProblemCode",
+    "ProfileUnavailable",
     "Proposal",
     "ProposalInvalid",
     "ProposalSession",
@@ -143,15 +148,16 @@ __all__ = [
     "RowChange",
     "Scalar",
     "TableInfo",
+    "Target",
+    "Targets",
     "ToolError",
     "ValidatedChange",
     "ValidatedProposal",
     "check_edits",
-    "close_targets",
     "coerce_value",
     "column_kind",
     "create_demo_db",
-    "db_change",
+    "db_change_task",
     "decide",
     "demo_rows",
     "diff_conn",

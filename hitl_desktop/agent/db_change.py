@@ -1,78 +1,86 @@
 """The built-in task ``db-change``: request → proposal → review → exactly-once write.
 
-    run = await request_change(engine, ChangeRequest("Refund $20 on invoice 1042", target=url))
+    targets = Targets({"shop": TargetProfile("shop", url)}, api_key=..., db_password=...)
+    engine = Engine(store_url, tasks=[db_change_task(targets)])
+    run = await request_change(engine, ChangeRequest("Refund $20 on invoice 1042", "shop"))
     # ... the run waits; a reviewer reads review_from_steps(await engine.get_steps(run.id))
-    await decide(engine, token_id, Decision(approve=True, reviewer="ana"))
+    await decide(engine, targets, token_id, Decision(approve=True, reviewer="ana"))
 
-The run's payload is a `ChangeRequest` (everything it needs, so any process on the store can
-resume it); its ``propose`` step records the `Review`; its token is tagged with the tables the
-proposal touches; its output is an `Outcome`.
+The run's payload is a `ChangeRequest`: the request, the name of a target profile and how long
+the review may wait. It is intent, not authority: the database, the model server, the allow and
+deny lists and the row limit come from the executing machine's `Targets`. Its ``propose`` step
+records the `Review`; its token is tagged with the tables the proposal touches; its output is an
+`Outcome`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-import sqlalchemy as sa
-
+from ..config import (
+    DEFAULT_PROFILE,
+    DEFAULT_TOKEN_TIMEOUT,
+    ConfigError,
+    TargetProfile,
+    check_profile_name,
+)
 from ..engine import Engine, InvalidDuration, Run, RunContext, Token, redact_url, task, wait
 from ..engine.serde import seconds as duration_seconds
-from .apply import apply_proposal, ensure_markers, outcome_of, with_edits, writer_engine
-from .catalogue import Catalogue, reflect_catalogue
-from .demo_db import DEFAULT_DENY
+from ..engine.tasks import TaskFn
+from .apply import apply_proposal, outcome_of, with_edits
 from .diff import diff_proposal, diffs_from_json
 from .errors import AgentError, Problem, ProposalInvalid
 from .offline import OfflineProposer
 from .proposal import Proposal
 from .proposer import ProposalSession, Proposer, ReadTools
 from .review import PROPOSE_STEP, TASK_NAME, Decision, Edit, Outcome, Review, review_from_steps
-from .validation import DEFAULT_MAX_ROWS, validate
+from .targets import Target, Targets
+from .validation import validate
 
-ProposerKind = Literal["offline", "openai"]
+_AUTHORITY = ("target", "base_url", "allow", "deny", "proposer", "model", "max_rows")
+"""Fields older payloads carried and no payload may carry now: a run cannot choose them."""
 
 
 class RequestInvalid(AgentError):
-    """A change request that cannot be run (empty text, bad target URL, unknown proposer…)."""
+    """A change request that cannot be run (empty text, an unknown profile, a bad timeout…)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ChangeRequest:
-    """What a `db-change` run is asked to do, and with which target and proposer."""
+    """What a `db-change` run is asked to do, and under which target profile."""
 
     request: str
-    target: str
-    """SQLAlchemy URL of the target database (sync driver: ``sqlite:///…``, ``postgresql://…``)."""
-    proposer: ProposerKind = "offline"
-    model: str = "gpt-4o"
-    base_url: str | None = None
-    allow: tuple[str, ...] | None = None
-    deny: tuple[str, ...] = DEFAULT_DENY
-    max_rows: int = DEFAULT_MAX_ROWS
-    timeout: str = "24h"
+    profile: str = DEFAULT_PROFILE
+    """The name of the target profile, resolved by the machine that executes the run."""
+    timeout: str = DEFAULT_TOKEN_TIMEOUT
     """How long the review may wait; then the run ends as expired, writing nothing."""
+    target_id: str | None = None
+    """The profile's `TargetProfile.target_id` where the request was made: a machine whose
+    profile of that name points at another database refuses the run (None: not checked)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "request": self.request,
-            "target": self.target,
-            "proposer": self.proposer,
-            "model": self.model,
-            "base_url": self.base_url,
-            "allow": None if self.allow is None else list(self.allow),
-            "deny": list(self.deny),
-            "max_rows": self.max_rows,
+            "profile": self.profile,
             "timeout": self.timeout,
         }
+        if self.target_id is not None:
+            data["target_id"] = self.target_id
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> ChangeRequest:
         """Parse and check a payload; raises `RequestInvalid` naming the problem."""
         if not isinstance(data, Mapping):
             raise RequestInvalid(f"a db-change payload is a JSON object, not {type(data).__name__}")
+        if grabbed := sorted(set(data) & set(_AUTHORITY)):
+            raise RequestInvalid(
+                f"the payload sets {', '.join(map(repr, grabbed))}: what a run may reach comes "
+                "from the target profile of the machine that executes it, never from the run"
+            )
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise RequestInvalid(f"unknown field(s) in a db-change payload: {sorted(unknown)}")
@@ -81,118 +89,39 @@ class ChangeRequest:
             raise RequestInvalid("the request is empty: say what should change")
         if len(request) > 4000:
             raise RequestInvalid(f"the request is {len(request)} characters; the limit is 4000")
-        target = data.get("target")
-        if not isinstance(target, str) or not target:
-            raise RequestInvalid("no target database: give its SQLAlchemy URL")
+        profile = data.get("profile", DEFAULT_PROFILE)
         try:
-            sa.make_url(target)
-        except sa.exc.ArgumentError:
-            raise RequestInvalid(f"the target {target!r} is not a database URL") from None
-        proposer = data.get("proposer", "offline")
-        if proposer not in ("offline", "openai"):
-            raise RequestInvalid(f"proposer must be 'offline' or 'openai', not {proposer!r}")
-        max_rows = data.get("max_rows", DEFAULT_MAX_ROWS)
-        if not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows < 1:
-            raise RequestInvalid(f"max_rows must be a positive whole number, not {max_rows!r}")
-        timeout = str(data.get("timeout", "24h"))
+            check_profile_name(profile)
+        except ConfigError as exc:
+            raise RequestInvalid(str(exc)) from None
+        timeout = data.get("timeout", DEFAULT_TOKEN_TIMEOUT)
+        if not isinstance(timeout, str):
+            raise RequestInvalid(f"timeout must be a duration such as '24h', not {timeout!r}")
         try:
             duration_seconds(timeout)
         except InvalidDuration as exc:
             raise RequestInvalid(f"timeout: {exc}") from None
-        allow = data.get("allow")
-        return cls(
-            request=request.strip(),
-            target=target,
-            proposer=proposer,
-            model=str(data.get("model") or "gpt-4o"),
-            base_url=data.get("base_url") or None,
-            allow=None if allow is None else tuple(allow),
-            deny=tuple(data.get("deny", DEFAULT_DENY)),
-            max_rows=max_rows,
-            timeout=timeout,
-        )
+        target_id = data.get("target_id")
+        if target_id is not None and not isinstance(target_id, str):
+            raise RequestInvalid(f"target_id must be text, not {target_id!r}")
+        return cls(request.strip(), profile, timeout, target_id)
 
 
-def sync_url(url: str) -> sa.URL:
-    """The target's URL with the sync driver the agent uses: psycopg for PostgreSQL, the
-    standard library's sqlite3 for SQLite, whatever driver the URL named."""
-    parsed = sa.make_url(url)
-    backend = parsed.get_backend_name()
-    if backend in ("postgresql", "postgres"):
-        return parsed.set(drivername="postgresql+psycopg")
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite")
-    return parsed
-
-
-@dataclass(frozen=True)
-class Target:
-    """An open target database: a reader, a writer that locks, and its catalogue."""
-
-    reader: sa.Engine
-    writer: sa.Engine
-    catalogue: Catalogue
-
-    def dispose(self) -> None:
-        self.reader.dispose()
-        self.writer.dispose()
-
-
-_targets: dict[tuple[str, tuple[str, ...] | None, tuple[str, ...]], Target] = {}
-_targets_lock = threading.Lock()
-
-
-def _open_target(change: ChangeRequest) -> Target:
-    key = (change.target, change.allow, change.deny)
-    with _targets_lock:
-        found = _targets.get(key)
-        if found is not None:
-            return found
-        url = sync_url(change.target)
-        reader = sa.create_engine(url)
-        writer = writer_engine(url)
-        try:
-            catalogue = reflect_catalogue(reader, allow=change.allow, deny=change.deny)
-            ensure_markers(writer)
-        except Exception:
-            reader.dispose()
-            writer.dispose()
-            raise
-        _targets[key] = target = Target(reader, writer, catalogue)
-        return target
-
-
-async def open_target(change: ChangeRequest) -> Target:
-    """The target of *change*, reflected once per process and kept open (see `close_targets`)."""
-    return await asyncio.to_thread(_open_target, change)
-
-
-def close_targets() -> None:
-    """Dispose of every target this process opened (the app and tests call it on exit)."""
-    with _targets_lock:
-        for target in _targets.values():
-            target.dispose()
-        _targets.clear()
-
-
-def make_proposer(change: ChangeRequest) -> Proposer:
-    if change.proposer == "offline":
+def make_proposer(profile: TargetProfile, targets: Targets) -> Proposer:
+    if profile.proposer == "offline":
         return OfflineProposer()
     from .llm import OpenAIProposer  # the openai client loads only when a model is used
 
-    # A replay needs no key (every model call is recorded); a real call without one fails clearly.
-    return OpenAIProposer(model=change.model, base_url=change.base_url, api_key=_api_key())
+    # The key goes to the profile's own server only. A replay needs no key (every model call is
+    # recorded); a real call without one fails clearly.
+    return OpenAIProposer(model=profile.model, base_url=profile.base_url, api_key=targets.api_key())
 
 
-def _api_key() -> str | None:
-    from .. import secrets
-
-    return secrets.get_api_key()
-
-
-def _review(target: Target, change: ChangeRequest, label: str, wire: dict[str, Any]) -> Any:
+def _review(
+    target: Target, change: ChangeRequest, profile: TargetProfile, label: str, wire: dict[str, Any]
+) -> Any:
     proposal = Proposal.model_validate(wire)
-    validated = validate(proposal, target.catalogue, target.reader, max_rows=change.max_rows)
+    validated = validate(proposal, target.catalogue, target.reader, max_rows=profile.max_rows)
     diffs = diff_proposal(validated, target.reader)
     return Review(
         request=change.request,
@@ -201,13 +130,17 @@ def _review(target: Target, change: ChangeRequest, label: str, wire: dict[str, A
         proposal=proposal.to_wire(),
         diffs=tuple(diffs),
         tables=proposal.tables,
-        target=redact_url(change.target),  # the review is stored: no password
+        target=redact_url(profile.target_url),
         proposer=label,
     ).to_json()
 
 
 def _apply(
-    target: Target, change: ChangeRequest, review: Review, decision: Decision, run_id: str
+    target: Target,
+    profile: TargetProfile,
+    review: Review,
+    decision: Decision,
+    run_id: str,
 ) -> dict[str, Any]:
     proposal = Proposal.model_validate(review.proposal)
     result: Any
@@ -223,7 +156,7 @@ def _apply(
             diffs_from_json([d.to_json() for d in review.diffs]),
             run_id=run_id,
             step="apply",
-            max_rows=change.max_rows,
+            max_rows=profile.max_rows,
         )
     outcome = outcome_of(
         result, reviewer=decision.reviewer, comment=decision.comment, edited=bool(decision.edits)
@@ -231,18 +164,35 @@ def _apply(
     return outcome.to_json()
 
 
-@task(TASK_NAME)
-async def db_change(ctx: RunContext, payload: Any) -> dict[str, Any]:
-    """Propose a change for *payload*'s request, wait for a reviewer, then write it or not."""
+def _check_decision(data: Any) -> None:
+    """The engine's check of a db-change token's completion (raises `DecisionInvalid`)."""
+    Decision.from_json(data)
+
+
+def db_change_task(targets: Targets) -> TaskFn:
+    """The `db-change` task for an engine of this process, executing runs with *targets*."""
+
+    @task(TASK_NAME)
+    async def db_change(ctx: RunContext, payload: Any) -> dict[str, Any]:
+        """Propose a change for *payload*'s request, wait for a reviewer, then write it or not."""
+        return await _execute(ctx, targets, payload)
+
+    return db_change
+
+
+async def _execute(ctx: RunContext, targets: Targets, payload: Any) -> dict[str, Any]:
     change = ChangeRequest.from_json(payload)
-    target = await open_target(change)
-    proposer = make_proposer(change)
+    # The profile is resolved before anything is opened: a run that names a profile this
+    # machine lacks fails here, and no key and no data leave.
+    profile = targets.profile(change.profile, change.target_id)
+    target = await targets.open(profile)
+    proposer = make_proposer(profile, targets)
     session = ProposalSession(
         request=change.request,
         catalogue=target.catalogue,
         tools=ReadTools(target.catalogue, target.reader),
         recorder=ctx,
-        max_rows=change.max_rows,
+        max_rows=profile.max_rows,
     )
     proposal = await proposer.propose(session)
     review = Review.from_json(
@@ -252,6 +202,7 @@ async def db_change(ctx: RunContext, payload: Any) -> dict[str, Any]:
             _review,
             target,
             change,
+            profile,
             proposer.label,
             proposal.to_wire(),
         )
@@ -272,7 +223,7 @@ async def db_change(ctx: RunContext, payload: Any) -> dict[str, Any]:
             f"rejected by {decision.reviewer}{reason}; nothing was written",
         ).to_json()
     outcome: dict[str, Any] = await ctx.step(
-        "apply", asyncio.to_thread, _apply, target, change, review, decision, ctx.run_id
+        "apply", asyncio.to_thread, _apply, target, profile, review, decision, ctx.run_id
     )
     return outcome
 
@@ -287,27 +238,49 @@ async def request_change(
     )
 
 
-async def decide(engine: Engine, token_id: str, decision: Decision) -> Token:
-    """Complete a review's token with *decision*. Raises the engine's `TokenAlreadyFinished`
-    when the token was decided or timed out meanwhile (nothing changes then)."""
+class EditRefused(AgentError):
+    """An approval whose edits would not apply; the token was not completed, the run waits."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(
+            "the edits are refused, nothing was decided: "
+            + "; ".join(str(problem) for problem in problems)
+        )
+        self.problems = problems
+
+
+async def decide(engine: Engine, targets: Targets, token_id: str, decision: Decision) -> Token:
+    """Complete a review's token with *decision*. Edits are checked against the target first:
+    `EditRefused` when one would not apply, and the run still waits. Raises the engine's
+    `TokenAlreadyFinished` when the token was decided or timed out meanwhile (nothing changes
+    then)."""
+    if decision.approve and decision.edits:
+        token = await engine.get_token(token_id)
+        if token.run_id is not None:
+            problems = await check_edits(engine, targets, token.run_id, decision.edits)
+            if problems:
+                raise EditRefused(problems)
     return await engine.complete_token(token_id, decision.to_json())
 
 
-async def check_edits(engine: Engine, run_id: str, edits: tuple[Edit, ...]) -> list[Problem]:
+async def check_edits(
+    engine: Engine, targets: Targets, run_id: str, edits: tuple[Edit, ...]
+) -> list[Problem]:
     """What would be wrong with approving *run_id* with *edits*, checked against the target now;
-    empty when the edits are fine. The console calls it before deciding, so that a reviewer can
-    correct an edit instead of ending the run as ``invalid_edit``."""
+    empty when the edits are fine. `decide` calls it before completing the token, so that a
+    reviewer can correct an edit instead of ending the run as ``invalid_edit``."""
     run = await engine.get_run(run_id)
     review = review_from_steps(await engine.get_steps(run_id))
     if review is None:
         raise RequestInvalid(f"run {run_id} has no proposal to edit yet")
     change = ChangeRequest.from_json(run.payload)
-    target = await open_target(change)
+    profile = targets.profile(change.profile, change.target_id)
+    target = await targets.open(profile)
 
     def check() -> list[Problem]:
         try:
             edited = with_edits(Proposal.model_validate(review.proposal), edits)
-            validate(edited, target.catalogue, target.reader, max_rows=change.max_rows)
+            validate(edited, target.catalogue, target.reader, max_rows=profile.max_rows)
         except ProposalInvalid as exc:
             return list(exc.problems)
         return []

@@ -15,11 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-DEMO_ALLOW: tuple[str, ...] = ("plans", "customers", "subscriptions", "invoices", "refunds")
-"""Every table of the demo database."""
+from ..config import DEMO_ALLOW
+from ..config import DEMO_DENY as DEFAULT_DENY
 
-DEFAULT_DENY: tuple[str, ...] = ("customers.password_hash",)
-"""Hidden from the agent by default: never shown to the model, refused if proposed."""
+__all__ = ["DEFAULT_DENY", "DEMO_ALLOW", "create_demo_db", "demo_rows", "write_demo"]
 
 DEFAULT_SEED = 1042
 DEMO_TODAY = date(2025, 7, 1)

@@ -20,8 +20,10 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from ..agent.db_change import close_targets, db_change
+from .. import secrets
+from ..agent.db_change import db_change_task
 from ..agent.offline import DEMO_REQUESTS
+from ..agent.targets import Targets
 from ..config import ConfigError, Settings, as_store_url, load_settings, process_environment
 from ..engine import Engine
 from .bridge import EngineBridge
@@ -52,13 +54,20 @@ class ConsoleApp:
         linger_s: float = 2.5,
         tray: bool = True,
         engine: Engine | None = None,
+        targets: Targets | None = None,
         state_file: Path | None = None,
     ) -> None:
         self.settings = settings
         self.demo = demo
+        # What runs may reach comes from this machine's profiles and keyring, never from a run.
+        self.targets = targets or Targets(
+            settings.target_profiles(),
+            api_key=secrets.get_api_key,
+            db_password=secrets.get_db_password,
+        )
         self.engine = engine or Engine(
             settings.store_url,
-            tasks=[db_change],
+            tasks=[db_change_task(self.targets)],
             default_token_timeout=settings.token_timeout,
         )
         self.model = RunsModel()
@@ -67,11 +76,13 @@ class ConsoleApp:
             self.model,
             settings,
             reviewer=reviewer or _user(),
+            targets=self.targets,
             linger_s=linger_s,
         )
         self.bridge = EngineBridge(self.engine)
         self.bridge.events.connect(self.console.on_events)
-        examples = DEMO_REQUESTS if settings.proposer == "offline" else ()
+        active = settings.active_profile()
+        examples = DEMO_REQUESTS if active is None or active.proposer == "offline" else ()
         self.window = MainWindow(
             self.console,
             store=display_url(settings.store_url),
@@ -135,7 +146,7 @@ class ConsoleApp:
             self.tray.hide()
         self.window.hide_on_close = False
         self.window.close()
-        close_targets()
+        self.targets.close()
 
     async def run(self) -> None:
         """Start, wait for Quit (window, tray or Ctrl+Q), stop."""
@@ -157,11 +168,16 @@ class ConsoleApp:
             return
         self.settings = saved
         self.console.set_settings(saved)
-        self.window.set_target(saved.target_url)
+        self.window.set_target(_active_target(saved))
         if self.tray is not None:
             self.tray.set_muted(not saved.notifications)
         self._apply_close_to_tray()
         self.window.show_message(f"Settings saved to {saved.settings_file}")
+
+
+def _active_target(settings: Settings) -> str | None:
+    profile = settings.active_profile()
+    return None if profile is None else profile.target_url
 
 
 def _user() -> str:
@@ -194,7 +210,6 @@ def build_settings(args: argparse.Namespace, environ: Mapping[str, str] | None =
     settings = load_settings(environ)
     if args.demo:
         settings = prepare_demo(settings)
-        settings = replace(settings, overridden=settings.overridden | {"target_url", "proposer"})
     if args.store:
         settings = replace(settings, store_url=as_store_url(args.store))
     return settings

@@ -16,9 +16,17 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from ..agent.db_change import ChangeRequest, RequestInvalid, check_edits, decide, request_change
+from ..agent.db_change import (
+    ChangeRequest,
+    EditRefused,
+    RequestInvalid,
+    check_edits,
+    decide,
+    request_change,
+)
 from ..agent.errors import Problem
 from ..agent.review import Decision, Edit, Review, review_from_steps
+from ..agent.targets import Targets
 from ..config import Settings
 from ..engine import (
     Engine,
@@ -71,6 +79,7 @@ class Console(QObject):
         settings: Settings,
         *,
         reviewer: str,
+        targets: Targets | None = None,
         linger_s: float = 2.5,
         page: int = PAGE,
         parent: Any = None,
@@ -79,6 +88,7 @@ class Console(QObject):
         self.engine = engine
         self.model = model
         self.settings = settings
+        self.targets = targets if targets is not None else Targets(settings.target_profiles())
         self.reviewer = reviewer
         self.linger_s = linger_s
         self.page = page
@@ -401,7 +411,10 @@ class Console(QObject):
             self.message.emit("This run is not waiting for a decision; nothing was changed.")
             return False
         try:
-            await decide(self.engine, token.id, decision)
+            await decide(self.engine, self.targets, token.id, decision)
+        except EditRefused as exc:
+            self.message.emit(f"Nothing changed, the run still waits: {exc}")
+            return False
         except TokenAlreadyFinished as exc:
             already = "timed out" if exc.status == "TIMED_OUT" else "decided"
             self.message.emit(f"Nothing changed: this request was already {already} elsewhere.")
@@ -421,15 +434,15 @@ class Console(QObject):
         against the target now, so that the reviewer can fix an edit before deciding."""
         if not edits:
             return []
-        return await check_edits(self.engine, view.run.id, edits)
+        return await check_edits(self.engine, self.targets, view.run.id, edits)
 
-    def change_request(self, text: str, *, target: str | None = None) -> ChangeRequest:
-        """A `ChangeRequest` for *text* with the settings' target, proposer and timeout."""
-        if not (target or self.settings.target_url):
+    def change_request(self, text: str) -> ChangeRequest:
+        """A `ChangeRequest` for *text* under the active target profile."""
+        if self.settings.active_profile() is None:
             raise RequestInvalid(
                 "no target database is set: choose one in Settings (or start with --demo)"
             )
-        return self.settings.change_request(text, target=target)
+        return self.settings.change_request(text)
 
     async def new_request(self, text: str, *, idempotency_key: str | None = None) -> Run:
         """Trigger a `db-change` run; it shows in the Waiting view once its proposal is ready."""
@@ -440,6 +453,7 @@ class Console(QObject):
 
     def set_settings(self, settings: Settings) -> None:
         self.settings = settings
+        self.targets.set_profiles(settings.target_profiles())
 
 
 def _decided_elsewhere(output: Any) -> str:

@@ -143,9 +143,12 @@ class Decisions(QObject):
 
     @async_slot
     async def new_request(self) -> None:
-        settings = self.window.console.settings
+        active = self.window.console.settings.active_profile()
         dialog = NewRequestDialog(
-            settings.target_url, settings.proposer, self.window.examples, self.window
+            None if active is None else active.target_url,
+            "offline" if active is None else active.proposer,
+            self.window.examples,
+            self.window,
         )
         if await ask(dialog) != NewRequestDialog.DialogCode.Accepted:
             return

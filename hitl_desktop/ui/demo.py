@@ -14,7 +14,7 @@ from pathlib import Path
 from ..agent import create_demo_db
 from ..agent.db_change import ChangeRequest, request_change
 from ..agent.offline import DEMO_REQUESTS
-from ..config import Settings, sqlite_url
+from ..config import DEMO_PROFILE, Settings, demo_profile, private_dir, sqlite_url
 from ..engine import Engine, Run
 
 DEMO_DIR = "demo"
@@ -29,15 +29,15 @@ def demo_dir(settings: Settings) -> Path:
 def prepare_demo(settings: Settings) -> Settings:
     """Create the demo target (once) and point the settings at it and at the demo store."""
     folder = demo_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     target = folder / TARGET_FILE
     if not target.exists():
         create_demo_db(target)
     return replace(
         settings,
         store_url=sqlite_url(folder / STORE_FILE),
-        target_url=sqlite_url(target),
-        proposer="offline",
+        profile=DEMO_PROFILE,
+        overridden=settings.overridden | {"profile"},
     )
 
 
@@ -45,14 +45,9 @@ async def seed_demo(
     engine: Engine, settings: Settings, requests: tuple[str, ...] = DEMO_REQUESTS
 ) -> list[Run]:
     """Trigger the sample requests (once per demo store: idempotency keys)."""
-    assert settings.target_url is not None
+    profile = demo_profile(demo_dir(settings) / TARGET_FILE)
     runs = []
     for number, text in enumerate(requests, start=1):
-        change = ChangeRequest(
-            request=text,
-            target=settings.target_url,
-            proposer="offline",
-            timeout=settings.token_timeout,
-        )
+        change = ChangeRequest(text, DEMO_PROFILE, settings.token_timeout, profile.target_id)
         runs.append(await request_change(engine, change, idempotency_key=f"demo-{number}"))
     return runs

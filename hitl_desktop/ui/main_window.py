@@ -183,7 +183,8 @@ class MainWindow(QMainWindow):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             label.setContentsMargins(10, 0, 10, 0)
             bar.addPermanentWidget(label)
-        self.set_target(console.settings.target_url)
+        active = console.settings.active_profile()
+        self.set_target(None if active is None else active.target_url)
 
         self._actions()
         console.run_view_changed.connect(self._on_run_view)

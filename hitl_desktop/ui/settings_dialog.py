@@ -36,12 +36,16 @@ from .. import secrets
 from ..config import (
     API_KEY_ENV,
     DEFAULT_MODEL,
+    DEFAULT_PROFILE,
     ConfigError,
     Proposer,
     Settings,
+    as_store_url,
     parse_duration,
     parse_target_url,
     save_settings,
+    url_password,
+    without_password,
 )
 
 __all__ = ["SettingsDialog"]
@@ -62,6 +66,7 @@ PROPOSER = "Proposer"
 MODEL = "Model"
 BASE_URL = "Base URL"
 TARGET = "Target database"
+DB_PASSWORD = "Database password"
 TIMEOUT = "Token timeout"
 FILE = "Settings file"
 
@@ -171,6 +176,13 @@ class SettingsDialog(QDialog):
             "sqlite:///path/to/shop.db or postgresql://user@host/db"
         )
         review_form.addRow(f"{TARGET}:", self.target_edit)
+
+        # The password never goes into the URL that is saved: it is kept in the keyring.
+        self.db_password_edit = QLineEdit()
+        self.db_password_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.db_password_edit.setAccessibleName(DB_PASSWORD)
+        self.db_password_edit.setPlaceholderText("kept in the OS keyring; empty: keep as it is")
+        review_form.addRow(f"{DB_PASSWORD}:", self.db_password_edit)
 
         self.timeout_edit = QLineEdit()
         self.timeout_edit.setFixedWidth(100)
@@ -346,12 +358,18 @@ class SettingsDialog(QDialog):
                 )
 
         target_url = self._settings.target_url
+        db_password = self.db_password_edit.text() or None
         if self.target_edit.isEnabled():
             target_text = self.target_edit.text().strip()
             target_url = None
             if target_text:
                 try:
-                    target_url = parse_target_url(target_text)
+                    typed = as_store_url(target_text)
+                    # A password typed into the URL moves to the keyring, out of the file.
+                    if (in_url := url_password(typed)) is not None:
+                        db_password = db_password or in_url
+                        typed = without_password(typed)
+                    target_url = parse_target_url(typed)
                 except ValueError as exc:
                     errors.append((self.target_edit, TARGET, f"{exc}."))
 
@@ -387,6 +405,12 @@ class SettingsDialog(QDialog):
         except (secrets.SecretsUnavailable, secrets.InvalidApiKey) as exc:
             self._show_errors([(self.key_edit, KEY, str(exc))])
             return
+        if db_password:
+            try:
+                secrets.set_db_password(DEFAULT_PROFILE, db_password)
+            except (secrets.SecretsUnavailable, secrets.InvalidApiKey) as exc:
+                self._show_errors([(self.db_password_edit, DB_PASSWORD, str(exc))])
+                return
 
         changes: dict[str, Any] = {
             "proposer": proposer,
@@ -408,6 +432,7 @@ class SettingsDialog(QDialog):
             )
             return
         self.key_edit.clear()
+        self.db_password_edit.clear()
         self._remove_key = False
         self._result = updated
         self.accept()

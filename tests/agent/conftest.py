@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from hitl_desktop import secrets
 from hitl_desktop.agent import (
     DEFAULT_DENY,
     DEMO_ALLOW,
@@ -19,7 +20,8 @@ from hitl_desktop.agent import (
     reflect_catalogue,
     write_demo,
 )
-from hitl_desktop.agent.db_change import close_targets, db_change
+from hitl_desktop.agent.db_change import db_change_task
+from hitl_desktop.agent.targets import Targets
 from hitl_desktop.engine import Engine
 from tests import pg
 
@@ -93,11 +95,18 @@ def pg_target() -> Iterator[str]:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    """A started engine on a fresh store that knows the db-change task (and closes the
-    target engines its runs opened)."""
-    engine = Engine(f"sqlite:///{tmp_path / 'runs.db'}", tasks=[db_change])
+def targets() -> Iterator[Targets]:
+    """This test's machine: no profiles until the test adds them (see helpers.change_for)."""
+    targets = Targets(api_key=secrets.get_api_key, db_password=secrets.get_db_password)
+    yield targets
+    targets.close()
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, targets: Targets) -> AsyncIterator[Engine]:
+    """A started engine on a fresh store that knows the db-change task, executing its runs
+    with the test's `targets`."""
+    engine = Engine(f"sqlite:///{tmp_path / 'runs.db'}", tasks=[db_change_task(targets)])
     await engine.start()
     yield engine
     await engine.stop()
-    close_targets()

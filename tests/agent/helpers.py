@@ -5,9 +5,23 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hitl_desktop.agent import Proposal
+from hitl_desktop.agent import ChangeRequest, Proposal, Targets
+from hitl_desktop.config import TargetProfile
 
 MakeDb = Callable[..., sa.Engine]
+
+
+def change_for(
+    targets: Targets, text: str, url: str, *, timeout: str = "24h", **profile: Any
+) -> ChangeRequest:
+    """A request for *text* under a profile of *targets* that points at *url* (the profile's
+    other fields from *profile*: proposer, model, base_url, allow, deny, max_rows)."""
+    name = f"p{len(targets.profiles)}"
+    for key in ("allow", "deny"):
+        if profile.get(key) is not None:
+            profile[key] = tuple(profile[key])
+    found = targets.add(TargetProfile(name, url, **profile))
+    return ChangeRequest(text, name, timeout, found.target_id)
 
 
 def proposal(*changes: dict[str, Any]) -> Proposal:

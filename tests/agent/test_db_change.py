@@ -10,13 +10,16 @@ import pytest
 
 from hitl_desktop.agent.db_change import (
     ChangeRequest,
+    EditRefused,
     RequestInvalid,
     decide,
     request_change,
 )
 from hitl_desktop.agent.offline import DEMO_REQUESTS
 from hitl_desktop.agent.review import Decision, Edit, Outcome, review_from_steps
+from hitl_desktop.agent.targets import Targets
 from hitl_desktop.engine import Engine, RunStatus, TokenAlreadyFinished
+from tests.agent.helpers import change_for
 
 
 def rows(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -24,8 +27,10 @@ def rows(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         return conn.execute(sql, args).fetchall()
 
 
-async def waiting(engine: Engine, target: Path, text: str, **kw: Any) -> tuple[str, str]:
-    run = await request_change(engine, ChangeRequest(text, f"sqlite:///{target}", **kw))
+async def waiting(
+    engine: Engine, targets: Targets, target: Path, text: str, **kw: Any
+) -> tuple[str, str]:
+    run = await request_change(engine, change_for(targets, text, f"sqlite:///{target}", **kw))
     run = await engine.wait_for(run.id)
     assert run.status == RunStatus.WAITING, run.error
     assert run.waiting_token_id is not None
@@ -40,10 +45,10 @@ async def finish(engine: Engine, run_id: str) -> Outcome:
 
 @pytest.mark.parametrize("text", DEMO_REQUESTS)
 async def test_every_demo_request_waits_with_a_review_and_applies_once(
-    engine: Engine, demo_path: Path, text: str
+    engine: Engine, targets: Targets, demo_path: Path, text: str
 ) -> None:
     before = {t: rows(demo_path, f"select * from {t} order by 1") for t in ("refunds", "invoices")}
-    run_id, token_id = await waiting(engine, demo_path, text)
+    run_id, token_id = await waiting(engine, targets, demo_path, text)
     review = review_from_steps(await engine.get_steps(run_id))
     assert review is not None and review.request == text and review.proposer == "offline (demo)"
     assert review.diffs and review.summary
@@ -51,73 +56,84 @@ async def test_every_demo_request_waits_with_a_review_and_applies_once(
     assert set(token.tags) == set(review.tables)
     # Nothing is written while the run waits.
     assert before == {t: rows(demo_path, f"select * from {t} order by 1") for t in before}
-    await decide(engine, token_id, Decision(approve=True, reviewer="ana", comment="ok"))
+    await decide(engine, targets, token_id, Decision(approve=True, reviewer="ana", comment="ok"))
     outcome = await finish(engine, run_id)
     assert (outcome.outcome, outcome.reviewer, outcome.rows) == ("applied", "ana", 1)
     markers = rows(demo_path, "select run_id, step, rows from hitl_applied_writes")
     assert markers == [(run_id, "apply", 1)]
 
 
-async def test_refund_writes_the_reviewed_row(engine: Engine, demo_path: Path) -> None:
-    run_id, token_id = await waiting(engine, demo_path, "Refund $20 on invoice 1042")
+async def test_refund_writes_the_reviewed_row(
+    engine: Engine, targets: Targets, demo_path: Path
+) -> None:
+    run_id, token_id = await waiting(engine, targets, demo_path, "Refund $20 on invoice 1042")
     review = review_from_steps(await engine.get_steps(run_id))
     assert review is not None
     assert review.diffs[0].after is not None and review.diffs[0].after["amount"] == "20.00"
-    await decide(engine, token_id, Decision(True, "ana"))
+    await decide(engine, targets, token_id, Decision(True, "ana"))
     await finish(engine, run_id)
     assert rows(
         demo_path, "select invoice_id, amount, status from refunds where invoice_id=1042"
     ) == [(1042, 20, "pending")]
 
 
-async def test_reject_and_expiry_write_nothing(engine: Engine, demo_path: Path) -> None:
-    run_id, token_id = await waiting(engine, demo_path, "Refund $20 on invoice 1042")
-    await decide(engine, token_id, Decision(False, "bo", comment="customer withdrew"))
+async def test_reject_and_expiry_write_nothing(
+    engine: Engine, targets: Targets, demo_path: Path
+) -> None:
+    run_id, token_id = await waiting(engine, targets, demo_path, "Refund $20 on invoice 1042")
+    await decide(engine, targets, token_id, Decision(False, "bo", comment="customer withdrew"))
     outcome = await finish(engine, run_id)
     assert (outcome.outcome, outcome.reviewer, outcome.comment) == (
         "rejected",
         "bo",
         "customer withdrew",
     )
-    expiring, _ = await waiting(engine, demo_path, "Refund $5 on invoice 1042", timeout="300ms")
+    expiring, _ = await waiting(
+        engine, targets, demo_path, "Refund $5 on invoice 1042", timeout="300ms"
+    )
     outcome = await finish(engine, expiring)
     assert outcome.outcome == "expired" and outcome.reviewer is None
     assert rows(demo_path, "select count(*) from refunds where invoice_id=1042") == [(0,)]
     assert rows(demo_path, "select count(*) from hitl_applied_writes") == [(0,)]
 
 
-async def test_a_token_is_decided_once(engine: Engine, demo_path: Path) -> None:
-    run_id, token_id = await waiting(engine, demo_path, "Void invoice 4854")
-    await decide(engine, token_id, Decision(True, "ana"))
+async def test_a_token_is_decided_once(engine: Engine, targets: Targets, demo_path: Path) -> None:
+    run_id, token_id = await waiting(engine, targets, demo_path, "Void invoice 4854")
+    await decide(engine, targets, token_id, Decision(True, "ana"))
     with pytest.raises(TokenAlreadyFinished):
-        await decide(engine, token_id, Decision(False, "bo"))
+        await decide(engine, targets, token_id, Decision(False, "bo"))
     assert (await finish(engine, run_id)).outcome == "applied"
     assert rows(demo_path, "select status from invoices where id=4854") == [("void",)]
 
 
-async def test_edits_are_revalidated(engine: Engine, demo_path: Path) -> None:
-    run_id, token_id = await waiting(engine, demo_path, "Refund $20 on invoice 1042")
+async def test_edits_are_revalidated(engine: Engine, targets: Targets, demo_path: Path) -> None:
+    run_id, token_id = await waiting(engine, targets, demo_path, "Refund $20 on invoice 1042")
     edit = Edit(0, {"amount": "twelve"})
-    await decide(engine, token_id, Decision(True, "ana", edits=(edit,)))
-    outcome = await finish(engine, run_id)
-    assert outcome.outcome == "invalid_edit"
-    assert outcome.problems and outcome.problems[0]["column"] == "amount"
+    # A bad edit is refused before the token completes: the approval is not used up.
+    with pytest.raises(EditRefused, match="amount") as refused:
+        await decide(engine, targets, token_id, Decision(True, "ana", edits=(edit,)))
+    assert refused.value.problems[0].column == "amount"
+    assert (await engine.get_token(token_id)).status == "WAITING"
+    assert (await engine.get_run(run_id)).status == RunStatus.WAITING
     assert rows(demo_path, "select count(*) from refunds where invoice_id=1042") == [(0,)]
 
-    run_id, token_id = await waiting(engine, demo_path, "Refund $20 on invoice 1042")
-    await decide(engine, token_id, Decision(True, "ana", edits=(Edit(0, {"amount": "15.50"}),)))
+    await decide(
+        engine, targets, token_id, Decision(True, "ana", edits=(Edit(0, {"amount": "15.50"}),))
+    )
     outcome = await finish(engine, run_id)
     assert outcome.outcome == "applied" and "edits" in outcome.message
     assert rows(demo_path, "select amount from refunds where invoice_id=1042") == [(15.5,)]
 
 
 async def test_a_row_changed_since_the_proposal_is_a_conflict(
-    engine: Engine, demo_path: Path
+    engine: Engine, targets: Targets, demo_path: Path
 ) -> None:
-    run_id, token_id = await waiting(engine, demo_path, "Move customer 17 to the annual plan")
+    run_id, token_id = await waiting(
+        engine, targets, demo_path, "Move customer 17 to the annual plan"
+    )
     with sqlite3.connect(demo_path) as conn:
         conn.execute("update subscriptions set status='past_due' where id=20")
-    await decide(engine, token_id, Decision(True, "ana"))
+    await decide(engine, targets, token_id, Decision(True, "ana"))
     outcome = await finish(engine, run_id)
     assert outcome.outcome == "conflict"
     assert outcome.conflicts[0]["columns"] == {"status": ["active", "past_due"]}
@@ -125,14 +141,14 @@ async def test_a_row_changed_since_the_proposal_is_a_conflict(
 
 
 async def test_requests_the_demo_proposer_cannot_do_fail_clearly(
-    engine: Engine, demo_path: Path
+    engine: Engine, targets: Targets, demo_path: Path
 ) -> None:
     for text, expected in [
         ("Please buy me a pony", "does not understand"),
         ("Refund $5000 on invoice 1042", "left to refund"),
         ("Refund $20 on invoice 999999", "there is no invoice"),
     ]:
-        run = await request_change(engine, ChangeRequest(text, f"sqlite:///{demo_path}"))
+        run = await request_change(engine, change_for(targets, text, f"sqlite:///{demo_path}"))
         run = await engine.wait_for(run.id)
         assert run.status == RunStatus.FAILED and run.error is not None
         assert expected in run.error
@@ -142,12 +158,18 @@ async def test_requests_the_demo_proposer_cannot_do_fail_clearly(
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [
-        ({"request": " ", "target": "sqlite:///x.db"}, "empty"),
-        ({"request": "x", "target": "not a url"}, "not a database URL"),
-        ({"request": "x", "target": "sqlite:///x.db", "proposer": "magic"}, "proposer"),
-        ({"request": "x", "target": "sqlite:///x.db", "timeout": "soon"}, "timeout"),
-        ({"request": "x", "target": "sqlite:///x.db", "max_rows": 0}, "max_rows"),
-        ({"request": "x", "target": "sqlite:///x.db", "colour": 1}, "unknown field"),
+        ({"request": " ", "profile": "shop"}, "empty"),
+        ({"request": "x", "profile": "no/slashes"}, "cannot name a profile"),
+        ({"request": "x", "timeout": "soon"}, "timeout"),
+        ({"request": "x", "timeout": 5}, "timeout"),
+        ({"request": "x", "colour": 1}, "unknown field"),
+        # What a run may reach is never the run's to say.
+        ({"request": "x", "target": "sqlite:///x.db"}, "'target'.*target profile"),
+        ({"request": "x", "base_url": "http://evil.example"}, "'base_url'"),
+        ({"request": "x", "deny": []}, "'deny'"),
+        ({"request": "x", "allow": ["customers"]}, "'allow'"),
+        ({"request": "x", "proposer": "openai", "model": "m"}, "'model', 'proposer'"),
+        ({"request": "x", "max_rows": 10_000}, "'max_rows'"),
     ],
 )
 def test_bad_requests_name_the_problem(payload: dict[str, Any], expected: str) -> None:
@@ -156,19 +178,19 @@ def test_bad_requests_name_the_problem(payload: dict[str, Any], expected: str) -
 
 
 async def test_postgresql_target_applies_once_and_sees_conflicts(
-    engine: Engine, pg_target: str
+    engine: Engine, targets: Targets, pg_target: str
 ) -> None:
     import sqlalchemy as sa
 
-    run = await request_change(engine, ChangeRequest("Refund $20 on invoice 1042", pg_target))
+    run = await request_change(engine, change_for(targets, "Refund $20 on invoice 1042", pg_target))
     run = await engine.wait_for(run.id)
     assert run.status == RunStatus.WAITING, run.error
     assert run.waiting_token_id is not None
-    await decide(engine, run.waiting_token_id, Decision(True, "ana"))
+    await decide(engine, targets, run.waiting_token_id, Decision(True, "ana"))
     assert (await finish(engine, run.id)).outcome == "applied"
 
     conflicted = await request_change(
-        engine, ChangeRequest("Move customer 17 to the annual plan", pg_target)
+        engine, change_for(targets, "Move customer 17 to the annual plan", pg_target)
     )
     conflicted = await engine.wait_for(conflicted.id)
     assert conflicted.waiting_token_id is not None
@@ -176,7 +198,7 @@ async def test_postgresql_target_applies_once_and_sees_conflicts(
     try:
         with target.begin() as conn:
             conn.execute(sa.text("update subscriptions set status='past_due' where id=20"))
-        await decide(engine, conflicted.waiting_token_id, Decision(True, "ana"))
+        await decide(engine, targets, conflicted.waiting_token_id, Decision(True, "ana"))
         assert (await finish(engine, conflicted.id)).outcome == "conflict"
         with target.connect() as conn:
             refunds = conn.execute(
@@ -190,14 +212,18 @@ async def test_postgresql_target_applies_once_and_sees_conflicts(
     assert plan == [(3,)] and markers == 1
 
 
-async def test_edits_can_be_checked_before_deciding(engine: Engine, demo_path: Path) -> None:
+async def test_edits_can_be_checked_before_deciding(
+    engine: Engine, targets: Targets, demo_path: Path
+) -> None:
     from hitl_desktop.agent.db_change import check_edits
 
-    run_id, token_id = await waiting(engine, demo_path, "Refund $20 on invoice 1042")
-    problems = await check_edits(engine, run_id, (Edit(0, {"amount": "lots", "colour": "red"}),))
+    run_id, token_id = await waiting(engine, targets, demo_path, "Refund $20 on invoice 1042")
+    problems = await check_edits(
+        engine, targets, run_id, (Edit(0, {"amount": "lots", "colour": "red"}),)
+    )
     assert {(p.column, p.code) for p in problems} == {
         ("amount", "bad_value"),
         ("colour", "unknown_column"),
     }
-    assert await check_edits(engine, run_id, (Edit(0, {"amount": "5.00"}),)) == []
+    assert await check_edits(engine, targets, run_id, (Edit(0, {"amount": "5.00"}),)) == []
     assert (await engine.get_token(token_id)).status == "WAITING"  # checking decides nothing

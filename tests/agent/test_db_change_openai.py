@@ -12,12 +12,13 @@ import pytest
 
 from hitl_desktop import secrets
 from hitl_desktop.agent.db_change import (
-    ChangeRequest,
     decide,
     request_change,
 )
 from hitl_desktop.agent.review import Decision, Outcome, review_from_steps
+from hitl_desktop.agent.targets import Targets
 from hitl_desktop.engine import Engine, RunStatus
+from tests.agent.helpers import change_for
 from tests.keyrings import MemoryKeyring
 
 from .helpers import REFUND
@@ -38,6 +39,7 @@ def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
 
 async def test_the_key_goes_from_the_keyring_to_the_server_and_nowhere_else(
     engine: Engine,
+    targets: Targets,
     demo_path: Path,
     tmp_path: Path,
     memory_keyring: MemoryKeyring,
@@ -52,7 +54,8 @@ async def test_the_key_goes_from_the_keyring_to_the_server_and_nowhere_else(
             ),
             answer(REFUND),
         )
-        change = ChangeRequest(
+        change = change_for(
+            targets,
             "Refund $20 on invoice 1042",
             f"sqlite:///{demo_path}",
             proposer="openai",
@@ -67,7 +70,7 @@ async def test_the_key_goes_from_the_keyring_to_the_server_and_nowhere_else(
         review = review_from_steps(await engine.get_steps(run.id))
         assert review is not None and review.proposer == "openai:test-model"
         assert run.waiting_token_id is not None
-        await decide(engine, run.waiting_token_id, Decision(True, "ana"))
+        await decide(engine, targets, run.waiting_token_id, Decision(True, "ana"))
         done = await engine.wait_for(run.id, [RunStatus.COMPLETED, RunStatus.FAILED])
         assert Outcome.from_json(done.output).outcome == "applied"
     for path in tmp_path.rglob("*"):
@@ -78,10 +81,10 @@ async def test_the_key_goes_from_the_keyring_to_the_server_and_nowhere_else(
 
 
 async def test_without_a_key_the_run_fails_clearly(
-    engine: Engine, demo_path: Path, memory_keyring: MemoryKeyring
+    engine: Engine, targets: Targets, demo_path: Path, memory_keyring: MemoryKeyring
 ) -> None:
-    change = ChangeRequest(
-        "Refund $20 on invoice 1042", f"sqlite:///{demo_path}", proposer="openai"
+    change = change_for(
+        targets, "Refund $20 on invoice 1042", f"sqlite:///{demo_path}", proposer="openai"
     )
     run = await request_change(engine, change)
     run = await engine.wait_for(run.id)

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 from hitl_desktop.agent import create_demo_db
-from hitl_desktop.agent.db_change import ChangeRequest, close_targets, db_change, request_change
+from hitl_desktop.agent.db_change import ChangeRequest, db_change_task, request_change
 from hitl_desktop.agent.review import Outcome
+from hitl_desktop.agent.targets import Targets
+from hitl_desktop.config import TargetProfile
 from hitl_desktop.engine import Engine, RunStatus
 
 CHILD = textwrap.dedent(
@@ -28,9 +30,12 @@ CHILD = textwrap.dedent(
     apply_module = importlib.import_module("hitl_desktop.agent.apply")
     task_module = importlib.import_module("hitl_desktop.agent.db_change")
     from hitl_desktop.agent.review import Decision
+    from hitl_desktop.agent.targets import Targets
+    from hitl_desktop.config import TargetProfile
     from hitl_desktop.engine import Engine
 
-    store, token_id, point = sys.argv[1:4]
+    store, token_id, point, target = sys.argv[1:5]
+    targets = Targets({"shop": TargetProfile("shop", target)})
     real_apply = apply_module.apply_proposal
     real_write = apply_module._write
 
@@ -52,9 +57,9 @@ CHILD = textwrap.dedent(
         apply_module._write = write_then_die
 
     async def main():
-        engine = Engine(store, tasks=[task_module.db_change])
+        engine = Engine(store, tasks=[task_module.db_change_task(targets)])
         await engine.start()
-        await task_module.decide(engine, token_id, Decision(True, "ana"))
+        await task_module.decide(engine, targets, token_id, Decision(True, "ana"))
         await asyncio.sleep(20)  # the kill comes first
         sys.exit("not killed")
 
@@ -73,20 +78,20 @@ async def test_kill_around_the_target_commit_writes_once(tmp_path: Path, point: 
     target = tmp_path / "target.db"
     create_demo_db(target)
     store = f"sqlite:///{tmp_path / 'runs.db'}"
-    engine = Engine(store, tasks=[db_change])
+    url = f"sqlite:///{target}"
+    targets = Targets({"shop": TargetProfile("shop", url)})
+    engine = Engine(store, tasks=[db_change_task(targets)])
     await engine.start()
     try:
-        run = await request_change(
-            engine, ChangeRequest("Refund $20 on invoice 1042", f"sqlite:///{target}")
-        )
+        run = await request_change(engine, ChangeRequest("Refund $20 on invoice 1042", "shop"))
         run = await engine.wait_for(run.id)
         assert run.waiting_token_id is not None
     finally:
         await engine.stop()
-        close_targets()
+        targets.close()
 
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, store, run.waiting_token_id, point],
+        [sys.executable, "-c", CHILD, store, run.waiting_token_id, point, url],
         capture_output=True,
         text=True,
         timeout=60,
@@ -95,13 +100,13 @@ async def test_kill_around_the_target_commit_writes_once(tmp_path: Path, point: 
     written = refunds(target)
     assert len(written) == (1 if point == "after_commit" else 0)
 
-    engine = Engine(store, tasks=[db_change])
+    engine = Engine(store, tasks=[db_change_task(targets)])
     await engine.start()
     try:
         done = await engine.wait_for(run.id, [RunStatus.COMPLETED, RunStatus.FAILED], timeout=30)
     finally:
         await engine.stop()
-        close_targets()
+        targets.close()
     assert done.status == RunStatus.COMPLETED, done.error
     outcome = Outcome.from_json(done.output)
     assert (outcome.outcome, outcome.rows, outcome.reviewer) == ("applied", 1, "ana")

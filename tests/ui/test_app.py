@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from hitl_desktop.config import Settings
+from hitl_desktop.config import Settings, TargetProfile, save_settings
 from hitl_desktop.engine import RunStatus
 from hitl_desktop.ui.app import ConsoleApp, build_settings, parse_args
 from hitl_desktop.ui.demo import demo_dir
@@ -65,9 +65,14 @@ def test_demo_settings_live_in_the_data_dir_and_are_not_saved(
     settings = build_settings(parse_args(["--demo"]), env)
     folder = tmp_path / "data" / "demo"
     assert settings.store_url.endswith(f"{folder}/runs.db")
-    assert settings.target_url is not None and settings.target_url.endswith(f"{folder}/target.db")
-    assert (folder / "target.db").is_file() and settings.proposer == "offline"
-    assert {"target_url", "proposer"} <= settings.overridden
+    active = settings.active_profile()
+    assert active is not None and active.name == "demo"
+    assert active.target_url.endswith(f"{folder}/target.db") and active.proposer == "offline"
+    assert active.deny == ("customers.password_hash",)
+    assert (folder / "target.db").is_file()
+    assert "profile" in settings.overridden and settings.target_url is None
+    save_settings(settings)  # the demo profile is the launch's, never saved as the choice
+    assert "demo" not in settings.settings_file.read_text()
     other = build_settings(parse_args(["--store", str(tmp_path / "x.db")]), env)
     assert other.store_url == f"sqlite:///{tmp_path / 'x.db'}"
 
@@ -112,7 +117,9 @@ async def test_settings_open_from_the_window_and_apply_when_saved(
         dialog.accept()
         await until(lambda: app.console.settings is saved, what="the new settings in use")
         assert "other.db" in app.window.target_label.text()
-        assert app.console.change_request("Void invoice 7").target == saved.target_url
+        change = app.console.change_request("Void invoice 7")
+        assert change.profile == "default"
+        assert change.target_id == TargetProfile("default", saved.target_url).target_id
 
 
 async def test_a_run_that_starts_waiting_is_announced_with_its_summary(

@@ -355,3 +355,27 @@ def test_the_dialog_shows_the_current_settings(qtbot, tmp_path: Path, memory: Me
     dialog.reject()
     assert dialog.result_settings is None
     assert not settings.settings_file.exists()
+
+
+def test_a_database_password_goes_to_the_keyring_never_into_the_file(
+    qtbot, settings: Settings, memory: MemoryKeyring, tmp_path: Path
+):
+    dialog = open_dialog(qtbot, settings)
+    # Typed into the URL, as people do: the password moves to the keyring.
+    dialog.target_edit.setText("postgresql://app:hunter2@db.internal/shop")
+    with qtbot.waitSignal(dialog.accepted):
+        save(qtbot, dialog)
+    saved = dialog.result_settings
+    assert saved is not None and saved.target_url == "postgresql://app@db.internal/shop"
+    assert memory.entries[(SERVICE, "db-password:default")] == "hunter2"
+    assert not [path for path, data in files_under(tmp_path).items() if b"hunter2" in data]
+
+    # Or in its own field, echoed as dots.
+    dialog = open_dialog(qtbot, saved)
+    assert dialog.db_password_edit.echoMode() == dialog.db_password_edit.EchoMode.Password
+    dialog.db_password_edit.setText("correct horse")
+    with qtbot.waitSignal(dialog.accepted):
+        save(qtbot, dialog)
+    assert memory.entries[(SERVICE, "db-password:default")] == "correct horse"
+    assert dialog.db_password_edit.text() == ""
+    assert not [path for path, data in files_under(tmp_path).items() if b"correct horse" in data]
