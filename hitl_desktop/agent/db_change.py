@@ -37,6 +37,7 @@ from .offline import OfflineProposer
 from .proposal import Proposal
 from .proposer import ProposalSession, Proposer, ReadTools
 from .review import PROPOSE_STEP, TASK_NAME, Decision, Edit, Outcome, Review, review_from_steps
+from .tags import token_tags
 from .targets import Target, Targets
 from .validation import validate
 
@@ -207,7 +208,7 @@ async def _execute(ctx: RunContext, targets: Targets, payload: Any) -> dict[str,
             proposal.to_wire(),
         )
     )
-    token = await wait.create_token(timeout=change.timeout, tags=list(review.tables))
+    token = await wait.create_token(timeout=change.timeout, tags=token_tags(review.tables))
     result = await wait.for_token(token)
     if not result.ok:
         return Outcome(

@@ -25,7 +25,7 @@ from ..agent.db_change import db_change_task
 from ..agent.offline import DEMO_REQUESTS
 from ..agent.targets import Targets
 from ..config import ConfigError, Settings, as_store_url, load_settings, process_environment
-from ..engine import Engine
+from ..engine import Engine, redact_url
 from .bridge import EngineBridge
 from .console import Console
 from .demo import prepare_demo, seed_demo
@@ -125,7 +125,8 @@ class ConsoleApp:
             await self.engine.start()
         except Exception as exc:
             self.window.set_engine_state("engine failed to start")
-            raise RuntimeError(f"cannot open the store {self.settings.store_url}: {exc}") from exc
+            store = redact_url(self.settings.store_url)
+            raise RuntimeError(f"cannot open the store {store}: {exc}") from exc
         self.window.set_engine_state("engine running")
         await self.console.start()
         if self.tray is not None and self.tray.unavailable_message:

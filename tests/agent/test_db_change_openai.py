@@ -90,3 +90,41 @@ async def test_without_a_key_the_run_fails_clearly(
     run = await engine.wait_for(run.id)
     assert run.status == RunStatus.FAILED
     assert run.error is not None and "no OpenAI API key" in run.error
+
+
+async def test_a_proposal_on_more_tables_than_a_token_has_tags_still_waits(
+    engine: Engine, targets: Targets, tmp_path: Path, memory_keyring: MemoryKeyring
+) -> None:
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'wide.db'}"
+    wide = sa.create_engine(url)
+    with wide.begin() as conn:
+        for n in range(12):
+            conn.exec_driver_sql(f"create table t{n:02} (id integer primary key, v text)")
+    wide.dispose()
+    proposal = {
+        "summary": "One row in each of twelve tables.",
+        "rationale": "Asked for.",
+        "changes": [
+            {
+                "op": "insert",
+                "table": f"t{n:02}",
+                "key": [],
+                "values": [{"column": "v", "value": "x"}],
+            }
+            for n in range(12)
+        ],
+    }
+    with OpenAIServer() as server:
+        server.script(answer(proposal))
+        change = change_for(
+            targets, "Add a row to every table", url, proposer="openai", base_url=server.base_url
+        )
+        run = await engine.wait_for((await request_change(engine, change)).id)
+    assert run.status == RunStatus.WAITING, run.error
+    assert run.waiting_token_id is not None
+    token = await engine.get_token(run.waiting_token_id)
+    assert len(token.tags) == 10 and token.tags[-1] == "+3 more tables"
+    review = review_from_steps(await engine.get_steps(run.id))
+    assert review is not None and len(review.tables) == 12
