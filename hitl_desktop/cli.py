@@ -122,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the `hitl` command line; returns the exit status."""
     try:
         args = _parser().parse_args(argv)
+        _check_unicode(vars(args))
         if args.command == "demo-db":
             fetched = _demo_db(args)
         elif args.command == "profile":
@@ -323,7 +324,7 @@ def _store_url(given: str | None, *, create: bool = False) -> str:
     return url
 
 
-def _parse_data(data: str) -> Any:
+def _parse_data(data: str, option: str = "--data") -> Any:
     if data == "-":
         text, source = sys.stdin.read(), "stdin"
     elif data.startswith("@"):
@@ -332,11 +333,34 @@ def _parse_data(data: str) -> Any:
         except (OSError, UnicodeDecodeError) as exc:
             raise CliError(f"cannot read --data file: {exc}", USAGE) from None
     else:
-        text, source = data, "--data"
+        text, source = data, option
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
         raise CliError(f"{source} is not valid JSON: {exc}", USAGE) from None
+    _check_unicode(value, source)
+    return value
+
+
+def _check_unicode(value: Any, where: str | None = None) -> None:
+    """Refuse text that cannot be stored (a lone surrogate from a JSON escape such as
+    ``"\\ud800"``, or bytes of the command line that are not UTF-8), naming where it is."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start : exc.end].encode("unicode_escape").decode("ascii")
+            raise CliError(
+                f"{where or 'an argument'} holds text that is not valid Unicode ({bad})", USAGE
+            ) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = where or f"--{str(key).replace('_', '-')}"
+            _check_unicode(key, name)
+            _check_unicode(item, name)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_unicode(item, where)
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -511,7 +535,7 @@ def _decision(args: argparse.Namespace) -> Decision:
     edits: Any = ()
     try:
         if getattr(args, "edit", None):
-            edits = parse_edits(_parse_data(args.edit))
+            edits = parse_edits(_parse_data(args.edit, "--edit"))
         return Decision.from_json(
             {
                 "decision": args.command,

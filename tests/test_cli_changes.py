@@ -252,3 +252,19 @@ def test_runs_stored_with_a_password_in_their_payload_print_without_it(
         assert main([*argv, "--store", store]) == 0
         out, _ = capsys.readouterr()
         assert "hunter2" not in out and "postgresql://app:***@db/shop" in out
+
+
+def test_text_that_is_not_unicode_is_refused_before_the_store(
+    target: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = request(capsys, "Refund $20 on invoice 1042")
+    token = doc["token_id"]
+    for argv, where in [
+        (["approve", token, "--edit", '{"0": {"note": "\\ud800"}}'], "--edit"),
+        (["approve", token, "--comment", "ok\udcff"], "--comment"),
+        (["complete", token, "--data", '{"decision": "reject", "reviewer": "\\udc80"}'], "--data"),
+    ]:
+        code, err = fail(capsys, *argv)
+        assert code == USAGE and where in err and "not valid Unicode" in err, err
+        assert "cannot use the store" not in err
+    assert run_json(capsys, "show", doc["run"]["id"])["run"]["status"] == "WAITING"

@@ -44,6 +44,14 @@ def dump(value: Any, what: str, limit: int) -> str:
         raise NotJSON(what, str(exc)) from None
     except RecursionError:
         raise NotJSON(what, "it nests too deeply or refers to itself") from None
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = text[exc.start : exc.end].encode("unicode_escape").decode("ascii")
+            raise NotJSON(
+                what, f"it holds text that is not valid Unicode ({bad}, a lone surrogate)"
+            ) from None
     # len() counts characters; only texts near the limit pay for the exact UTF-8 size.
     if len(text) * 4 > limit:
         size = len(text.encode("utf-8"))

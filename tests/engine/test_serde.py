@@ -54,3 +54,9 @@ def test_ids_are_unique_sortable_and_prefixed():
     ids = [new_id("run") for _ in range(1000)]
     assert len(set(ids)) == 1000
     assert all(i.startswith("run_") and len(i) == 30 for i in ids)
+
+
+def test_text_that_is_not_unicode_is_refused_by_name_before_the_store():
+    with pytest.raises(NotJSON, match=r"the output.*not valid Unicode \(\\ud800"):
+        dump({"comment": "ok\ud800"}, "the output", 1 << 20)
+    assert dump({"comment": "ünïcode ✓"}, "the output", 1 << 20) == ('{"comment":"ünïcode ✓"}')
