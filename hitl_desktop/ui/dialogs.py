@@ -3,6 +3,9 @@
 Dialogs are shown with `ask()`, which opens them window-modal and awaits their answer: never
 `exec()` inside a coroutine (a nested event loop there would run other asyncio tasks inside this
 one's step, "Cannot enter into task").
+
+Every text a dialog shows that came from the model or a run (a summary, a table or column name,
+a value, a target) is shown as plain text (see `plain_text`).
 """
 
 from __future__ import annotations
@@ -30,10 +33,16 @@ from PySide6.QtWidgets import (
 from ..agent.diff import Diff
 from ..agent.review import Edit, Review
 from .diff_view import change_title, format_value
+from .plain_text import plain_box, plain_label
 
 
 async def ask(dialog: QDialog) -> int:
-    """Open *dialog* (window-modal) and wait for its result without blocking the loop."""
+    """Open *dialog* (window-modal) and wait for its result without blocking the loop.
+
+    A message box is shown as plain text whoever built it: its text often quotes the model.
+    """
+    if isinstance(dialog, QMessageBox):
+        plain_box(dialog)
     future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     def finished(result: int) -> None:
@@ -71,6 +80,7 @@ def confirm_dialog(parent: QWidget | None, title: str, text: str, ok: str) -> QM
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle(title)
     box.setText(text)
+    plain_box(box)
     box.setStandardButtons(QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(QMessageBox.StandardButton.Cancel)
     button = box.button(QMessageBox.StandardButton.Ok)
@@ -86,7 +96,7 @@ class RejectDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Reject")
         self.setObjectName("rejectDialog")
-        label = QLabel(f"Reject “{summary}”? Nothing will be written.")
+        label = plain_label(QLabel(f"Reject “{summary}”? Nothing will be written."))
         label.setWordWrap(True)
         self.reason_edit = QPlainTextEdit()
         self.reason_edit.setPlaceholderText("Reason (optional), shown to the requester")
@@ -184,7 +194,7 @@ class EditDialog(QDialog):
             if name in diff.changed:
                 edit.setStyleSheet("font-weight: bold")
             self.fields[(diff.index, name)] = (edit, value)
-            form.addRow(name, edit)
+            form.addRow(plain_label(QLabel(name)), edit)
         return box
 
     def field(self, index: int, name: str) -> QLineEdit:
@@ -215,7 +225,7 @@ class NewRequestDialog(QDialog):
         self.setWindowTitle("New request")
         self.setObjectName("newRequestDialog")
         where = target or "no target database set (see Settings)"
-        info = QLabel(f"Target: {where}\nProposer: {proposer}")
+        info = plain_label(QLabel(f"Target: {where}\nProposer: {proposer}"))
         info.setWordWrap(True)
         info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text_edit = QPlainTextEdit()

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from ..agent.diff import Diff
 from ..agent.review import Review
+from .plain_text import plain_label
 from .runs_model import is_dark
 
 LONG_TEXT = 40
@@ -242,7 +243,7 @@ class DiffView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._review: Review | None = None
-        self.title = QLabel("Changes")
+        self.title = plain_label(QLabel("Changes"))
         self.title.setObjectName("sectionTitle")
         self.raw_toggle = QPushButton("Raw JSON")
         self.raw_toggle.setCheckable(True)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from ..engine import RunStatus, Step
 from .diff_view import DARK, LIGHT, Colours, DiffView
+from .plain_text import plain_label
 from .records import RunView, format_countdown, format_duration, format_time
 from .runs_model import is_dark
 
@@ -139,7 +140,9 @@ class ReviewPane(QWidget):
         self._stopped: str | None = None
         self._busy = False
 
-        self.title = QLabel("Select a run to review it")
+        # The title is the request and the banner can quote an outcome: plain text, like
+        # everything a run or the model wrote.
+        self.title = plain_label(QLabel("Select a run to review it"))
         self.title.setObjectName("reviewTitle")
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -147,9 +150,9 @@ class ReviewPane(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.25)
         font.setBold(True)
         self.title.setFont(font)
-        self.state = QLabel("")
+        self.state = plain_label(QLabel(""))
         self.state.setObjectName("reviewState")
-        self.banner = QLabel("")
+        self.banner = plain_label(QLabel(""))
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
         self.banner.setVisible(False)
@@ -165,7 +168,7 @@ class ReviewPane(QWidget):
         split.setChildrenCollapsible(False)
         self.splitter = split
 
-        self.countdown = QLabel("")
+        self.countdown = plain_label(QLabel(""))
         self.countdown.setObjectName("countdown")
         self.approve_button = QPushButton("Approve")
         self.approve_button.setObjectName("approveButton")

@@ -24,6 +24,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 
+from .plain_text import tooltip
 from .records import (
     EMPTY_DETAILS,
     RunDetails,
@@ -127,7 +128,8 @@ class RunsModel(QAbstractTableModel):
         if role == RUN_ID_ROLE:
             return row.id
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(row, column)
+            tip = self._tooltip(row, column)
+            return None if tip is None else tooltip(tip)
         if role == Qt.ItemDataRole.ForegroundRole:
             return self._foreground(row, column)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (ROWS, EXPIRES_IN):

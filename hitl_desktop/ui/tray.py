@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from .icons import app_icon, tray_icon
+from .plain_text import notification_body, notifications_use_markup
 
 __all__ = ["Notifier", "Tray", "TrayNotifier", "waiting_text"]
 
@@ -31,11 +32,19 @@ class Notifier(Protocol):
 class TrayNotifier:
     """The default :class:`Notifier`: the tray icon's own message balloon."""
 
-    def __init__(self, icon: QSystemTrayIcon) -> None:
+    def __init__(self, icon: QSystemTrayIcon, *, markup: bool | None = None) -> None:
+        """*markup*: whether the notification server reads markup in a message (default:
+        `notifications_use_markup()`); the message, often the model's summary, is escaped
+        for it then, so that it shows as written."""
         self._icon = icon
+        self._markup = notifications_use_markup() if markup is None else markup
+
+    def body(self, message: str) -> str:
+        """*message* as this notifier sends it."""
+        return notification_body(message, self._markup)
 
     def notify(self, title: str, message: str) -> None:
-        self._icon.showMessage(title, message, app_icon(), NOTIFICATION_MS)
+        self._icon.showMessage(title, self.body(message), app_icon(), NOTIFICATION_MS)
 
 
 def waiting_text(count: int) -> str:
