@@ -21,7 +21,7 @@ from typing import Any
 
 from . import liveness, serde
 from .context import RunContext, Suspend, current
-from .errors import EngineNotStarted, StoreNotUsable, TaskNotFound
+from .errors import EngineNotStarted, OutputRefused, StoreNotUsable, TaskNotFound, TokenExpired
 from .events import Event, EventHub, EventStream, event_from
 from .models import (
     RUN_STATUSES,
@@ -33,7 +33,7 @@ from .models import (
     TokenStatus,
     to_datetime,
 )
-from .store import migrate, store
+from .store import files, migrate, store
 from .store.records import EventRow, Outcome, Resume, Writes
 from .store.sql import (
     AsyncSaExecutor,
@@ -55,6 +55,8 @@ PAUSED_HISTORIES = 256
 """Histories of runs this engine paused, kept to resume them without reading them back."""
 PAUSED_HISTORY_BYTES = 16 * 1024
 """A larger history (payload and step results) is read back from the store instead."""
+TIMER_RECHECK = 30.0
+"""Longest sleep of the deadline timer before it compares the wall clock with the deadline."""
 OWNER_SCAN_BEATS = 150
 """Heartbeats between two scans for executing runs whose owner is not registered (5 minutes
 at the default 2 s)."""
@@ -76,7 +78,13 @@ class Engine:
         heartbeat_interval: float = 2.0,
         lease: float = 30.0,
         max_recoveries: int = 20,
+        timer_recheck: float = TIMER_RECHECK,
     ) -> None:
+        """*clock* is the wall clock deadlines are kept in (epoch seconds). The deadline timer
+        sleeps on the loop's monotonic clock, which stops while the machine is suspended: it
+        wakes at least every *timer_recheck* seconds to compare *clock* with the deadline, so
+        a token whose deadline passed during a suspend times out at most that long after the
+        machine resumes."""
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
             raise ValueError(f"synchronous must be FULL, NORMAL, EXTRA or OFF, not {synchronous!r}")
         self.url = url
@@ -89,8 +97,17 @@ class Engine:
         self.heartbeat_interval = heartbeat_interval
         self.lease = lease
         self.max_recoveries = max_recoveries
+        if not timer_recheck > 0:
+            raise ValueError(
+                f"timer_recheck must be a positive number of seconds, not {timer_recheck!r}"
+            )
+        self.timer_recheck = timer_recheck
         self._tasks: dict[str, Task] = registry(tasks)
         self._task_names = frozenset(self._tasks)
+        # None when no task checks outputs: completions then read nothing extra.
+        self._output_checks: dict[str, Callable[[Any], object]] | None = {
+            name: t.check_output for name, t in self._tasks.items() if t.check_output is not None
+        } or None
         self._executor_: Executor | None = None
         self._opening = asyncio.Lock()
         self._hub = EventHub()
@@ -127,6 +144,8 @@ class Engine:
     async def _open_executor(self) -> Executor:
         path = sqlite_path(self.url)
         executor: Executor
+        if path is not None and files.is_file_store(path):
+            await asyncio.to_thread(self._prepare_file, path)
         if path is not None:
             executor = SqliteExecutor(path, self.synchronous)
         else:
@@ -146,6 +165,22 @@ class Engine:
             await executor.close()  # no store thread or connection outlives a failed open
             raise
         return executor
+
+    def _prepare_file(self, path: str) -> None:
+        """Before the store's own connection sets its pragmas: create a new store file private,
+        or check that an existing file may be used as a store (a refused file is left exactly
+        as it was) and tighten its permissions."""
+        try:
+            if files.create_private(path):
+                return  # empty: nothing to refuse, nothing to tighten
+        except OSError as exc:
+            raise StoreNotUsable(
+                redact_url(self.url), f"its file cannot be created: {exc.strerror or exc}"
+            ) from exc
+        reason = migrate.sqlite_refusal(path)
+        if reason is not None:
+            raise StoreNotUsable(redact_url(self.url), reason)
+        files.tighten(path)
 
     async def start(self) -> None:
         """Open the store, recover what crashed, time out what expired, and start executing."""
@@ -343,21 +378,35 @@ class Engine:
 
     async def complete_token(self, token_id: str, output: Any = None) -> Token:
         """Complete a WAITING token and resume its run. Exactly once: a token that is already
-        COMPLETED or TIMED_OUT raises `TokenAlreadyFinished` and nothing changes."""
+        COMPLETED or TIMED_OUT raises `TokenAlreadyFinished` and nothing changes.
+
+        A token past its deadline cannot be completed: this times it out (its run resumes to
+        handle the expiry) and raises `TokenExpired`. When the task of the token's run
+        declares `check_output`, the output is checked first: `OutputRefused` if the check
+        raises, and the token and run keep waiting."""
         text = serde.dump(output, f"the output for token {token_id}", self.max_payload_bytes)
         owner = self.id if self._started else None
-        out = await self._executor_or_open(
-            store.complete_token,
-            token_id,
-            text,
-            owner,
-            self._task_names,
-            self.clock(),
-            self.id,
-            self._paused.pop(token_id, None),
-            write=True,
-            then=self._absorb,
-        )
+        known = self._paused.pop(token_id, None)
+        try:
+            out = await self._executor_or_open(
+                store.complete_token,
+                token_id,
+                text,
+                owner,
+                self._task_names,
+                self.clock(),
+                self.id,
+                known,
+                self._output_checks,
+                write=True,
+                then=self._absorb,
+            )
+        except OutputRefused:
+            if known is not None:  # still valid: the run still waits on the token
+                self._paused[token_id] = known
+            raise
+        if out.expired_at is not None:  # timed out by this very commit
+            raise TokenExpired(token_id, out.expired_at)
         return _token(out.value, text)
 
     async def get_token(self, token_id: str) -> Token:
@@ -513,12 +562,19 @@ class Engine:
         self._deadline = deadline
         if self._timer is not None:
             self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, deadline - self.clock())
-        self._timer = loop.call_later(delay, self._on_timer)
+        self._arm_timer(deadline)
+
+    def _arm_timer(self, deadline: float) -> None:
+        # call_later counts monotonic time, which stands still while the machine sleeps:
+        # never sleep longer than timer_recheck without looking at the wall clock.
+        delay = min(max(0.0, deadline - self.clock()), self.timer_recheck)
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
+        if self._deadline is not None and self._deadline > self.clock():
+            self._arm_timer(self._deadline)  # a recheck, not the deadline yet
+            return
         self._deadline = None
         if self._timer_task is None or self._timer_task.done():
             self._timer_task = asyncio.create_task(self._fire_timers(), name="hitl-timers")

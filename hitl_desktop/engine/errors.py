@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 
 class EngineError(Exception):
     """Base class of every error the engine raises on purpose."""
@@ -33,6 +35,33 @@ class TokenAlreadyFinished(EngineError):
         super().__init__(f"token {token_id} is already {status}; nothing was changed")
         self.token_id = token_id
         self.status = status
+
+
+class TokenExpired(TokenAlreadyFinished):
+    """A completion arrived after the token's deadline. The completion's own transaction
+    timed the token out (its run resumes to handle the expiry), so the token is TIMED_OUT."""
+
+    def __init__(self, token_id: str, expires_at: float) -> None:
+        when = datetime.fromtimestamp(expires_at, UTC).isoformat(timespec="seconds")
+        EngineError.__init__(
+            self, f"token {token_id} expired at {when}; nothing was decided (it is now TIMED_OUT)"
+        )
+        self.token_id = token_id
+        self.status = "TIMED_OUT"
+        self.expires_at = expires_at
+
+
+class OutputRefused(EngineError):
+    """The check the run's task declares for its tokens' outputs (`@task(check_output=...)`)
+    refused an output. The token was not completed: it still waits, and so does its run."""
+
+    def __init__(self, token_id: str, reason: str) -> None:
+        super().__init__(
+            f"the output for token {token_id} was refused: {reason}; "
+            "nothing was changed and the token still waits"
+        )
+        self.token_id = token_id
+        self.reason = reason
 
 
 class TokenTimeoutError(EngineError):

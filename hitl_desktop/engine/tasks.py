@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 TaskFn = Callable[["RunContext", Any], Awaitable[Any]]
 F = TypeVar("F", bound=TaskFn)
+OutputCheck = Callable[[Any], object]
+"""Checks an output a token of the task is about to be completed with; raises to refuse it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,8 @@ class Task:
     fn: TaskFn
     code_hash: str
     """Hash of the function's bytecode, recorded with each run for diagnosing replays."""
+    check_output: OutputCheck | None = None
+    """See task()."""
 
 
 _registry: dict[str, Task] = {}
@@ -32,15 +36,25 @@ def _code_hash(fn: Callable[..., Any]) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def task(name: str) -> Callable[[F], F]:
-    """Register an async function `fn(ctx, payload)` as the task *name*."""
+def task(name: str, *, check_output: OutputCheck | None = None) -> Callable[[F], F]:
+    """Register an async function `fn(ctx, payload)` as the task *name*.
+
+    *check_output* guards the decisions this task's runs wait for: it is called with the
+    output (decoded JSON) that a token the run created or waits on is being completed with,
+    in the completion's own transaction, before anything changes. An exception it raises
+    refuses the output: `Engine.complete_token` raises `OutputRefused` naming the reason, and
+    the token and its run keep waiting. Any engine with the task registered checks, whether
+    or not it executes runs. The check runs while the store is locked for writing: keep it a
+    quick, pure function of the output (parse and validate, no I/O)."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError("a task needs a non-empty name")
+    if check_output is not None and not callable(check_output):
+        raise TypeError(f"check_output of task {name!r} must be callable, not {check_output!r}")
 
     def register(fn: F) -> F:
         if not inspect.iscoroutinefunction(cast(Any, fn)):
             raise TypeError(f"task {name!r} must be an async function (async def)")
-        found = Task(name, fn, _code_hash(fn))
+        found = Task(name, fn, _code_hash(fn), check_output)
         fn.__hitl_task__ = found  # type: ignore[attr-defined]
         # A later definition under the same name replaces the earlier one, as a reload would.
         _registry[name] = found

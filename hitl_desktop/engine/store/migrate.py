@@ -8,13 +8,14 @@ processes opening a new store at once migrate it once.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from . import schema
 from .schema import SCHEMA_REVISION
-from .sql import Tx, configure_sqlite
+from .sql import Tx, configure_sqlite, read_only_tx
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -65,6 +66,19 @@ def refusal(tx: Tx, revision: str | None) -> str | None:
         f"it is another application's database (it holds the tables {shown}); give the store "
         "its own file or database"
     )
+
+
+def sqlite_refusal(path: str) -> str | None:
+    """refusal() for the SQLite file at *path*, read before the store's pragmas touch it: a
+    refused database keeps its journal mode and its bytes."""
+    with read_only_tx(path) as tx:
+        try:
+            revision = current_revision(tx)
+            return None if is_current(revision) else refusal(tx, revision)
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:  # locked, I/O: not about the file
+                raise
+            return f"it is not a SQLite database ({exc})"
 
 
 _VERSION = sa.Table(

@@ -94,3 +94,5 @@ class Outcome:
     events: list[EventRow] = field(default_factory=list)
     resumed: list[Resume] = field(default_factory=list)
     value: Any = None
+    expired_at: float | None = None
+    """A completion found its token past this deadline and timed it out instead."""

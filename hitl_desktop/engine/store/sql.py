@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -250,6 +250,22 @@ class _SaTx:
 
     def registry_changed(self) -> None:
         pass
+
+
+@contextlib.contextmanager
+def read_only_tx(path: str) -> Iterator[Tx]:
+    """Reads on the SQLite file at *path* through a connection that sets no pragma, so that
+    nothing about the file changes (configure_sqlite switches it to WAL)."""
+    raw = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+    try:
+        raw.row_factory = sqlite3.Row
+        raw.execute("BEGIN")  # one snapshot for every read
+        try:
+            yield _SqliteTx(raw)
+        finally:
+            raw.execute("COMMIT")
+    finally:
+        raw.close()
 
 
 def configure_sqlite(raw: sqlite3.Connection, synchronous: str) -> None:

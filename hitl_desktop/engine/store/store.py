@@ -13,13 +13,13 @@ was wrongly presumed dead cannot write over the one that took its runs over.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from .. import serde
-from ..errors import RunNotFound, TokenAlreadyFinished, TokenNotFound
+from ..errors import OutputRefused, RunNotFound, TokenAlreadyFinished, TokenNotFound
 from . import schema, values
 from .records import EventRow, Outcome, Recorded, Resume, TokenState, TokenWrite, Writes
 from .sql import Prepared, Row, Tx
@@ -130,10 +130,20 @@ def _finishing(**constants: Any) -> Prepared:
 
 _finish_run = _finishing()
 _complete_run = _finishing(status="COMPLETED", error=None, traceback=None)
+# The deadline is part of the completion's compare-and-set: a token past its expires_at cannot
+# be completed, whether or not an engine has timed it out yet.
 _complete_token = Prepared(
     T.update()
+    .where(T.c.id == b("rid"), T.c.status == "WAITING", T.c.expires_at > b("now"))
+    .values(status="COMPLETED", output=b("output"), completed_at=b("now"))
+)
+_time_out_token = Prepared(
+    T.update()
     .where(T.c.id == b("rid"), T.c.status == "WAITING")
-    .values(status=b("status"), output=b("output"), completed_at=b("now"))
+    .values(status="TIMED_OUT", output=None, completed_at=b("now"))
+)
+_token_deadline = Prepared(
+    sa.select(T.c.status, T.c.expires_at, T.c.run_id).where(T.c.id == b("rid"))
 )
 _token_row = Prepared(sa.select(T).where(T.c.id == b("rid")))
 _run_row = Prepared(sa.select(R).where(R.c.id == b("rid")))
@@ -489,6 +499,10 @@ def cancel(tx: Tx, run_id: str, reason: str | None, now: float, origin: str) -> 
 # ---------------------------------------------------------------- tokens
 
 
+OutputChecks = Mapping[str, Callable[[Any], object]]
+"""The output checks of the tasks an engine knows, by task name."""
+
+
 def complete_token(
     tx: Tx,
     token_id: str,
@@ -498,18 +512,30 @@ def complete_token(
     now: float,
     origin: str,
     known: Resume | None = None,
+    checks: OutputChecks | None = None,
 ) -> Outcome:
-    """Compare-and-set WAITING → COMPLETED, and wake its run in the same transaction (*known*:
-    see _wake)."""
+    """Compare-and-set WAITING and not yet expired → COMPLETED, and wake its run in the same
+    transaction (*known*: see _wake). *checks* are run on the output first (_check_output).
+
+    A token found WAITING past its deadline is timed out here instead, as time_out_due would,
+    and committed: out.expired_at is then its deadline, and the caller reports the expiry."""
     out = Outcome()
-    params = {"rid": token_id, "status": "COMPLETED", "output": values.put(tx, output), "now": now}
+    if checks:
+        _check_output(tx, token_id, output, checks, now)
+    column = values.put(tx, output)
+    params = {"rid": token_id, "output": column, "now": now}
     # Not UPDATE … RETURNING: SQLite buffers RETURNING rows in a temporary b-tree, which
     # costs more than reading the row back.
     if tx.execute(_complete_token, params) != 1:
-        row = tx.one(_token_status, {"rid": token_id})
+        row = tx.one(_token_deadline, {"rid": token_id})
         if row is None:
             raise TokenNotFound(token_id)
-        raise TokenAlreadyFinished(token_id, str(row["status"]))
+        if row["status"] != "WAITING":
+            raise TokenAlreadyFinished(token_id, str(row["status"]))
+        values.drop(tx, column)  # this commit keeps no output
+        _time_out(tx, out, token_id, row["run_id"], owner, tasks, now, origin, known)
+        out.expired_at = float(row["expires_at"])
+        return out
     token = tx.one(_token_row, {"rid": token_id})
     assert token is not None
     run_id = token["run_id"]
@@ -521,19 +547,61 @@ def complete_token(
     return out
 
 
+def _check_output(
+    tx: Tx, token_id: str, output: str | None, checks: OutputChecks, now: float
+) -> None:
+    """Run the output checks of the tasks of the runs that created or wait on *token_id*;
+    raise OutputRefused, before anything is written, when one of them raises. A token that
+    cannot be completed (unknown, finished, expired) is left for the compare-and-set to
+    report."""
+    token = tx.one(_token_deadline, {"rid": token_id})
+    if token is None or token["status"] != "WAITING" or token["expires_at"] <= now:
+        return
+    run_ids = [] if token["run_id"] is None else [str(token["run_id"])]
+    run_ids += [str(r["run_id"]) for r in tx.all(_shared_waiters, {"token": token_id})]
+    checked: set[str] = set()
+    decoded: Any = None
+    for run_id in run_ids:
+        row = tx.one(_run_task, {"rid": run_id})
+        if row is None or row["task"] in checked:
+            continue
+        name = str(row["task"])
+        checked.add(name)
+        check = checks.get(name)
+        if check is None:
+            continue
+        if decoded is None:
+            decoded = serde.load(output)
+        try:
+            check(decoded)
+        except Exception as exc:  # the check's own error is the reason; BaseException passes
+            raise OutputRefused(token_id, str(exc) or type(exc).__name__) from exc
+
+
+def _time_out(
+    tx: Tx,
+    out: Outcome,
+    token_id: str,
+    run_id: str | None,
+    owner: str | None,
+    tasks: frozenset[str],
+    now: float,
+    origin: str,
+    known: Resume | None = None,
+) -> None:
+    """WAITING → TIMED_OUT, and wake its run to handle the expiry."""
+    if tx.execute(_time_out_token, {"rid": token_id, "now": now}) == 1:
+        _event(tx, out, "TokenTimedOut", run_id or "", now, origin, token_id)
+        _wake(tx, out, token_id, run_id, owner, tasks, now, TokenState("TIMED_OUT", None), known)
+
+
 def time_out_due(
     tx: Tx, owner: str, tasks: frozenset[str], now: float, limit: int = 200
 ) -> Outcome:
     """Time out every token past its deadline (up to *limit*); out.value is the next deadline."""
     out = Outcome()
     for row in tx.all(_due_tokens, {"now": now, "limit": limit}):
-        token_id = str(row["id"])
-        params = {"rid": token_id, "status": "TIMED_OUT", "output": None, "now": now}
-        if tx.execute(_complete_token, params) == 1:
-            _event(tx, out, "TokenTimedOut", row["run_id"] or "", now, owner, token_id)
-            _wake(
-                tx, out, token_id, row["run_id"], owner, tasks, now, TokenState("TIMED_OUT", None)
-            )
+        _time_out(tx, out, str(row["id"]), row["run_id"], owner, tasks, now, owner)
     out.value = earliest_deadline(tx)
     return out
 

@@ -19,6 +19,7 @@ _insert_blob = Prepared(
         id=sa.bindparam("id"), size=sa.bindparam("size"), data=sa.bindparam("data")
     )
 )
+_delete_blob = Prepared(schema.blobs.delete().where(schema.blobs.c.id == sa.bindparam("rid")))
 _select_blob = Prepared(
     sa.select(schema.blobs.c.data).where(schema.blobs.c.id == sa.bindparam("rid"))
 )
@@ -31,6 +32,12 @@ def put(tx: Tx, text: str | None) -> str | None:
     blob_id = os.urandom(12).hex()
     tx.execute(_insert_blob, {"id": blob_id, "size": len(text), "data": text})
     return _REF + blob_id
+
+
+def drop(tx: Tx, column: str | None) -> None:
+    """Delete what put() wrote out of line for *column*, which will not be stored after all."""
+    if column is not None and column.startswith(_REF):
+        tx.execute(_delete_blob, {"rid": column[len(_REF) :]})
 
 
 def get(tx: Tx, column: str | None) -> str | None:
