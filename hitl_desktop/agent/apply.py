@@ -2,32 +2,42 @@
 
 In that transaction, in order:
 
-1. the marker table ``hitl_applied_writes`` is read: a row for (run, step) means this very write
-   was committed before — the process died before the engine recorded the step — so nothing is
-   written again;
+1. the marker table ``hitl_applied_writes`` is created if it is missing (proposing never writes
+   to the target, so it appears with the first approved write) and read: a row for (run, step)
+   means this very write was committed before — the process died before the engine recorded the
+   step — so nothing is written again;
 2. the rows are locked (``BEGIN IMMEDIATE`` on SQLite, ``SELECT … FOR UPDATE`` on PostgreSQL) and
-   compared with the fingerprints taken for the review: a row that changed means a conflict, and
-   nothing is written;
-3. the proposal (with the reviewer's edits) is validated again against the locked rows;
+   compared with the fingerprints taken for the review, and every read the proposal relied on is
+   run again (`read_check`): a row or a read that changed means a conflict, and nothing is
+   written;
+3. the proposal (with the reviewer's edits) is validated again against the locked rows, and the
+   parent rows of its inserts are compared with those the review saw;
 4. the changes are written with bound parameters (names only from the catalogue), and the marker
    row is inserted. Commit.
 
-A kill at any point leaves either nothing or everything plus the marker.
+On PostgreSQL the transaction is SERIALIZABLE, so a row another transaction inserts into a read's
+range (a second refund) fails one of the two instead of letting both write. A lock timeout, a
+deadlock or a serialization failure runs the whole transaction again (`retry`), for a bounded
+time. A kill at any point leaves either nothing or everything plus the marker.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic
 import sqlalchemy as sa
 
 from .catalogue import Catalogue
 from .diff import Diff, find_conflicts
 from .errors import AgentError, Problem, ProposalInvalid
 from .proposal import Proposal, RowChange
+from .read_check import changed_parents, changed_reads
+from .reads import Read
+from .retry import DEFAULT_RETRY_FOR, Transient, retrying, transient_cause
 from .review import Edit, Outcome, OutcomeKind
 from .validation import ValidatedChange, validate
 
@@ -50,8 +60,11 @@ def writer_engine(url: str | sa.URL, **kwargs: Any) -> sa.Engine:
 
     SQLite: the driver's own transaction handling is switched off and every transaction begins
     with ``BEGIN IMMEDIATE``, so the rows read for the fingerprint check cannot change before the
-    write (SQLAlchemy's documented recipe). Other dialects lock with ``FOR UPDATE``.
+    write (SQLAlchemy's documented recipe). PostgreSQL: transactions are SERIALIZABLE (rows read
+    by a filter cannot gain a phantom row unnoticed), and rows are locked with ``FOR UPDATE``.
     """
+    if sa.make_url(url).get_backend_name() in ("postgresql", "postgres"):
+        kwargs.setdefault("isolation_level", "SERIALIZABLE")
     engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
 
@@ -69,9 +82,31 @@ def writer_engine(url: str | sa.URL, **kwargs: Any) -> sa.Engine:
 
 
 def ensure_markers(engine: sa.Engine) -> None:
-    """Create ``hitl_applied_writes`` in the target if it is not there (safe to repeat)."""
+    """Create ``hitl_applied_writes`` in the target if it is not there (safe to repeat). The apply
+    step does this itself; this is for an administrator who pre-creates the table so that the
+    write account needs no CREATE privilege."""
     with engine.begin() as conn:
         MARKERS.create(conn, checkfirst=True)
+
+
+def _markers_in(conn: sa.Connection) -> None:
+    """Create the marker table inside the apply transaction when it is missing."""
+    if sa.inspect(conn).has_table(MARKERS.name):
+        return
+    try:
+        MARKERS.create(conn)
+    except sa.exc.DBAPIError as exc:
+        state = getattr(exc.orig, "sqlstate", None)
+        if state in ("42P07", "23505"):
+            # Another apply created it meanwhile (PostgreSQL); the next attempt finds it.
+            raise Transient("another apply created hitl_applied_writes at the same time") from exc
+        if transient_cause(exc) is not None:
+            raise
+        raise ApplyFailed(
+            f"cannot create the marker table hitl_applied_writes in the target ({exc.orig}); "
+            "grant the write account CREATE on the schema, or create the table beforehand; "
+            "nothing was written"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +135,34 @@ def with_edits(proposal: Proposal, edits: Sequence[Edit]) -> Proposal:
         change = changes[edit.index]
         if change.op == "delete":
             raise _invalid(edit.index, change.table, "a delete has no values to edit")
-        changes[edit.index] = RowChange(
-            op=change.op,
-            table=change.table,
-            key=change.key,
-            values={**change.values, **edit.values},
-        )
+        try:
+            changes[edit.index] = RowChange(
+                op=change.op,
+                table=change.table,
+                key=change.key,
+                values={**change.values, **edit.values},
+            )
+        except pydantic.ValidationError as exc:
+            raise ProposalInvalid(_value_problems(edit.index, change.table, exc)) from None
     return proposal.model_copy(update={"changes": changes})
+
+
+def _value_problems(index: int, table: str, exc: pydantic.ValidationError) -> list[Problem]:
+    """One problem per edited column whose value is not a JSON scalar."""
+    problems: dict[str | None, Problem] = {}
+    for error in exc.errors(include_url=False):
+        loc = error["loc"]
+        column = str(loc[1]) if len(loc) > 1 and loc[0] == "values" else None
+        if column not in problems:
+            problems[column] = Problem(
+                index,
+                table,
+                column,
+                "bad_value",
+                "an edited value must be a string, a number, true, false or null, "
+                f"not {type(error['input']).__name__}",
+            )
+    return list(problems.values())
 
 
 def _write(conn: sa.Connection, catalogue: Catalogue, change: ValidatedChange) -> None:
@@ -127,6 +183,9 @@ def _write(conn: sa.Connection, catalogue: Catalogue, change: ValidatedChange) -
         )
 
 
+Result = Applied | list[dict[str, Any]] | ProposalInvalid
+
+
 def apply_proposal(
     engine: sa.Engine,
     catalogue: Catalogue,
@@ -137,31 +196,78 @@ def apply_proposal(
     step: str,
     max_rows: int,
     clock: Any = time.time,
-) -> Applied | list[dict[str, Any]] | ProposalInvalid:
+    reads: Sequence[Read] = (),
+    retry_for: float = DEFAULT_RETRY_FOR,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Result:
     """Apply *proposal* (edits already merged) in one transaction of *engine* (a `writer_engine`).
 
-    Returns `Applied`, the conflicts (JSON) when a row changed since *diffs* were taken, or the
-    `ProposalInvalid` that the locked re-validation raised. Nothing is written unless `Applied`.
+    Returns `Applied`; the conflicts (JSON) when a row changed since *diffs* were taken or one of
+    *reads* (the review's read set) returns other rows now; or the `ProposalInvalid` that the
+    locked re-validation raised. Nothing is written unless `Applied`. While the target is locked
+    the transaction is tried again for *retry_for* seconds, then `retry.TargetBusy` is raised.
     """
-    with engine.begin() as conn:
-        marker = conn.execute(
-            sa.select(MARKERS.c.rows).where(MARKERS.c.run_id == run_id, MARKERS.c.step == step)
-        ).first()
-        if marker is not None:
-            return Applied(rows=int(marker.rows), replayed=True)
-        conflicts = find_conflicts(conn, catalogue, diffs, for_update=True)
-        if conflicts:
-            return [conflict.to_json() for conflict in conflicts]
-        try:
-            validated = validate(proposal, catalogue, conn, max_rows=max_rows)
-        except ProposalInvalid as exc:
-            return exc
-        for change in validated.changes:
-            _write(conn, catalogue, change)
-        rows = len(validated.changes)
-        conn.execute(
-            MARKERS.insert().values(run_id=run_id, step=step, applied_at=clock(), rows=rows)
-        )
+
+    def attempt(lock_wait: float) -> Result:
+        with engine.connect() as conn:
+            _wait_for_locks(conn, lock_wait)
+            with conn.begin() as transaction:
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql(
+                        f"SET LOCAL lock_timeout = {max(1, int(lock_wait * 1000))}"
+                    )
+                result = _apply_locked(
+                    conn, catalogue, proposal, diffs, reads, run_id, step, max_rows, clock
+                )
+                if not isinstance(result, Applied) or result.replayed:
+                    transaction.rollback()  # nothing to keep, not even a new marker table
+            return result
+
+    return retrying(attempt, retry_for=retry_for, sleep=sleep, monotonic=monotonic)
+
+
+def _wait_for_locks(conn: sa.Connection, seconds: float) -> None:
+    """How long SQLite waits for another writer before it reports the database locked; set on
+    the driver's connection, before the transaction begins."""
+    if conn.dialect.name == "sqlite":
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
+
+
+def _apply_locked(
+    conn: sa.Connection,
+    catalogue: Catalogue,
+    proposal: Proposal,
+    diffs: Sequence[Diff],
+    reads: Sequence[Read],
+    run_id: str,
+    step: str,
+    max_rows: int,
+    clock: Any,
+) -> Result:
+    _markers_in(conn)
+    marker = conn.execute(
+        sa.select(MARKERS.c.rows).where(MARKERS.c.run_id == run_id, MARKERS.c.step == step)
+    ).first()
+    if marker is not None:
+        return Applied(rows=int(marker.rows), replayed=True)
+    conflicts = [c.to_json() for c in find_conflicts(conn, catalogue, diffs, for_update=True)]
+    conflicts += [c.to_json() for c in changed_reads(conn, catalogue, reads)]
+    if conflicts:
+        return conflicts
+    try:
+        validated = validate(proposal, catalogue, conn, max_rows=max_rows)
+    except ProposalInvalid as exc:
+        return exc
+    parents = changed_parents(conn, validated, reads)
+    if parents:
+        return [conflict.to_json() for conflict in parents]
+    for change in validated.changes:
+        _write(conn, catalogue, change)
+    rows = len(validated.changes)
+    conn.execute(MARKERS.insert().values(run_id=run_id, step=step, applied_at=clock(), rows=rows))
     return Applied(rows=rows, replayed=False)
 
 
@@ -194,10 +300,10 @@ def outcome_of(
             problems=tuple(p.to_json() for p in result.problems),
         )
     first = result[0]
+    if "read" in first:
+        what = f"the proposal relied on {first['read']}: {first['message']}"
+    else:
+        what = f"{first['table']} {first['key']}: {first['message']}"
     return Outcome(
-        "conflict",
-        reviewer,
-        comment,
-        f"nothing was written: {first['table']} {first['key']}: {first['message']}",
-        conflicts=tuple(result),
+        "conflict", reviewer, comment, f"nothing was written: {what}", conflicts=tuple(result)
     )

@@ -36,6 +36,7 @@ from .errors import AgentError, Problem, ProposalInvalid
 from .offline import OfflineProposer
 from .proposal import Proposal
 from .proposer import ProposalSession, Proposer, ReadTools
+from .reads import Read, parent_reads, unique_reads
 from .review import PROPOSE_STEP, TASK_NAME, Decision, Edit, Outcome, Review, review_from_steps
 from .tags import token_tags
 from .targets import Target, Targets
@@ -119,7 +120,12 @@ def make_proposer(profile: TargetProfile, targets: Targets) -> Proposer:
 
 
 def _review(
-    target: Target, change: ChangeRequest, profile: TargetProfile, label: str, wire: dict[str, Any]
+    target: Target,
+    change: ChangeRequest,
+    profile: TargetProfile,
+    label: str,
+    wire: dict[str, Any],
+    reads: tuple[Read, ...] = (),
 ) -> Any:
     proposal = Proposal.model_validate(wire)
     validated = validate(proposal, target.catalogue, target.reader, max_rows=profile.max_rows)
@@ -133,6 +139,7 @@ def _review(
         tables=proposal.tables,
         target=redact_url(profile.target_url),
         proposer=label,
+        reads=unique_reads([*reads, *parent_reads(validated, target.reader)]),
     ).to_json()
 
 
@@ -158,6 +165,7 @@ def _apply(
             run_id=run_id,
             step="apply",
             max_rows=profile.max_rows,
+            reads=review.reads,
         )
     outcome = outcome_of(
         result, reviewer=decision.reviewer, comment=decision.comment, edited=bool(decision.edits)
@@ -206,6 +214,7 @@ async def _execute(ctx: RunContext, targets: Targets, payload: Any) -> dict[str,
             profile,
             proposer.label,
             proposal.to_wire(),
+            session.reads,
         )
     )
     token = await wait.create_token(timeout=change.timeout, tags=token_tags(review.tables))

@@ -24,6 +24,7 @@ import pydantic
 from .errors import ProposalInvalid
 from .proposal import Proposal, proposal_json_schema, proposal_response_format
 from .proposer import MAX_FIND_ROWS, ProposalSession, ProposerFailed, ToolError, tool_result_text
+from .reads import Read
 
 log = logging.getLogger("hitl_desktop.agent.llm")
 
@@ -175,6 +176,9 @@ class OpenAIProposer:
                         call["name"],
                         call["arguments"],
                     )
+                    read = tool_read(call["name"], call["arguments"], text)
+                    if read is not None:
+                        session.note_read(read)
                     messages.append({"role": "tool", "tool_call_id": call["id"], "content": text})
                 continue
             proposal, last = _parse(reply)
@@ -330,6 +334,23 @@ def _pairs(value: Any, field: str) -> dict[str, Any]:
             raise ToolError(f"column {item['column']!r} is given twice in '{field}'")
         result[item["column"]] = item.get("value")
     return result
+
+
+def tool_read(name: str, arguments: str, text: str) -> Read | None:
+    """The read a tool call made, from its arguments and the text it returned (both recorded, so
+    a replay derives the same read); None for a call that failed."""
+    if name not in TOOL_NAMES or text.startswith("error:"):
+        return None
+    try:
+        args = json.loads(arguments)
+        result = json.loads(text)
+        table = args["table"]
+        if name == "get_row":
+            return Read.of_tool(name, table, {"key": _pairs(args.get("key"), "key")}, result)
+        where = _pairs(args.get("where"), "where")
+        return Read.of_tool(name, table, {"where": where, "limit": args.get("limit", 10)}, result)
+    except (ValueError, KeyError, TypeError, ToolError):
+        return None  # a call _run_tool refused answers "error: …" and is caught above
 
 
 _SCALAR_MEMBERS = frozenset({"str", "int", "float", "bool", "none"})

@@ -11,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from ._bind import Bind, connection
 from ._rows import select_matching
 from .catalogue import Catalogue
 from .coerce import CoercionError, coerce_value, json_row
 from .errors import AgentError, Problem, ProposalInvalid
 from .proposal import Proposal
+from .reads import Read, unique_reads
 from .validation import DEFAULT_MAX_ROWS, validate
 
 MAX_FIND_ROWS = 50
@@ -42,9 +44,12 @@ class ProposerFailed(AgentError):
 
 
 class ReadTools:
-    """`get_row` and `find_rows` on the target: visible columns only, values bound, JSON out."""
+    """`get_row` and `find_rows` on the target: visible columns only, values bound, JSON out.
 
-    def __init__(self, catalogue: Catalogue, target: sa.Engine) -> None:
+    *target* is the proposing reader, or the apply step's locked connection when it re-runs the
+    proposal's reads (`read_check`)."""
+
+    def __init__(self, catalogue: Catalogue, target: Bind) -> None:
         self.catalogue = catalogue
         self.target = target
 
@@ -76,7 +81,7 @@ class ReadTools:
                 f"the key of {name} is {', '.join(info.primary_key)}; give exactly those columns"
             )
         values = tuple(self._bind(name, col, key[col]) for col in info.primary_key)
-        with self.target.connect() as conn:
+        with connection(self.target) as conn:
             rows = select_matching(
                 conn,
                 self.catalogue.core_table(name),
@@ -106,7 +111,7 @@ class ReadTools:
         query = query.order_by(*(core.c[c] for c in info.primary_key)).limit(
             min(limit, MAX_FIND_ROWS)
         )
-        with self.target.connect() as conn:
+        with connection(self.target) as conn:
             return [json_row(dict(row._mapping)) for row in conn.execute(query)]
 
 
@@ -120,10 +125,33 @@ class ProposalSession:
     recorder: Recorder
     max_rows: int = DEFAULT_MAX_ROWS
     _checks: int = 0
+    _reads: list[Read] = field(default_factory=list)
+
+    @property
+    def reads(self) -> tuple[Read, ...]:
+        """What the proposer read through the tools so far, each identical read once."""
+        return unique_reads(self._reads)
+
+    def note_read(self, read: Read) -> None:
+        """Add a read the proposer relied on (derive it from a recorded step's result)."""
+        self._reads.append(read)
 
     async def record(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run *fn* as a recorded step of the run (its result must be JSON)."""
-        return await self.recorder.step(name, fn, *args)
+        """Run *fn* as a recorded step of the run (its result must be JSON).
+
+        A step that calls `tools.get_row` or `tools.find_rows` is a read: it joins the read set
+        from its arguments and its recorded result, so a replay gets the same read set."""
+        result = await self.recorder.step(name, fn, *args)
+        if fn == self.tools.get_row:
+            table, key = args
+            self.note_read(Read.of_tool("get_row", table, {"key": key}, result))
+        elif fn == self.tools.find_rows:
+            table, where, *rest = args
+            limit = rest[0] if rest else 10
+            self.note_read(
+                Read.of_tool("find_rows", table, {"where": where, "limit": limit}, result)
+            )
+        return result
 
     async def check(self, proposal: Proposal) -> list[Problem]:
         """Validate *proposal* against the catalogue and the current rows, as a recorded step

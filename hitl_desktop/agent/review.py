@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from .diff import Diff
 from .errors import AgentError
+from .reads import Read, reads_from_json, reads_to_json
 
 PROPOSE_STEP = "propose"
 """The name of the step whose result is the run's `Review`."""
@@ -45,6 +46,10 @@ class Review:
     """The target database, for display: its URL without a password."""
     proposer: str
     """Who wrote the proposal: ``offline (demo)`` or ``openai:<model>``."""
+    reads: tuple[Read, ...] = ()
+    """What the proposal relied on: every read of the proposer and the parent rows of its
+    inserts, with the rows they returned. The apply step re-reads them; a difference is a
+    conflict. Reviews stored before read sets were recorded have none."""
 
     @property
     def rows(self) -> int:
@@ -68,6 +73,7 @@ class Review:
             "tables": list(self.tables),
             "target": self.target,
             "proposer": self.proposer,
+            "reads": reads_to_json(self.reads),
         }
 
     @classmethod
@@ -81,6 +87,7 @@ class Review:
             tables=tuple(data["tables"]),
             target=str(data["target"]),
             proposer=str(data["proposer"]),
+            reads=reads_from_json(data.get("reads") or ()),
         )
 
 
@@ -126,9 +133,11 @@ class Decision:
         reviewer = data.get("reviewer")
         if not isinstance(reviewer, str) or not reviewer.strip():
             raise DecisionInvalid("'reviewer' must be a non-empty name")
+        _check_text(reviewer, "'reviewer'")
         comment = data.get("comment")
         if comment is not None and not isinstance(comment, str):
             raise DecisionInvalid("'comment' must be text or null")
+        _check_text(comment, "the comment")
         edits = parse_edits(data.get("edits") or [])
         if edits and kind == "reject":
             raise DecisionInvalid("a rejection carries no edits")
@@ -156,9 +165,32 @@ def parse_edits(data: Any) -> tuple[Edit, ...]:
         values = item["values"]
         if not isinstance(values, Mapping) or not all(isinstance(k, str) for k in values):
             raise DecisionInvalid(f"the values of edit {index} must be an object of columns")
+        for column, value in values.items():
+            _check_text(column, f"a column name of edit {index}")
+            _check_text(value, f"the value of {column!r} in edit {index}")
         seen.add(index)
         edits.append(Edit(index, dict(values)))
     return tuple(edits)
+
+
+def _check_text(value: Any, field: str) -> None:
+    """Refuse text that cannot be encoded as UTF-8 (a lone surrogate): no database and no JSON
+    file could store it, so it is named here rather than failing later and elsewhere."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise DecisionInvalid(
+                f"{field} contains a character that is not valid text (a lone surrogate, "
+                f"{value[exc.start]!r} at position {exc.start}); remove it and try again"
+            ) from None
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_text(key, field)
+            _check_text(item, field)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_text(item, field)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..config import TargetProfile
-from .apply import ensure_markers, writer_engine
+from .apply import writer_engine
 from .catalogue import Catalogue, reflect_catalogue
 from .errors import AgentError
+from .reader import reader_engine
 
 SecretLookup = Callable[[str], "str | None"]
 
@@ -57,11 +58,12 @@ class Target:
 
 def connect_target(url: sa.URL, allow: tuple[str, ...] | None, deny: tuple[str, ...]) -> Target:
     """Open *url* (with its password) and reflect its catalogue under *allow* and *deny*."""
-    reader = sa.create_engine(url)
+    # Proposing only reads (it works under a SELECT-only account); the marker table is created by
+    # the first approved apply, inside its transaction.
+    reader = reader_engine(url)
     writer = writer_engine(url)
     try:
         catalogue = reflect_catalogue(reader, allow=allow, deny=deny)
-        ensure_markers(writer)
     except Exception:
         reader.dispose()
         writer.dispose()
@@ -148,6 +150,11 @@ class Targets:
                 found = connect_target(self.url(profile), profile.allow, profile.deny)
                 self._open[profile] = found
             return found
+
+    def check(self, profile: TargetProfile) -> None:
+        """Connect to the profile's database and reflect it (raises what that raises: a
+        connection error, a `CatalogueError` for an allow or deny entry that matches nothing)."""
+        self._open_sync(profile)
 
     async def open(self, profile: TargetProfile) -> Target:
         """The profile's target database, reflected once and kept open until `close`."""

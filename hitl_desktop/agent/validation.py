@@ -205,9 +205,21 @@ def _check_change(
 
 
 def _row_id(change: ValidatedChange, info: TableInfo) -> tuple[Any, ...] | None:
-    if not info.primary_key or set(change.key) != set(info.primary_key):
+    """The primary key of the row a change addresses; for an insert also a key given among its
+    values (a reviewer's edit may set one), so that an existing key is a problem, not an
+    IntegrityError at write time."""
+    pk = info.primary_key
+    given = change.row if change.op == "insert" else change.key
+    if not pk or not set(pk) <= set(given) or any(given[name] is None for name in pk):
         return None
-    return key_of(dict(change.key), info.primary_key)
+    if change.op != "insert" and set(change.key) != set(pk):
+        return None
+    return key_of(dict(given), pk)
+
+
+def _shown_id(change: ValidatedChange, info: TableInfo) -> str:
+    given = change.row if change.op == "insert" else change.key
+    return _show_key({name: given[name] for name in info.primary_key})
 
 
 def _check_duplicates(
@@ -225,8 +237,8 @@ def _check_duplicates(
                 change.table,
                 None,
                 "duplicate_row",
-                f"change {first} already "
-                f"touches the row {_show_key(change.key)}; merge them into one change",
+                f"change {first} already touches the row "
+                f"{_shown_id(change, catalogue[change.table])}; merge them into one change",
             )
 
 
@@ -258,7 +270,7 @@ def _check_rows_exist(
                     table,
                     None,
                     "row_exists",
-                    f"a row with {_show_key(change.key)} already exists",
+                    f"{table} {_shown_id(change, catalogue[table])} already exists",
                 )
 
 
