@@ -561,7 +561,7 @@ async def _fetch_request(engine: Engine, args: argparse.Namespace) -> tuple[Run,
             "the console's engine carries on with it"
         ) from None
     if run.status == RunStatus.FAILED:
-        raise CliError(f"run {run.id} failed: {run.error}")
+        raise CliError(f"run {run.id} failed: {run.error}", RUN_FAILED)
     review = review_from_steps(await engine.get_steps(run.id))
     return run, review
 

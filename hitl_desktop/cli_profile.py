@@ -32,6 +32,7 @@ from .config import (
     load_settings,
     parse_target_url,
     save_settings,
+    sqlite_path,
     with_profile,
     without_profile,
 )
@@ -158,6 +159,12 @@ def _add(args: argparse.Namespace) -> dict[str, Any]:
         target = parse_target_url(args.target)
     except ValueError as exc:
         raise _fail(f"--target: {exc}; pass it with --password-stdin", USAGE) from None
+    if (path := sqlite_path(target)) is not None and not path.is_file():
+        raise _fail(
+            f"no database at {path} (create the demo with 'hitl demo-db PATH'); the profile "
+            "was not saved",
+            USAGE,
+        )
     if args.max_rows < 1:
         raise _fail("--max-rows must be a positive whole number", USAGE)
     profile = TargetProfile(
@@ -198,8 +205,7 @@ def _check(profile: TargetProfile, password: str | None) -> None:
     stored = password if password is not None else _stored_password(profile.name)
     targets = Targets({profile.name: profile}, db_password=lambda _name: stored)
     try:
-        target = targets._open_sync(profile)
-        warnings = target.catalogue.warnings
+        targets.check(profile)
     except Exception as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         raise _fail(
@@ -208,8 +214,6 @@ def _check(profile: TargetProfile, password: str | None) -> None:
         ) from None
     finally:
         targets.close()
-    for warning in warnings:
-        print(f"hitl: warning: {warning}", file=sys.stderr)
 
 
 def _stored_password(name: str) -> str | None:

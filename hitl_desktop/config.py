@@ -479,6 +479,14 @@ def as_store_url(text: str) -> str:
     return text if "://" in text else sqlite_url(Path(text))
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None: another database, or SQLite in memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 def parse_target_url(text: str) -> str:
     """A target database as a SQLAlchemy URL; a bare file path becomes a SQLite URL.
 

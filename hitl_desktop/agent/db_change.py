@@ -32,6 +32,7 @@ from ..engine.serde import seconds as duration_seconds
 from ..engine.tasks import TaskFn
 from .apply import apply_proposal, outcome_of, with_edits
 from .diff import diff_proposal, diffs_from_json
+from .edit_check import check_decision_edits
 from .errors import AgentError, Problem, ProposalInvalid
 from .offline import OfflineProposer
 from .proposal import Proposal
@@ -181,7 +182,7 @@ def _check_decision(data: Any) -> None:
 def db_change_task(targets: Targets) -> TaskFn:
     """The `db-change` task for an engine of this process, executing runs with *targets*."""
 
-    @task(TASK_NAME)
+    @task(TASK_NAME, check_output=_check_decision)
     async def db_change(ctx: RunContext, payload: Any) -> dict[str, Any]:
         """Propose a change for *payload*'s request, wait for a reviewer, then write it or not."""
         return await _execute(ctx, targets, payload)
@@ -286,13 +287,6 @@ async def check_edits(
     change = ChangeRequest.from_json(run.payload)
     profile = targets.profile(change.profile, change.target_id)
     target = await targets.open(profile)
-
-    def check() -> list[Problem]:
-        try:
-            edited = with_edits(Proposal.model_validate(review.proposal), edits)
-            validate(edited, target.catalogue, target.reader, max_rows=profile.max_rows)
-        except ProposalInvalid as exc:
-            return list(exc.problems)
-        return []
-
-    return await asyncio.to_thread(check)
+    return await check_decision_edits(
+        review, edits, target.catalogue, target.reader, max_rows=profile.max_rows
+    )

@@ -33,6 +33,7 @@ from .dialogs import ask
 from .display import display_problem
 from .icons import app_icon
 from .main_window import MainWindow, display_url
+from .plain_text import plain_box
 from .runs_model import RunsModel
 from .settings_dialog import SettingsDialog
 from .tray import Tray
@@ -247,7 +248,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         try:
             loop.run_until_complete(console.run())
         except RuntimeError as exc:
-            QMessageBox.critical(None, "hitl-desktop", str(exc))
+            box = QMessageBox(QMessageBox.Icon.Critical, "hitl-desktop", str(exc))
+            plain_box(box).exec()
             print(f"hitl-desktop: {exc}", file=sys.stderr)
             status = 1
     return status

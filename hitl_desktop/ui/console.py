@@ -31,12 +31,14 @@ from ..config import Settings
 from ..engine import (
     Engine,
     Event,
+    OutputRefused,
     Run,
     RunNotFound,
     RunPaused,
     Token,
     TokenAlreadyFinished,
     TokenCompleted,
+    TokenExpired,
     TokenNotFound,
     TokenTimedOut,
 )
@@ -412,8 +414,12 @@ class Console(QObject):
             return False
         try:
             await decide(self.engine, self.targets, token.id, decision)
-        except EditRefused as exc:
+        except (EditRefused, OutputRefused) as exc:
             self.message.emit(f"Nothing changed, the run still waits: {exc}")
+            return False
+        except TokenExpired:
+            self.message.emit("Nothing changed: the review's deadline passed; the run expires.")
+            await self.refresh([view.run.id])
             return False
         except TokenAlreadyFinished as exc:
             already = "timed out" if exc.status == "TIMED_OUT" else "decided"

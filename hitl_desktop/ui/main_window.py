@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from ..engine import redact_url
 from .console import Console
 from .decisions import Decisions
+from .plain_text import tooltip
 from .records import RunView, View
 from .review_pane import ReviewPane
 from .runs_model import (
@@ -171,7 +172,7 @@ class MainWindow(QMainWindow):
         # ---- status bar
         self.store_label = QLabel(f"Store: {_short(store)}")
         self.store_label.setObjectName("storeLabel")
-        self.store_label.setToolTip(store)
+        self.store_label.setToolTip(tooltip(store))
         self.target_label = QLabel("")
         self.target_label.setObjectName("targetLabel")
         self.engine_label = QLabel("engine starting…")
@@ -228,7 +229,7 @@ class MainWindow(QMainWindow):
     def set_target(self, target: str | None) -> None:
         text = display_url(target) if target else "no target database (Settings)"
         self.target_label.setText(f"Target: {_short(text)}")
-        self.target_label.setToolTip(text)
+        self.target_label.setToolTip(tooltip(text))
 
     def set_engine_state(self, text: str) -> None:
         self.engine_label.setText(text)

@@ -18,7 +18,7 @@ from hitl_desktop.agent.db_change import (
 from hitl_desktop.agent.offline import DEMO_REQUESTS
 from hitl_desktop.agent.review import Decision, Edit, Outcome, review_from_steps
 from hitl_desktop.agent.targets import Targets
-from hitl_desktop.engine import Engine, RunStatus, TokenAlreadyFinished
+from hitl_desktop.engine import Engine, OutputRefused, RunStatus, TokenAlreadyFinished
 from tests.agent.helpers import change_for
 
 
@@ -228,3 +228,31 @@ async def test_edits_can_be_checked_before_deciding(
     }
     assert await check_edits(engine, targets, run_id, (Edit(0, {"amount": "5.00"}),)) == []
     assert (await engine.get_token(token_id)).status == "WAITING"  # checking decides nothing
+
+
+async def test_the_engine_refuses_a_completion_that_is_no_decision(
+    engine: Engine, targets: Targets, demo_path: Path
+) -> None:
+    """Checked where the decision commits, not only by the clients: a token completed with
+    anything but a decision stays waiting, whoever completes it."""
+    run_id, token_id = await waiting(engine, targets, demo_path, "Void invoice 4854")
+    for output in ({"approved": True}, {"decision": "approve"}, "yes", None):
+        with pytest.raises(OutputRefused, match="still waits"):
+            await engine.complete_token(token_id, output)
+        assert (await engine.get_token(token_id)).status == "WAITING"
+    assert (await engine.get_run(run_id)).status == RunStatus.WAITING
+    await engine.complete_token(token_id, Decision(False, "bo").to_json())
+    assert (await finish(engine, run_id)).outcome == "rejected"
+
+
+async def test_an_edit_that_reaches_the_apply_unchecked_ends_invalid_edit(
+    engine: Engine, targets: Targets, demo_path: Path
+) -> None:
+    """A client that skips the pre-decision check (or a row that changed since) still cannot
+    make the apply write a bad value: the locked re-validation ends the run invalid_edit."""
+    run_id, token_id = await waiting(engine, targets, demo_path, "Refund $20 on invoice 1042")
+    edited = Decision(True, "ana", edits=(Edit(0, {"amount": "twelve"}),))
+    await engine.complete_token(token_id, edited.to_json())
+    outcome = await finish(engine, run_id)
+    assert outcome.outcome == "invalid_edit" and outcome.problems[0]["column"] == "amount"
+    assert rows(demo_path, "select count(*) from refunds where invoice_id=1042") == [(0,)]
