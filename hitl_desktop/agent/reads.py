@@ -9,8 +9,8 @@ keys point at) are added as ``parent`` reads.
 
 Reads are derived from what the run's recorded steps returned, never from side effects a replay
 would skip, so a resumed run has the same read set. The apply step re-runs every read through its
-locked connection (`changed_reads`, `changed_parents`) and ends the run ``conflict`` when one no
-longer returns what the reviewer's proposal relied on.
+locked connection (`read_check`) and ends the run ``conflict`` when one no longer returns what the
+reviewer's proposal relied on.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import sqlalchemy as sa
 
 from ._bind import Bind, connection
 from ._rows import key_of, select_matching
@@ -169,7 +171,9 @@ def _parent_keys(
     return list(wanted)
 
 
-def _parent_read(conn: Any, catalogue: Catalogue, fk: ForeignKeyInfo, ref: tuple[Any, ...]) -> Read:
+def _parent_read(
+    conn: sa.Connection, catalogue: Catalogue, fk: ForeignKeyInfo, ref: tuple[Any, ...]
+) -> Read:
     info = catalogue.get(fk.ref_table)
     visible = info.column_names if info is not None else ()
     core = catalogue.core_table(fk.ref_table)
