@@ -75,11 +75,13 @@ from .config import ConfigError, as_store_url, load_settings, sqlite_url
 from .engine import (
     Engine,
     EngineError,
+    OutputRefused,
     Run,
     RunStatus,
     Step,
     Token,
     TokenAlreadyFinished,
+    TokenExpired,
     TokenStatus,
     redact_url,
 )
@@ -464,7 +466,12 @@ async def _fetch_complete(engine: Engine, args: argparse.Namespace) -> tuple[Tok
                 '\'{"decision": "approve", "reviewer": "ana"}\', or use hitl approve/reject)',
                 USAGE,
             ) from None
-    token = await engine.complete_token(args.token_id, args.output)
+    try:
+        token = await engine.complete_token(args.token_id, args.output)
+    except OutputRefused as exc:
+        raise CliError(str(exc), USAGE) from None
+    except TokenExpired as exc:
+        raise CliError(str(exc), EXPIRED) from None
     # Read back: a running console may already have claimed (or even finished) the run.
     run = None if token.run_id is None else await engine.get_run(token.run_id)
     return token, run
@@ -616,14 +623,14 @@ async def _fetch_decide(engine: Engine, args: argparse.Namespace) -> tuple[Run, 
         await engine.start()
     try:
         await decide(engine, args.targets, token.id, args.decision)
-    except EditRefused as exc:
+    except (EditRefused, OutputRefused) as exc:
         raise CliError(f"{exc}; run {run.id} still waits", INVALID_EDIT) from None
     except TokenAlreadyFinished as exc:
-        if exc.status == "TIMED_OUT" or type(exc).__name__ == "TokenExpired":
-            raise CliError(
-                f"token {token.id} expired: nothing was decided or written", EXPIRED
-            ) from None
-        raise
+        if exc.status != "TIMED_OUT":  # TokenExpired too: this completion came past the deadline
+            raise
+        raise CliError(
+            f"token {token.id} expired: nothing was decided or written", EXPIRED
+        ) from None
     try:
         async with asyncio.timeout(args.wait):
             if others:  # a console executes it: watch the store until it is done

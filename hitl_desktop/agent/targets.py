@@ -140,6 +140,8 @@ class Targets:
     def url(self, profile: TargetProfile) -> sa.URL:
         """The profile's database URL for the agent's sync driver, with its keyring password."""
         url = sync_url(profile.target_url)
+        if url.get_backend_name() == "sqlite":
+            return url  # a file has no password: the keyring is not asked (it may be locked)
         password = self._db_password(profile.name)
         return url if password is None else url.set(password=password)
 
