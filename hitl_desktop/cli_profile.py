@@ -122,17 +122,9 @@ def _describe(profile: TargetProfile) -> dict[str, Any]:
         password = "in the keyring" if stored else "none"
     except secrets.SecretsUnavailable as exc:
         password = f"unknown ({exc})"
-    return {
-        "name": profile.name,
-        "target": redact_url(profile.target_url),
-        "proposer": profile.proposer,
-        "model": profile.model,
-        "base_url": profile.base_url,
-        "allow": None if profile.allow is None else list(profile.allow),
-        "deny": list(profile.deny),
-        "max_rows": profile.max_rows,
-        "password": password,
-    }
+    entry = profile.to_json()
+    target = redact_url(entry.pop("target_url"))
+    return {"name": profile.name, "target": target, **entry, "password": password}
 
 
 def _list(args: argparse.Namespace) -> dict[str, Any]:

@@ -116,6 +116,18 @@ class TargetProfile:
     deny: tuple[str, ...] = ()
     max_rows: int = DEFAULT_MAX_ROWS
 
+    def to_json(self) -> dict[str, Any]:
+        """The profile as ``settings.json`` keeps it under ``profiles`` (without its name)."""
+        return {
+            "target_url": self.target_url,
+            "proposer": self.proposer,
+            "model": self.model,
+            "base_url": self.base_url,
+            "allow": None if self.allow is None else list(self.allow),
+            "deny": list(self.deny),
+            "max_rows": self.max_rows,
+        }
+
     @property
     def target_id(self) -> str:
         """A short digest of the target database's address (driver, user, host, port, database,
@@ -276,16 +288,7 @@ def with_profile(settings: Settings, profile: TargetProfile) -> Settings:
             max_rows=profile.max_rows,
         )
     check_profile_name(profile.name)
-    entry: dict[str, Any] = {
-        "target_url": profile.target_url,
-        "proposer": profile.proposer,
-        "model": profile.model,
-        "base_url": profile.base_url,
-        "allow": None if profile.allow is None else list(profile.allow),
-        "deny": list(profile.deny),
-        "max_rows": profile.max_rows,
-    }
-    return replace(settings, profiles={**settings.profiles, profile.name: entry})
+    return replace(settings, profiles={**settings.profiles, profile.name: profile.to_json()})
 
 
 def without_profile(settings: Settings, name: str) -> Settings:

@@ -45,3 +45,18 @@ def demo_path(demo_template: Path, tmp_path: Path) -> Path:
     path = tmp_path / "target.db"
     shutil.copyfile(demo_template, path)
     return path
+
+
+@pytest.fixture
+def memory_keyring(monkeypatch: pytest.MonkeyPatch):
+    """An in-memory keyring for the test (and no OPENAI_API_KEY from the environment)."""
+    import keyring
+
+    from tests.keyrings import MemoryKeyring
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)

@@ -275,26 +275,17 @@ def test_a_profiles_password_is_read_from_stdin_into_the_keyring_only(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    memory_keyring: Any,
 ) -> None:
     import io
 
-    import keyring
-
-    from tests.keyrings import MemoryKeyring
-
-    previous = keyring.get_keyring()
-    memory = MemoryKeyring()
-    keyring.set_keyring(memory)
-    try:
-        monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-Pa55\n"))
-        run_json(capsys, "profile", "add", "pw", "--target", str(target), "--password-stdin")
-        assert memory.entries[("hitl-desktop", "db-password:pw")] == "s3cret-Pa55"
-        listed = run_json(capsys, "profile", "list")
-        assert {p["name"]: p["password"] for p in listed["profiles"]}["pw"] == "in the keyring"
-        run_json(capsys, "profile", "remove", "pw")
-        assert ("hitl-desktop", "db-password:pw") not in memory.entries
-    finally:
-        keyring.set_keyring(previous)
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-Pa55\n"))
+    run_json(capsys, "profile", "add", "pw", "--target", str(target), "--password-stdin")
+    assert memory_keyring.entries[("hitl-desktop", "db-password:pw")] == "s3cret-Pa55"
+    listed = run_json(capsys, "profile", "list")
+    assert {p["name"]: p["password"] for p in listed["profiles"]}["pw"] == "in the keyring"
+    run_json(capsys, "profile", "remove", "pw")
+    assert ("hitl-desktop", "db-password:pw") not in memory_keyring.entries
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert b"s3cret-Pa55" not in path.read_bytes(), path

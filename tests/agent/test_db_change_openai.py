@@ -4,10 +4,8 @@ server on 127.0.0.1, and the key is found nowhere afterwards (store files, logs,
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
-import keyring
 import pytest
 
 from hitl_desktop import secrets
@@ -25,16 +23,6 @@ from .helpers import REFUND
 from .openai_server import OpenAIServer, answer, tool_calls
 
 KEY = "sk-live-9b1e4d2a77-KEEP-SECRET"
-
-
-@pytest.fixture
-def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
 
 
 async def test_the_key_goes_from_the_keyring_to_the_server_and_nowhere_else(

@@ -4,10 +4,8 @@ machine's target profiles, never from its payload (planted runs, unknown profile
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
-import keyring
 import pytest
 import sqlalchemy as sa
 
@@ -25,14 +23,9 @@ KEY = "sk-live-0c4f-PLANTED-RUNS-MUST-NOT-GET-ME"
 
 
 @pytest.fixture
-def key_in_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryKeyring]:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
+def key_in_keyring(memory_keyring: MemoryKeyring) -> MemoryKeyring:
     secrets.set_api_key(KEY)
-    yield backend
-    keyring.set_keyring(previous)
+    return memory_keyring
 
 
 def digest(path: Path) -> str:
