@@ -181,7 +181,6 @@ class SettingsDialog(QDialog):
         self.db_password_edit = QLineEdit()
         self.db_password_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.db_password_edit.setAccessibleName(DB_PASSWORD)
-        self.db_password_edit.setPlaceholderText("kept in the OS keyring; empty: keep as it is")
         review_form.addRow(f"{DB_PASSWORD}:", self.db_password_edit)
 
         self.timeout_edit = QLineEdit()
@@ -276,6 +275,12 @@ class SettingsDialog(QDialog):
             read_error = str(exc)
 
         self.key_edit.setEnabled(usable)
+        self.db_password_edit.setEnabled(usable)
+        self.db_password_edit.setPlaceholderText(
+            "kept in the OS keyring; empty: keep as it is"
+            if usable
+            else "cannot be saved here: no keyring (a password never goes into a file)"
+        )
         self.remove_key_button.setEnabled(usable and stored is not None)
         self.remove_key_button.setText("Keep key" if self._remove_key else "Remove key")
         self.keyring_warning.setVisible(not usable)

@@ -379,3 +379,17 @@ def test_a_database_password_goes_to_the_keyring_never_into_the_file(
     assert memory.entries[(SERVICE, "db-password:default")] == "correct horse"
     assert dialog.db_password_edit.text() == ""
     assert not [path for path, data in files_under(tmp_path).items() if b"correct horse" in data]
+
+
+def test_without_a_keyring_a_database_password_is_refused_and_nothing_saved(
+    qtbot, settings: Settings, restore_keyring, tmp_path: Path
+):
+    keyring.set_keyring(fail.Keyring())
+    dialog = open_dialog(qtbot, settings)
+    assert not dialog.db_password_edit.isEnabled()
+    assert "no keyring" in dialog.db_password_edit.placeholderText()
+    dialog.target_edit.setText("postgresql://app:hunter2@db.internal/shop")
+    save(qtbot, dialog)
+    assert dialog.result_settings is None and "Database password" in dialog.error_text
+    assert not settings.settings_file.exists()
+    assert not [path for path, data in files_under(tmp_path).items() if b"hunter2" in data]
