@@ -1,18 +1,22 @@
 """Deciding from the window: approve, edit & approve, reject, and new requests.
 
 Each flow is an async slot: dialogs are awaited (`dialogs.ask`), never `exec()`-ed, and the
-buttons are disabled while a decision is on its way and restored in `finally`.
+buttons are disabled while a decision is on its way and restored in `finally`. The flows see the
+window only through `Desk`: where to put messages, how to move on to the next waiting run, and
+whether a request is on its way; the review pane and the console are given to them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from ..agent.db_change import RequestInvalid
 from ..agent.review import Decision
+from .console import Console
 from .dialogs import (
     EditDialog,
     NewRequestDialog,
@@ -22,27 +26,48 @@ from .dialogs import (
     confirmation,
 )
 from .records import RunView
+from .review_pane import ReviewPane
 from .slots import async_slot
 
-if TYPE_CHECKING:
-    from .main_window import MainWindow
+
+class Desk(Protocol):
+    """What the decision flows need of the window around them."""
+
+    def show_message(self, text: str) -> None: ...
+
+    def advance_from(self, run_id: str) -> None:
+        """Select the next waiting run after *run_id* (a decision on it was sent)."""
+
+    def set_requesting(self, busy: bool) -> None:
+        """A new request is on its way (True) or done (False)."""
 
 
 class Decisions(QObject):
-    """The window's decision flows; one decision at a time."""
+    """The window's decision flows; one decision at a time. Dialogs open over *parent*."""
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(
+        self,
+        console: Console,
+        review: ReviewPane,
+        desk: Desk,
+        parent: QWidget,
+        examples: Sequence[str] = (),
+    ) -> None:
+        super().__init__(parent)
+        self.console = console
+        self.review = review
+        self.desk = desk
+        self.parent_widget = parent
+        self.examples = tuple(examples)
         self._deciding = False
 
     def _decidable(self) -> RunView | None:
-        view = self.window.review.view
+        view = self.review.view
         if view is None:
             return None
-        if not self.window.review.can_decide:
+        if not self.review.can_decide:
             if not self._deciding:
-                self.window.show_message(
+                self.desk.show_message(
                     "This run is not waiting for a decision any more; nothing was changed."
                 )
             return None
@@ -61,15 +86,15 @@ class Decisions(QObject):
         if view is None or view.review is None or self._deciding:
             return
         self._deciding = True
-        self.window.review.set_busy(True)
+        self.review.set_busy(True)
         try:
             edits: tuple[Any, ...] = ()
             if edit:
-                dialog = EditDialog(view.review, self.window)
+                dialog = EditDialog(view.review, self.parent_widget)
                 if await ask(dialog) != EditDialog.DialogCode.Accepted:
                     return
                 edits = dialog.edits()
-                problems = await self.window.console.check_edits(view, edits)
+                problems = await self.console.check_edits(view, edits)
                 if problems:
                     # Deciding would end the run as invalid_edit: let the reviewer fix it first.
                     listing = "\n".join(f"• {p}" for p in problems)
@@ -78,14 +103,14 @@ class Decisions(QObject):
                         "These edits cannot be applied",
                         f"{listing}\n\nNothing was decided: edit again, approve or reject.",
                         QMessageBox.StandardButton.Ok,
-                        self.window,
+                        self.parent_widget,
                     )
                     await ask(box)
                     return
             why = confirmation(view.review)
             if why is not None:
                 box = confirm_dialog(
-                    self.window,
+                    self.parent_widget,
                     "Approve this change?",
                     f"{view.review.summary}\n\n{why}",
                     "Approve",
@@ -94,12 +119,12 @@ class Decisions(QObject):
                     return
             if not self._still_decidable(view):
                 return
-            decision = Decision(True, self.window.console.reviewer, None, edits)
-            if await self.window.console.decide(view, decision):
-                self._advance(view.run.id)
+            decision = Decision(True, self.console.reviewer, None, edits)
+            if await self.console.decide(view, decision):
+                self.desk.advance_from(view.run.id)
         finally:
             self._deciding = False
-            self.window.review.set_busy(False)
+            self.review.set_busy(False)
 
     @async_slot
     async def reject(self) -> None:
@@ -107,56 +132,49 @@ class Decisions(QObject):
         if view is None or self._deciding:
             return
         self._deciding = True
-        self.window.review.set_busy(True)
+        self.review.set_busy(True)
         try:
             summary = view.review.summary if view.review is not None else view.row.request
-            dialog = RejectDialog(summary, self.window)
+            dialog = RejectDialog(summary, self.parent_widget)
             if await ask(dialog) != RejectDialog.DialogCode.Accepted:
                 return
             reason = dialog.reason()
             if not self._still_decidable(view):
                 return
-            if await self.window.console.decide(
-                view, Decision(False, self.window.console.reviewer, reason)
-            ):
-                self._advance(view.run.id)
+            if await self.console.decide(view, Decision(False, self.console.reviewer, reason)):
+                self.desk.advance_from(view.run.id)
         finally:
             self._deciding = False
-            self.window.review.set_busy(False)
+            self.review.set_busy(False)
 
     def _still_decidable(self, view: RunView) -> bool:
         """After a dialog: the run may have expired or been decided meanwhile."""
-        now = self.window.review.view
-        self.window.review.set_busy(False)
-        ok = now is not None and now.run.id == view.run.id and self.window.review.can_decide
-        self.window.review.set_busy(True)
+        now = self.review.view
+        self.review.set_busy(False)
+        ok = now is not None and now.run.id == view.run.id and self.review.can_decide
+        self.review.set_busy(True)
         if not ok:
-            self.window.show_message(
+            self.desk.show_message(
                 "Nothing changed: this request stopped waiting while you decided."
             )
         return ok
 
-    def _advance(self, run_id: str) -> None:
-        following = self.window.next_waiting(run_id)
-        if following is not None:
-            self.window.select_run(following)
-
     @async_slot
     async def new_request(self) -> None:
-        active = self.window.console.settings.active_profile()
+        active = self.console.settings.active_profile()
         dialog = NewRequestDialog(
             None if active is None else active.target_url,
             "offline" if active is None else active.proposer,
-            self.window.examples,
-            self.window,
+            self.examples,
+            self.parent_widget,
         )
         if await ask(dialog) != NewRequestDialog.DialogCode.Accepted:
             return
         text = dialog.text()
-        self.window.new_button.setEnabled(False)
+        self.desk.set_requesting(True)
         try:
-            await self.window.console.new_request(text)
+            await self.console.new_request(text)
         except RequestInvalid as exc:
-            self.window.show_message(f"Cannot request that: {exc}")
+            self.desk.show_message(f"Cannot request that: {exc}")
         finally:
-            self.window.new_button.setEnabled(True)
+            self.desk.set_requesting(False)

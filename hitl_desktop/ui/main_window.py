@@ -85,7 +85,6 @@ class MainWindow(QMainWindow):
         self.examples = tuple(examples)
         self.state_file = state_file
         self.hide_on_close = False
-        self.decisions = Decisions(self)
         self.setWindowTitle("hitl-desktop — approvals")
 
         # ---- top: views, filter, actions
@@ -104,7 +103,6 @@ class MainWindow(QMainWindow):
         self.new_button = QPushButton("New request…")
         self.new_button.setObjectName("newRequestButton")
         self.new_button.setToolTip("Ask the agent for a change (Ctrl+N)")
-        self.new_button.clicked.connect(self.decisions.new_request)
         self.settings_button = QPushButton("Settings…")
         self.settings_button.setObjectName("settingsButton")
         self.settings_button.clicked.connect(self.settings_requested)
@@ -148,8 +146,10 @@ class MainWindow(QMainWindow):
         self.proxy.modelReset.connect(self._on_reset)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
 
-        # ---- review pane
+        # ---- review pane, and the decisions made from it
         self.review = ReviewPane()
+        self.decisions = Decisions(console, self.review, self, self, self.examples)
+        self.new_button.clicked.connect(self.decisions.new_request)
         self.review.approve_requested.connect(self.decisions.approve)
         self.review.reject_requested.connect(self.decisions.reject)
         self.review.edit_requested.connect(self.decisions.edit_and_approve)
@@ -327,6 +327,14 @@ class MainWindow(QMainWindow):
 
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 10000)
+
+    def advance_from(self, run_id: str) -> None:
+        following = self.next_waiting(run_id)
+        if following is not None:
+            self.select_run(following)
+
+    def set_requesting(self, busy: bool) -> None:
+        self.new_button.setEnabled(not busy)
 
     def _on_counts(self, counts: dict[str, int]) -> None:
         waiting = counts.get("WAITING", 0)
