@@ -1,0 +1,248 @@
+"""The commands of the built-in `db-change` task: demo-db, request, approve and reject."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..agent import create_demo_db
+from ..agent.db_change import ChangeRequest, EditRefused, RequestInvalid, decide, request_change
+from ..agent.review import (
+    TASK_NAME,
+    Decision,
+    DecisionInvalid,
+    Outcome,
+    Review,
+    parse_edits,
+    review_from_steps,
+)
+from ..agent.targets import Targets
+from ..config import ConfigError, load_settings, sqlite_url
+from ..engine import (
+    Engine,
+    OutputRefused,
+    Run,
+    RunStatus,
+    TokenAlreadyFinished,
+    TokenStatus,
+)
+from .command import Command, StoreCommand
+from .errors import EXPIRED, INVALID_EDIT, OUTCOME_CODES, RUN_FAILED, USAGE, CliError, Output
+from .inputs import parse_data, store_url
+from .render import record, short
+
+FINISHED = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED)
+
+
+@dataclass(frozen=True)
+class DemoDb(Command[Path]):
+    """`hitl demo-db`: write the demo target database (a SQLite file)."""
+
+    path: Path
+    overwrite: bool
+
+    @classmethod
+    def prepare(cls, args: argparse.Namespace) -> DemoDb:
+        return cls(Path(args.path).expanduser().absolute(), args.overwrite)
+
+    def execute(self) -> Path:
+        path = self.path
+        if not path.parent.is_dir():
+            raise CliError(f"no directory {path.parent}")
+        try:
+            create_demo_db(path, overwrite=self.overwrite)
+        except FileExistsError:
+            raise CliError(f"{path} exists (pass --overwrite to replace it)") from None
+        except OSError as exc:
+            raise CliError(f"cannot write {path}: {exc}") from None
+        return path
+
+    def render(self, result: Path) -> Output:
+        url = sqlite_url(result)
+        return Output(
+            {"path": str(result), "url": url},
+            f"wrote the demo database {result}\nuse it with: hitl request TEXT --target {url}",
+        )
+
+
+@dataclass(frozen=True)
+class Request(StoreCommand[tuple[Run, Review | None]]):
+    """`hitl request`: run db-change until it waits for review."""
+
+    store: str
+    change: ChangeRequest
+    wait: int
+
+    executes_runs: ClassVar[bool] = True
+
+    @classmethod
+    def prepare(cls, args: argparse.Namespace) -> Request:
+        store = store_url(args.store, create=True)
+        return cls(store, _change_request(args.text, args.profile, args.timeout), args.wait)
+
+    async def fetch(self, engine: Engine, targets: Targets) -> tuple[Run, Review | None]:
+        await engine.start()
+        run = await request_change(engine, self.change)
+        try:
+            run = await engine.wait_for(run.id, timeout=self.wait)
+        except TimeoutError:
+            raise CliError(
+                f"run {run.id} was not ready for review within {self.wait} s; "
+                "the console's engine carries on with it"
+            ) from None
+        if run.status == RunStatus.FAILED:
+            raise CliError(f"run {run.id} failed: {run.error}", RUN_FAILED)
+        review = review_from_steps(await engine.get_steps(run.id))
+        return run, review
+
+    def render(self, result: tuple[Run, Review | None]) -> Output:
+        run, review = result
+        token = run.waiting_token_id
+        lines = [f"run {run.id} is {run.status}"]
+        if review is not None:
+            lines += [
+                f"token {token}",
+                f"summary: {review.summary}",
+                f"proposed by {review.proposer} for {review.target}",
+                *(_diff_line(diff) for diff in review.diffs),
+                f"approve: hitl approve {token}    reject: hitl reject {token}",
+            ]
+        doc = {
+            "run": record(run),
+            "token_id": token,
+            "review": None if review is None else review.to_json(),
+        }
+        return Output(doc, "\n".join(lines))
+
+
+@dataclass(frozen=True)
+class Decide(StoreCommand[tuple[Run, list[str]]]):
+    """`hitl approve` and `hitl reject`: decide a review, then drive its run to the end (or
+    watch the running console do it)."""
+
+    store: str
+    token_id: str
+    decision: Decision
+    wait: int
+
+    executes_runs: ClassVar[bool] = True
+
+    @classmethod
+    def prepare(cls, args: argparse.Namespace) -> Decide:
+        store = store_url(args.store)
+        decision = _decision(args.command, args.reviewer, args.comment, getattr(args, "edit", None))
+        return cls(store, args.token_id, decision, args.wait)
+
+    async def fetch(self, engine: Engine, targets: Targets) -> tuple[Run, list[str]]:
+        token = await engine.get_token(self.token_id)
+        run = None if token.run_id is None else await engine.get_run(token.run_id)
+        if run is None or run.task != TASK_NAME:
+            raise CliError(
+                f"token {token.id} does not belong to a {TASK_NAME} run; use 'hitl complete' for it"
+            )
+        expired = f"token {token.id} expired: nothing was decided or written"
+        if token.status == TokenStatus.TIMED_OUT:
+            raise CliError(expired, EXPIRED)
+        if token.status != TokenStatus.WAITING:
+            raise CliError(f"token {token.id} is {token.status}: it was already decided")
+        others = await engine.running_engines()
+        if not others:
+            await engine.start()
+        try:
+            await decide(engine, targets, token.id, self.decision)
+        except (EditRefused, OutputRefused) as exc:
+            raise CliError(f"{exc}; run {run.id} still waits", INVALID_EDIT) from None
+        except TokenAlreadyFinished as exc:
+            if (
+                exc.status != "TIMED_OUT"
+            ):  # TokenExpired too: this completion came past the deadline
+                raise
+            raise CliError(expired, EXPIRED) from None
+        try:
+            async with asyncio.timeout(self.wait):
+                if others:  # a console executes it: watch the store until it is done
+                    while (run := await engine.get_run(run.id)).status not in FINISHED:
+                        await asyncio.sleep(0.05)
+                else:
+                    run = await engine.wait_for(run.id, FINISHED, timeout=self.wait)
+        except TimeoutError:
+            raise CliError(
+                f"decided; run {run.id} did not finish within {self.wait} s "
+                f"(it is {(await engine.get_run(run.id)).status})"
+            ) from None
+        if run.status != RunStatus.COMPLETED:
+            raise CliError(f"decided; but run {run.id} ended {run.status}: {run.error}", RUN_FAILED)
+        return run, others
+
+    def render(self, result: tuple[Run, list[str]]) -> Output:
+        run, others = result
+        outcome = Outcome.from_json(run.output)
+        where = "by the running console" if others else "here"
+        lines = [f"{outcome.outcome}: {outcome.message}", f"run {run.id} finished {where}"]
+        for conflict in outcome.conflicts:
+            columns = ", ".join(f"{c}: {a} -> {b}" for c, (a, b) in conflict["columns"].items())
+            lines.append(
+                f"  {conflict['table']} {conflict['key']}: {conflict['message']} {columns}"
+            )
+        for problem in outcome.problems:
+            lines.append(f"  change {problem['index']}: {problem['message']}")
+        code = OUTCOME_CODES[outcome.outcome]
+        return Output({"run": record(run), "outcome": outcome.to_json()}, "\n".join(lines), code)
+
+
+def _change_request(text: str, profile: str | None, timeout: str | None) -> ChangeRequest:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    name = profile or settings.profile
+    if name not in settings.target_profiles():
+        known = ", ".join(sorted(settings.target_profiles())) or "none"
+        raise CliError(
+            f"no target profile {name!r} (profiles here: {known}): add one with 'hitl profile "
+            "add NAME --target URL', set HITL_TARGET, or choose a target in the console's "
+            "settings",
+            USAGE,
+        )
+    try:
+        return settings.change_request(text, profile=name, timeout=timeout)
+    except RequestInvalid as exc:
+        raise CliError(str(exc), USAGE) from None
+
+
+def _decision(verb: str, reviewer: str | None, comment: str | None, edit: str | None) -> Decision:
+    reviewer = reviewer or getpass.getuser()
+    edits: Any = ()
+    try:
+        if edit:
+            edits = parse_edits(parse_data(edit, "--edit"))
+        return Decision.from_json(
+            {
+                "decision": verb,
+                "reviewer": reviewer,
+                "comment": comment,
+                "edits": [{"index": e.index, "values": e.values} for e in edits],
+            }
+        )
+    except DecisionInvalid as exc:
+        raise CliError(
+            f"--edit: {exc}" if edits or verb == "approve" else str(exc), USAGE
+        ) from None
+
+
+def _diff_line(diff: Any) -> str:
+    key = ", ".join(f"{k}={v}" for k, v in diff.key.items()) or "new row"
+    if diff.op == "insert":
+        values = ", ".join(f"{k}={short(v, 30)}" for k, v in (diff.after or {}).items())
+        return f"  + {diff.table} ({key}): {values}"
+    if diff.op == "delete":
+        return f"  - {diff.table} ({key})"
+    before, after = diff.before or {}, diff.after or {}
+    changes = ", ".join(
+        f"{c}: {short(before.get(c), 30)} -> {short(after.get(c), 30)}" for c in diff.changed
+    )
+    return f"  ~ {diff.table} ({key}): {changes or 'no field changes'}"

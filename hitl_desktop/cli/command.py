@@ -1,0 +1,87 @@
+"""What every `hitl` command is: an object prepared from the parsed arguments (its inputs
+checked before anything is opened), then run, then rendered."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from abc import ABC, abstractmethod
+from typing import ClassVar, Generic, Self, TypeVar
+
+from .. import secrets
+from ..agent.db_change import db_change_task
+from ..agent.targets import Targets
+from ..config import ConfigError, load_settings
+from ..engine import Engine, EngineError, redact_url
+from .errors import CliError, Output
+
+R = TypeVar("R")
+
+
+class Command(ABC, Generic[R]):
+    """One command: `prepare` checks its arguments, `execute` does the work and may fail with a
+    CliError, and `render` formats the result (outside the error handling: a bug there should
+    show its traceback, not blame the store)."""
+
+    @classmethod
+    @abstractmethod
+    def prepare(cls, args: argparse.Namespace) -> Self: ...
+
+    @abstractmethod
+    def execute(self) -> R: ...
+
+    @abstractmethod
+    def render(self, result: R) -> Output: ...
+
+
+class StoreCommand(Command[R]):
+    """A command on a store: `fetch` makes its engine calls, inside the store's error handling."""
+
+    store: str
+    """The URL of the store, checked by `prepare`."""
+
+    executes_runs: ClassVar[bool] = False
+    """Whether db-change runs execute here, so this machine's target profiles are needed."""
+
+    @abstractmethod
+    async def fetch(self, engine: Engine, targets: Targets) -> R: ...
+
+    def execute(self) -> R:
+        return asyncio.run(self._on_store())
+
+    async def _on_store(self) -> R:
+        targets = _machine_targets() if self.executes_runs else Targets()
+        engine = Engine(self.store, tasks=[db_change_task(targets)])
+        try:
+            await engine.open()
+            return await self.fetch(engine, targets)
+        except CliError:
+            raise
+        except EngineError as exc:
+            raise CliError(str(exc)) from None
+        except Exception as exc:  # the store is unreachable, not a store, locked, ...
+            raise CliError(
+                f"cannot use the store {redact_url(self.store)}: {_describe(exc)}"
+            ) from None
+        finally:
+            await engine.stop()
+            targets.close()
+
+
+def _machine_targets() -> Targets:
+    """This machine's target profiles, for the commands that execute db-change runs."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    return Targets(
+        settings.target_profiles(),
+        api_key=secrets.get_api_key,
+        db_password=secrets.get_db_password,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    message = str(exc).strip().splitlines()
+    first = message[0] if message else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -1,0 +1,100 @@
+"""How `hitl` prints: aligned tables, times, durations, and records as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from ..engine import Run, Step, Token, redact_url
+
+
+def token_table(tokens: list[Token]) -> str:
+    rows = [
+        [
+            t.id,
+            t.status,
+            t.run_id or "-",
+            tags(t.tags),
+            when(t.expires_at),
+            when(t.completed_at),
+        ]
+        for t in tokens
+    ]
+    headers = ["TOKEN", "STATUS", "RUN", "TAGS", "EXPIRES", "FINISHED"]
+    return table(headers, rows, empty="no tokens")
+
+
+def table(headers: list[str], rows: list[list[str]], empty: str = "none") -> str:
+    if not rows:
+        return f"({empty})"
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in [headers, *rows]
+    )
+
+
+def footer(count: int, limit: int, noun: str) -> str:
+    if count == 0:
+        return ""
+    more = f"; there may be more: raise --limit past {limit}" if count >= limit else ""
+    return f"\n\n{count} {noun}{'' if count == 1 else 's'}{more}"
+
+
+def when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d {whole % 86400 // 3600:02d}h"
+
+
+def tags(values: Sequence[str]) -> str:
+    return ",".join(values) or "-"
+
+
+def short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def indent(text: str) -> str:
+    return "\n".join("  " + line if line else line for line in text.splitlines())
+
+
+def record(item: Run | Token | Step) -> dict[str, Any]:
+    """A run, token or step as a JSON object."""
+    # is_cached only means something to the caller of trigger()/create_token().
+    doc = {f.name: getattr(item, f.name) for f in fields(item) if f.name != "is_cached"}
+    payload = doc.get("payload")
+    if isinstance(payload, dict) and isinstance(payload.get("target"), str):
+        # Runs stored by earlier versions carried their target's URL: never print a password.
+        doc["payload"] = {**payload, "target": redact_url(payload["target"])}
+    return doc
+
+
+def to_json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
