@@ -37,11 +37,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+
+from .units.defaults import DEFAULT_MAX_ROWS as DEFAULT_MAX_ROWS
+from .units.defaults import DEFAULT_MODEL as DEFAULT_MODEL
+from .units.defaults import DEFAULT_TOKEN_TIMEOUT as DEFAULT_TOKEN_TIMEOUT
+from .units.defaults import OFFLINE, ProposerName
+from .units.defaults import PROPOSERS as PROPOSERS
+from .units.durations import parse_duration
+from .units.urls import as_store_url as as_store_url
+from .units.urls import parse_target_url as parse_target_url
+from .units.urls import sqlite_path as sqlite_path
+from .units.urls import sqlite_url as sqlite_url
+from .units.urls import target_id, url_password
 
 if TYPE_CHECKING:
     from .agent.db_change import ChangeRequest
@@ -52,13 +62,6 @@ SETTINGS_FILE = "settings.json"
 SETTINGS_VERSION = 1
 API_KEY_ENV = "OPENAI_API_KEY"
 
-Proposer = Literal["offline", "openai"]
-PROPOSERS: tuple[Proposer, ...] = get_args(Proposer)
-
-DEFAULT_MODEL = "gpt-4o"
-DEFAULT_TOKEN_TIMEOUT = "24h"
-DEFAULT_MAX_ROWS = 50
-"""The most rows one proposal may change, unless a profile says otherwise."""
 DEFAULT_PROFILE = "default"
 """The profile made of the top-level fields of ``settings.json``."""
 DEMO_PROFILE = "demo"
@@ -109,7 +112,7 @@ class TargetProfile:
 
     name: str
     target_url: str
-    proposer: Proposer = "offline"
+    proposer: ProposerName = OFFLINE
     model: str = DEFAULT_MODEL
     base_url: str | None = None
     allow: tuple[str, ...] | None = None
@@ -136,14 +139,6 @@ class TargetProfile:
         return target_id(self.target_url)
 
 
-def target_id(url: str) -> str:
-    """The digest `TargetProfile.target_id` describes, for any database URL."""
-    import hashlib
-
-    text = _no_password(make_url(url)).render_as_string(hide_password=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
 def check_profile_name(name: str) -> str:
     """*name* when it can name a profile (letters, digits, ``_ . -``; 64 at most), else
     `ConfigError` saying what is allowed."""
@@ -153,29 +148,6 @@ def check_profile_name(name: str) -> str:
             "starting with a letter or digit"
         )
     return name
-
-
-def url_password(url: str) -> str | None:
-    """The password written in a database URL, or None."""
-    try:
-        return make_url(url).password
-    except ArgumentError:
-        return None
-
-
-def without_password(url: str) -> str:
-    """The URL with its password left out (not masked: gone)."""
-    parsed = make_url(url)
-    if parsed.password is None:
-        return url
-    return _no_password(parsed).render_as_string(hide_password=False)
-
-
-def _no_password(url: URL) -> URL:
-    # URL.set(password=None) keeps the password: None means "unchanged" there.
-    return URL.create(
-        url.drivername, url.username, None, url.host, url.port, url.database, url.query
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +164,7 @@ class Settings:
     data_dir: Path
     store_url: str
     target_url: str | None = None
-    proposer: Proposer = "offline"
+    proposer: ProposerName = OFFLINE
     model: str = DEFAULT_MODEL
     base_url: str | None = None
     token_timeout: str = DEFAULT_TOKEN_TIMEOUT
@@ -303,7 +275,7 @@ def without_profile(settings: Settings, name: str) -> Settings:
 def demo_profile(target: Path) -> TargetProfile:
     """The built-in ``demo`` profile for the demo database at *target*."""
     return TargetProfile(
-        DEMO_PROFILE, sqlite_url(target), "offline", allow=DEMO_ALLOW, deny=DEMO_DENY
+        DEMO_PROFILE, sqlite_url(target), OFFLINE, allow=DEMO_ALLOW, deny=DEMO_DENY
     )
 
 
@@ -470,76 +442,6 @@ def environment_api_key(environ: Mapping[str, str] | None = None) -> str | None:
 def default_config_dir() -> Path:
     """The per-user config directory (``HITL_CONFIG_DIR`` is applied by :func:`load_settings`)."""
     return Path(platformdirs.user_config_dir(APP_NAME))
-
-
-def sqlite_url(path: Path) -> str:
-    """The SQLAlchemy URL of a SQLite file, absolute so it does not depend on the cwd."""
-    return f"sqlite:///{path.expanduser().absolute().as_posix()}"
-
-
-def as_store_url(text: str) -> str:
-    """A store given as a URL is kept; a bare file path becomes a SQLite URL."""
-    return text if "://" in text else sqlite_url(Path(text))
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of a SQLite URL (None: another database, or SQLite in memory)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database)
-
-
-def parse_target_url(text: str) -> str:
-    """A target database as a SQLAlchemy URL; a bare file path becomes a SQLite URL.
-
-    Raises ``ValueError`` with a short reason when *text* is not a usable database URL.
-    """
-    text = text.strip()
-    if not text:
-        raise ValueError("empty")
-    url = as_store_url(text)
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ValueError(
-            f"{text!r} is not a database URL (expected e.g. sqlite:///path/to/file.db or "
-            "postgresql://user@host/db)"
-        ) from None
-    if not parsed.drivername:
-        raise ValueError(f"{text!r} names no database driver")
-    if parsed.password is not None:
-        raise ValueError(
-            f"{parsed.render_as_string(hide_password=True)!r} holds a password; passwords are "
-            "kept in the OS keyring only (Settings, or 'hitl profile password NAME'), never in "
-            "a URL"
-        )
-    return url
-
-
-_DURATION = re.compile(r"(\d+)([smhdw])")
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``"90s"``, ``"10m"``, ``"24h"``, ``"2d"``, ``"1w"`` or a sum such as ``"1h30m"``.
-
-    A strict subset of what the engine's ``timeout=`` accepts, so a saved value always works
-    there. Raises ``ValueError`` naming the accepted forms.
-    """
-    compact = text.strip().lower().replace(" ", "")
-    total, position = 0, 0
-    for match in _DURATION.finditer(compact):
-        if match.start() != position:
-            break
-        total += int(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        position = match.end()
-    if not compact or position != len(compact) or total <= 0:
-        raise ValueError(
-            f"{text!r} is not a duration: use a number and a unit, s, m, h, d or w "
-            "(e.g. 90s, 10m, 24h, 2d, or 1h30m)"
-        )
-    return timedelta(seconds=total)
 
 
 _ENTRY = re.compile(r"[^.\s]+(\.[^.\s]+)?")

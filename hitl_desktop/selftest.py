@@ -232,8 +232,9 @@ def _ms(start: float) -> float:
 
 async def _async_checks(report: Report, tmp: Path) -> None:
     from .agent import Targets, db_change_task
-    from .config import TargetProfile, sqlite_url
+    from .config import TargetProfile
     from .engine import Engine
+    from .units.urls import sqlite_url
 
     store = tmp / "runs.db"
     target = tmp / "target.db"

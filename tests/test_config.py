@@ -19,17 +19,14 @@ from hitl_desktop.config import (
     ConfigError,
     Settings,
     TargetProfile,
-    as_store_url,
     environment_api_key,
     load_settings,
-    parse_duration,
-    parse_target_url,
     save_settings,
     with_profile,
     without_profile,
 )
 from hitl_desktop.engine import Engine
-from hitl_desktop.engine.serde import seconds
+from hitl_desktop.units.urls import parse_target_url
 
 
 @pytest.fixture(autouse=True)
@@ -124,18 +121,6 @@ def test_settings_are_frozen(tmp_path: Path):
     assert isinstance(settings, Settings)
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.store_url = "sqlite://"  # type: ignore[misc]
-
-
-@pytest.mark.parametrize(
-    ("given", "expected"),
-    [
-        ("sqlite:///runs.db", "sqlite:///runs.db"),
-        ("sqlite+aiosqlite:////abs/runs.db", "sqlite+aiosqlite:////abs/runs.db"),
-        ("postgresql+asyncpg://u:p@h/db", "postgresql+asyncpg://u:p@h/db"),
-    ],
-)
-def test_urls_are_kept_as_given(given: str, expected: str):
-    assert as_store_url(given) == expected
 
 
 def test_the_default_store_url_opens_in_a_directory_with_spaces(tmp_path: Path):
@@ -359,48 +344,6 @@ def test_a_secret_in_the_settings_file_is_refused(env: dict[str, str], entry: st
 def test_a_bare_path_as_target_in_the_file_becomes_a_sqlite_url(env: dict[str, str], tmp_path):
     write_file(env, {"target_url": str(tmp_path / "shop.db")})
     assert load_settings(env).target_url == f"sqlite:///{tmp_path / 'shop.db'}"
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("90s", timedelta(seconds=90)),
-        ("10m", timedelta(minutes=10)),
-        ("24h", timedelta(hours=24)),
-        ("2d", timedelta(days=2)),
-        ("1w", timedelta(weeks=1)),
-        ("1h30m", timedelta(minutes=90)),
-        (" 1H 30M ", timedelta(minutes=90)),
-    ],
-)
-def test_durations(text: str, expected: timedelta):
-    assert parse_duration(text) == expected
-    # Every duration the settings accept, the engine accepts as a token timeout, equal.
-    assert seconds(text) == expected.total_seconds()
-
-
-@pytest.mark.parametrize("text", ["", "10", "m", "0s", "0h0m", "1.5h", "-1h", "10 minutes", "1y"])
-def test_invalid_durations_say_what_is_accepted(text: str):
-    with pytest.raises(ValueError, match=r"not a duration.*90s, 10m, 24h, 2d"):
-        parse_duration(text)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("sqlite:///shop.db", "sqlite:///shop.db"),
-        ("postgresql+psycopg://u@h:5432/shop", "postgresql+psycopg://u@h:5432/shop"),
-        ("/srv/shop.db", "sqlite:////srv/shop.db"),
-    ],
-)
-def test_target_urls(text: str, expected: str):
-    assert parse_target_url(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "   ", "not a url://x", "://nothing"])
-def test_unusable_target_urls(text: str):
-    with pytest.raises(ValueError):
-        parse_target_url(text)
 
 
 def test_a_target_url_never_holds_a_password(env: dict[str, str]):

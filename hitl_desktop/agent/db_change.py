@@ -20,16 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import (
-    DEFAULT_PROFILE,
-    DEFAULT_TOKEN_TIMEOUT,
-    ConfigError,
-    TargetProfile,
-    check_profile_name,
-)
-from ..engine import Engine, InvalidDuration, Run, RunContext, Token, redact_url, task, wait
+from ..config import DEFAULT_PROFILE, ConfigError, TargetProfile, check_profile_name
+from ..engine import Engine, InvalidDuration, Run, RunContext, Token, task, wait
 from ..engine.serde import seconds as duration_seconds
 from ..engine.tasks import TaskFn
+from ..units.defaults import DEFAULT_TOKEN_TIMEOUT, OFFLINE
+from ..units.urls import redact_url
 from .apply import apply_proposal, outcome_of, with_edits
 from .diff import diff_proposal, diffs_from_json
 from .edit_check import check_decision_edits
@@ -111,7 +107,7 @@ class ChangeRequest:
 
 
 def make_proposer(profile: TargetProfile, targets: Targets) -> Proposer:
-    if profile.proposer == "offline":
+    if profile.proposer == OFFLINE:
         return OfflineProposer()
     from .llm import OpenAIProposer  # the openai client loads only when a model is used
 

@@ -21,6 +21,7 @@ from typing import Any, cast
 import openai
 import pydantic
 
+from ..units.defaults import DEFAULT_MODEL
 from .errors import ProposalInvalid
 from .proposal import Proposal, proposal_json_schema, proposal_response_format
 from .proposer import MAX_FIND_ROWS, ProposalSession, ProposerFailed, ToolError, tool_result_text
@@ -110,7 +111,7 @@ class OpenAIProposer:
         self,
         *,
         api_key: str | None,
-        model: str = "gpt-4o",
+        model: str = DEFAULT_MODEL,
         base_url: str | None = None,
         timeout: float = 60.0,
         max_retries: int = 2,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..config import TargetProfile
+from ..units.urls import sync_url
 from .apply import writer_engine
 from .catalogue import Catalogue, reflect_catalogue
 from .errors import AgentError
@@ -29,18 +30,6 @@ SecretLookup = Callable[[str], "str | None"]
 
 class ProfileUnavailable(AgentError):
     """A run names a profile this machine does not define, or one that points elsewhere."""
-
-
-def sync_url(url: str | sa.URL) -> sa.URL:
-    """The target's URL with the sync driver the agent uses: psycopg for PostgreSQL, the
-    standard library's sqlite3 for SQLite, whatever driver the URL named."""
-    parsed = sa.make_url(url)
-    backend = parsed.get_backend_name()
-    if backend in ("postgresql", "postgres"):
-        return parsed.set(drivername="postgresql+psycopg")
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite")
-    return parsed
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ async def refund_invoice(ctx, payload):
     ...
 """
 
+from ..units.urls import redact_url
 from . import wait
 from .context import RunContext
 from .engine import Engine
@@ -44,7 +45,6 @@ from .events import (
     TokenTimedOut,
 )
 from .models import Run, RunStatus, Step, Token, TokenResult, TokenStatus
-from .store.sql import redact_url
 from .tasks import task
 
 __all__ = [

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from ..units.defaults import DEFAULT_TOKEN_TIMEOUT
+from ..units.urls import async_url, redact_url, sqlite_database
 from . import liveness, serde
 from .context import RunContext, Suspend, current
 from .errors import EngineNotStarted, OutputRefused, StoreNotUsable, TaskNotFound, TokenExpired
@@ -40,9 +42,6 @@ from .store.sql import (
     Executor,
     Row,
     SqliteExecutor,
-    async_url,
-    redact_url,
-    sqlite_path,
     write_retrying_conflicts,
 )
 from .store.store import LostOwnership
@@ -70,7 +69,7 @@ class Engine:
         url: str,
         *,
         tasks: Iterable[TaskFn] | None = None,
-        default_token_timeout: str | float | timedelta = "24h",
+        default_token_timeout: str | float | timedelta = DEFAULT_TOKEN_TIMEOUT,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
         synchronous: str = "FULL",
         clock: Callable[[], float] = time.time,
@@ -142,7 +141,7 @@ class Engine:
                 self._executor_ = await self._open_executor()
 
     async def _open_executor(self) -> Executor:
-        path = sqlite_path(self.url)
+        path = sqlite_database(self.url)
         executor: Executor
         if path is not None and files.is_file_store(path):
             await asyncio.to_thread(self._prepare_file, path)

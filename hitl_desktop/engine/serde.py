@@ -5,13 +5,13 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from json.scanner import make_scanner
 from typing import Any
 
+from ..units import durations
 from .errors import InvalidDuration, NotJSON, PayloadTooLarge
 
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -75,10 +75,6 @@ def load(text: str | None) -> Any:
     return value if end == len(text) else json.loads(text)
 
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-
-
 def seconds(duration: str | float | int | timedelta) -> float:
     """'10m' → 600.0; '1h30m', '500ms', 2.5 and timedelta are accepted too."""
     if isinstance(duration, str):
@@ -99,18 +95,10 @@ def seconds(duration: str | float | int | timedelta) -> float:
 @functools.lru_cache(maxsize=256)
 def _text_seconds(duration: str) -> float:
     """A duration written as text; a task passes the same few literals again and again."""
-    text = duration.strip().lower().replace(" ", "")
-    pos, value = 0, 0.0
-    for match in _PART.finditer(text):
-        if match.start() != pos:
-            raise InvalidDuration(duration)
-        value += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
-        raise InvalidDuration(duration)
-    if not value > 0 or value != value or value == float("inf"):
-        raise InvalidDuration(duration)
-    return value
+    try:
+        return durations.text_seconds(duration)
+    except ValueError:
+        raise InvalidDuration(duration) from None
 
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"

@@ -24,15 +24,16 @@ from .. import secrets
 from ..agent.db_change import db_change_task
 from ..agent.offline import DEMO_REQUESTS
 from ..agent.targets import Targets
-from ..config import ConfigError, Settings, as_store_url, load_settings, process_environment
-from ..engine import Engine, redact_url
+from ..config import ConfigError, Settings, load_settings, process_environment
+from ..engine import Engine
+from ..units.urls import as_store_url, display_url, redact_url
 from .bridge import EngineBridge
 from .console import Console
 from .demo import prepare_demo, seed_demo
 from .dialogs import ask
 from .display import display_problem
 from .icons import app_icon
-from .main_window import MainWindow, display_url
+from .main_window import MainWindow
 from .plain_text import plain_box
 from .runs_model import RunsModel
 from .settings_dialog import SettingsDialog

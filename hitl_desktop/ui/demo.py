@@ -14,8 +14,9 @@ from pathlib import Path
 from ..agent import create_demo_db
 from ..agent.db_change import ChangeRequest, request_change
 from ..agent.offline import DEMO_REQUESTS
-from ..config import DEMO_PROFILE, Settings, demo_profile, private_dir, sqlite_url
+from ..config import DEMO_PROFILE, Settings, demo_profile, private_dir
 from ..engine import Engine, Run
+from ..units.urls import sqlite_url
 
 DEMO_DIR = "demo"
 STORE_FILE = "runs.db"

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine import redact_url
+from ..units.urls import display_url
 from .console import Console
 from .decisions import Decisions
 from .plain_text import tooltip
@@ -395,20 +395,6 @@ class MainWindow(QMainWindow):
     def tick(self) -> None:
         """Repaint the visible rows: the countdown column is computed when painted."""
         self.table.viewport().update()
-
-
-def display_url(url: str) -> str:
-    """A database for people: a SQLite file's path, any other URL without its password."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return url
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        return parsed.database
-    return redact_url(url)
 
 
 def _short(text: str, limit: int = 48) -> str:

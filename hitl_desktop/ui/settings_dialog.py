@@ -33,20 +33,10 @@ from PySide6.QtWidgets import (
 )
 
 from .. import secrets
-from ..config import (
-    API_KEY_ENV,
-    DEFAULT_MODEL,
-    DEFAULT_PROFILE,
-    ConfigError,
-    Proposer,
-    Settings,
-    as_store_url,
-    parse_duration,
-    parse_target_url,
-    save_settings,
-    url_password,
-    without_password,
-)
+from ..config import API_KEY_ENV, DEFAULT_PROFILE, ConfigError, Settings, save_settings
+from ..units.defaults import DEFAULT_MODEL, ProposerName
+from ..units.durations import parse_duration
+from ..units.urls import as_store_url, parse_target_url, url_password, without_password
 
 __all__ = ["SettingsDialog"]
 
@@ -384,7 +374,7 @@ class SettingsDialog(QDialog):
         except ValueError as exc:
             errors.append((self.timeout_edit, TIMEOUT, f"{exc}."))
 
-        proposer: Proposer = (
+        proposer: ProposerName = (
             "openai" if self.proposer_combo.currentData() == "openai" else "offline"
         )
         if proposer == "openai" and base_url is None and not key_text and not self._has_key():

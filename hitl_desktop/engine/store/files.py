@@ -20,7 +20,7 @@ COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def is_file_store(path: str) -> bool:
-    """Whether *path* (from sqlite_path) names a file, not an in-memory database."""
+    """Whether *path* (from sqlite_database) names a file, not an in-memory database."""
     return path not in ("", ":memory:") and not path.startswith("file:")
 
 

@@ -30,8 +30,6 @@ from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 from sqlalchemy.sql.compiler import SQLCompiler
 
 T = TypeVar("T")
@@ -604,27 +602,3 @@ async def write_retrying_conflicts(executor: Executor, fn: Body[T], *args: Any) 
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
-
-
-def sqlite_path(url: str) -> str | None:
-    """The file path of a sqlite URL, or None for another dialect."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    return parsed.database or ":memory:"
-
-
-def redact_url(url: str) -> str:
-    """The URL for people and messages: its password hidden (text that is no URL, as given)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
-
-
-def async_url(url: str) -> str:
-    """postgresql:// → postgresql+asyncpg://; already-async URLs are kept."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "asyncpg":
-        parsed = parsed.set(drivername="postgresql+asyncpg")
-    return parsed.render_as_string(hide_password=False)
