@@ -7,7 +7,7 @@ also loads what is imported only on demand (the OpenAI client, the database driv
 dialects), reports the keyring backend (an unusable one is reported, not a failure: a minimal
 Linux has none), and shows the main window when the console is there. One line per check::
 
-    ok    store migrated to revision 0002 (41 ms)
+    ok    store migrated to revision 0003 (41 ms)
 
 Exit status 0 when every mandatory check passed, 1 when one failed, 2 for bad arguments.
 Everything happens in a temporary directory; the user's store, settings and keyring are never

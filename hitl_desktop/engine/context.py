@@ -156,7 +156,7 @@ class RunContext:
         if recorded is not None:
             info = serde.load(recorded.result or "{}")
             state = self._tokens.get(info["id"])
-            return _token(info, state.status if state else TokenStatus.WAITING)
+            return _recorded_token(info, state.status if state else TokenStatus.WAITING)
         engine = self._engine
         seconds = engine.default_token_timeout if timeout is None else serde.seconds(timeout)
         tag_list = _check_tags(tags)
@@ -207,7 +207,7 @@ class RunContext:
             )
         )
         state = self._tokens.get(token.id)
-        return _token(info, state.status if state else TokenStatus.WAITING, cached)
+        return _recorded_token(info, state.status if state else TokenStatus.WAITING, cached)
 
     async def for_token(self, token: Token | str) -> TokenResult:
         token_id = token.id if isinstance(token, Token) else str(token)
@@ -268,7 +268,7 @@ def _check_tags(tags: list[str] | tuple[str, ...] | None) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def _token(info: dict[str, Any], status: str, cached: bool = False) -> Token:
+def _recorded_token(info: dict[str, Any], status: str, cached: bool = False) -> Token:
     created = to_datetime(info["created_at"])
     expires = to_datetime(info["expires_at"])
     assert created is not None and expires is not None

@@ -36,7 +36,7 @@ from .models import (
     to_datetime,
 )
 from .store import files, migrate, store
-from .store.records import EventRow, Outcome, Resume, Writes
+from .store.records import Committed, EventRow, Resume, Writes
 from .store.sql import (
     AsyncSaExecutor,
     Executor,
@@ -314,7 +314,7 @@ class Engine:
         self._triggered(Resume(run_id, task, text, {}, {}), out)
         return _run(row, text, None)
 
-    def _triggered(self, resume: Resume, out: Outcome) -> None:
+    def _triggered(self, resume: Resume, out: Committed) -> None:
         self._publish(out.events)
         if self._started:
             self._spawn(resume)
@@ -406,11 +406,11 @@ class Engine:
             raise
         if out.expired_at is not None:  # timed out by this very commit
             raise TokenExpired(token_id, out.expired_at)
-        return _token(out.value, text)
+        return _token_from_row(out.value, text)
 
     async def get_token(self, token_id: str) -> Token:
         row, output = await self._executor_or_open(store.get_token, token_id)
-        return _token(row, output)
+        return _token_from_row(row, output)
 
     async def list_tokens(
         self,
@@ -428,7 +428,7 @@ class Engine:
             run_id,
             limit,
         )
-        return [_token(r, o) for r, o in rows]
+        return [_token_from_row(r, o) for r, o in rows]
 
     # ------------------------------------------------------------ events
 
@@ -532,12 +532,12 @@ class Engine:
         if len(self._paused) > PAUSED_HISTORIES:
             self._paused.popitem(last=False)
 
-    def _committed(self, writes: Writes, out: Outcome) -> None:
+    def _committed(self, writes: Writes, out: Committed) -> None:
         """After a run's commit: keep the timer for its new tokens, announce what changed."""
         self._note_tokens(writes)
         self._publish(out.events)
 
-    def _absorb(self, out: Outcome) -> None:
+    def _absorb(self, out: Committed) -> None:
         self._publish(out.events)
         for resume in out.resumed:
             self._spawn(resume)
@@ -719,7 +719,7 @@ def _run(row: Row, payload: str | None, output: str | None, cached: bool = False
     )
 
 
-def _token(row: Row, output: str | None) -> Token:
+def _token_from_row(row: Row, output: str | None) -> Token:
     created = to_datetime(row["created_at"])
     expires = to_datetime(row["expires_at"])
     assert created is not None and expires is not None

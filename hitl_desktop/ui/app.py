@@ -110,10 +110,6 @@ class ConsoleApp:
         self.window.quit_requested.connect(self.quit.set)
         self._dialog_task: asyncio.Future[None] | None = None
 
-    def _on_counts(self, counts: dict[str, int]) -> None:
-        if self.tray is not None:
-            self.tray.set_waiting(counts.get("WAITING", 0))
-
     def _apply_close_to_tray(self) -> None:
         has_tray = self.tray is not None and self.tray.has_tray
         self.window.hide_on_close = bool(has_tray and self.settings.close_to_tray)

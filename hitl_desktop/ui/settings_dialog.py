@@ -37,6 +37,7 @@ from ..config import API_KEY_ENV, DEFAULT_PROFILE, ConfigError, Settings, save_s
 from ..units.defaults import DEFAULT_MODEL, ProposerName
 from ..units.durations import parse_duration
 from ..units.urls import as_store_url, parse_target_url, url_password, without_password
+from .runs_model import is_dark
 
 __all__ = ["SettingsDialog"]
 
@@ -460,11 +461,8 @@ class SettingsDialog(QDialog):
             widget.setStyleSheet("")
         self._invalid.clear()
 
-    def _is_dark(self) -> bool:
-        return self.palette().color(QPalette.ColorRole.Window).lightness() < 128
-
     def _error_color(self) -> str:
-        return "#ff8a80" if self._is_dark() else "#c62828"
+        return "#ff8a80" if is_dark(self.palette()) else "#c62828"
 
     def _make_secondary(self, label: QLabel) -> None:
         """Hints in the palette's placeholder colour: quieter than the fields, in dark and light."""

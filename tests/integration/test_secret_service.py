@@ -5,7 +5,7 @@
 ``hitl_desktop.secrets`` with keyring's own backend detection, and ``secret-tool`` (libsecret,
 another client of the same service) confirms the item is really in the Secret Service.
 
-Needs the Debian packages gnome-keyring, dbus and libsecret-tools (CI installs them; PLATFORM.md).
+Needs the Debian packages gnome-keyring, dbus and libsecret-tools (CI installs them).
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ class EventRow:
 
 
 @dataclass(slots=True)
-class Outcome:
+class Committed:
     """What a transaction changed: events to publish and runs this engine now executes."""
 
     events: list[EventRow] = field(default_factory=list)

@@ -5,7 +5,7 @@ Core statements. Where they run depends on the dialect:
 
 * SQLite: on one dedicated store thread that owns one `sqlite3` connection. Statements are
   compiled by SQLAlchemy once and executed on the raw connection: SQLAlchemy's per-statement
-  and per-transaction bookkeeping costs more than an fsync here (shared/PLATFORM.md). Writes
+  and per-transaction bookkeeping costs more than an fsync here. Writes
   queued while a commit is in flight are grouped into one `BEGIN IMMEDIATE` transaction, each
   in its own savepoint, so concurrent runs share fsyncs without sharing failures.
 * PostgreSQL: on an asyncpg engine through `AsyncConnection.run_sync`, so the same bodies run
@@ -314,10 +314,9 @@ class _Bell:
     file descriptor the loop watches, one read, then every finished future in the queue is
     resolved in that callback. asyncio's own call_soon_threadsafe costs the loop a callback
     object, two reads of its self-pipe and an exception each time; here a wake-up is one write
-    and one read. On Linux the descriptor is an eventfd: its write and read are cheaper system
-    calls than a socket's send and recv (an empty round trip through the store thread: 50
-    µs instead of 57); elsewhere a socket pair. Loops that cannot watch a descriptor
-    (Windows' proactor) get call_soon_threadsafe."""
+    and one read. On Linux the descriptor is an eventfd, whose write and read are cheaper
+    system calls than a socket's send and recv; elsewhere a socket pair. Loops that cannot
+    watch a descriptor (Windows' proactor) get call_soon_threadsafe."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop

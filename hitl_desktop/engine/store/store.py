@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from .. import serde
 from ..errors import OutputRefused, RunNotFound, TokenAlreadyFinished, TokenNotFound
 from . import schema, values
-from .records import EventRow, Outcome, Recorded, Resume, TokenState, TokenWrite, Writes
+from .records import Committed, EventRow, Recorded, Resume, TokenState, TokenWrite, Writes
 from .sql import Prepared, Row, Tx
 
 R, T, S, E, W = schema.runs, schema.tokens, schema.steps, schema.events, schema.waits
@@ -62,8 +62,7 @@ class LostOwnership(Exception):
 # ---------------------------------------------------------------- statements (compiled once)
 
 # Hot statements write the NULLs they usually write as literals, in variants: pysqlite binds a
-# None parameter through its adaptation protocol, over a microsecond each (a str or a float
-# costs a tenth of that), and a run's trigger alone used to bind seven.
+# None parameter through its adaptation protocol, far slower than a str or a float.
 
 
 def _inserting(table: sa.Table, nulls: Iterable[str] = (), skip: Iterable[str] = ()) -> Prepared:
@@ -197,7 +196,7 @@ _last_event = Prepared(sa.select(sa.func.max(E.c.id).label("v")))
 
 def _event(
     tx: Tx,
-    out: Outcome,
+    out: Committed,
     kind: str,
     run_id: str,
     now: float,
@@ -312,7 +311,7 @@ def _resume(
 
 def _wake(
     tx: Tx,
-    out: Outcome,
+    out: Committed,
     token_id: str,
     creator: str | None,
     owner: str | None,
@@ -368,9 +367,9 @@ def trigger(
     payload: str | None,
     now: float,
     origin: str,
-) -> Outcome:
+) -> Committed:
     """Insert a run, or return the live run holding the same idempotency key (out.value)."""
-    out = Outcome()
+    out = Committed()
     key = run["idempotency_key"]
     if key is not None:
         existing = tx.one(_run_by_key, {"key": key})
@@ -409,9 +408,9 @@ def create_keyed_token(
 
 def pause(
     tx: Tx, run_id: str, owner: str, writes: Writes, token_id: str, now: float
-) -> tuple[Outcome, TokenState | None]:
+) -> tuple[Committed, TokenState | None]:
     """Suspend the run on *token_id*; if the token already finished, return its state instead."""
-    out = Outcome()
+    out = Committed()
     # A token inserted by this very commit is WAITING: no need to read (or lock) it.
     if not any(t.id == token_id for t in writes.tokens):
         _fenced(tx, run_id, owner, now)
@@ -446,8 +445,8 @@ def finish(
     error: str | None,
     traceback: str | None,
     now: float,
-) -> Outcome:
-    out = Outcome()
+) -> Committed:
+    out = Committed()
     params = {
         "rid": run_id,
         "fence_owner": owner,
@@ -472,8 +471,8 @@ def finish(
     return out
 
 
-def cancel(tx: Tx, run_id: str, reason: str | None, now: float, origin: str) -> Outcome:
-    out = Outcome()
+def cancel(tx: Tx, run_id: str, reason: str | None, now: float, origin: str) -> Committed:
+    out = Committed()
     row = tx.one(_run_task, {"rid": run_id})
     if row is None:
         raise RunNotFound(run_id)
@@ -513,13 +512,13 @@ def complete_token(
     origin: str,
     known: Resume | None = None,
     checks: OutputChecks | None = None,
-) -> Outcome:
+) -> Committed:
     """Compare-and-set WAITING and not yet expired → COMPLETED, and wake its run in the same
     transaction (*known*: see _wake). *checks* are run on the output first (_check_output).
 
     A token found WAITING past its deadline is timed out here instead, as time_out_due would,
     and committed: out.expired_at is then its deadline, and the caller reports the expiry."""
-    out = Outcome()
+    out = Committed()
     if checks:
         _check_output(tx, token_id, output, checks, now)
     column = values.put(tx, output)
@@ -580,7 +579,7 @@ def _check_output(
 
 def _time_out(
     tx: Tx,
-    out: Outcome,
+    out: Committed,
     token_id: str,
     run_id: str | None,
     owner: str | None,
@@ -597,9 +596,9 @@ def _time_out(
 
 def time_out_due(
     tx: Tx, owner: str, tasks: frozenset[str], now: float, limit: int = 200
-) -> Outcome:
+) -> Committed:
     """Time out every token past its deadline (up to *limit*); out.value is the next deadline."""
-    out = Outcome()
+    out = Committed()
     for row in tx.all(_due_tokens, {"now": now, "limit": limit}):
         _time_out(tx, out, str(row["id"]), row["run_id"], owner, tasks, now, owner)
     out.value = earliest_deadline(tx)
@@ -616,9 +615,9 @@ def earliest_deadline(tx: Tx) -> float | None:
 
 def claim_queued(
     tx: Tx, owner: str, tasks: frozenset[str], now: float, limit: int = CLAIM_BATCH
-) -> Outcome:
+) -> Committed:
     """Claim up to *limit* QUEUED runs; out.value is how many rows were looked at."""
-    out = Outcome()
+    out = Committed()
     rows = tx.all(_queued, {"limit": limit})
     out.value = len(rows)
     for row in rows:
@@ -638,9 +637,9 @@ def recover(
     tasks: frozenset[str],
     max_recoveries: int,
     now: float,
-) -> Outcome:
+) -> Committed:
     """Take over the runs that dead engines were executing (bounded per run)."""
-    out = Outcome()
+    out = Committed()
     if not dead:
         return out
     rows = tx.all(
