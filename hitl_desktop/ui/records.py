@@ -20,7 +20,7 @@ REQUEST_CHARS = 240
 """The most characters of a request kept for the table (the review pane shows it whole)."""
 
 
-def outcome_of(output: Any) -> Outcome | None:
+def read_outcome(output: Any) -> Outcome | None:
     """A `db-change` run's `Outcome`, or None for any other output."""
     if isinstance(output, Mapping) and output.get("outcome") in OUTCOMES:
         try:
@@ -87,7 +87,7 @@ class RunRow:
             updated_at=run.updated_at.timestamp(),
             tags=run.tags,
             token_id=run.waiting_token_id,
-            outcome=outcome_of(run.output),
+            outcome=read_outcome(run.output),
             error=run.error,
         )
 

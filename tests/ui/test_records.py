@@ -11,7 +11,7 @@ from hitl_desktop.ui.records import (
     format_countdown,
     format_duration,
     format_rows,
-    outcome_of,
+    read_outcome,
     request_of,
     state_of,
 )
@@ -51,8 +51,8 @@ def test_states() -> None:
 
 
 def test_outcome_and_request_are_read_defensively() -> None:
-    assert outcome_of({"outcome": "applied", "message": "ok"}).outcome == "applied"  # type: ignore[union-attr]
-    assert outcome_of({"outcome": "bogus"}) is None and outcome_of([1]) is None
+    assert read_outcome({"outcome": "applied", "message": "ok"}).outcome == "applied"  # type: ignore[union-attr]
+    assert read_outcome({"outcome": "bogus"}) is None and read_outcome([1]) is None
     assert request_of({"request": "  Refund\n $20  "}) == "Refund $20"
     assert request_of({"invoice": 1}) == '{"invoice": 1}'
     assert request_of(None) == ""
