@@ -37,10 +37,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import platformdirs
 
+from .agent.profiles import (
+    DEFAULT_PROFILE,
+    DEMO_PROFILE,
+    TargetProfile,
+    demo_profile,
+    profile_name,
+)
 from .units.defaults import DEFAULT_MAX_ROWS as DEFAULT_MAX_ROWS
 from .units.defaults import DEFAULT_MODEL as DEFAULT_MODEL
 from .units.defaults import DEFAULT_TOKEN_TIMEOUT as DEFAULT_TOKEN_TIMEOUT
@@ -51,10 +58,7 @@ from .units.urls import as_store_url as as_store_url
 from .units.urls import parse_target_url as parse_target_url
 from .units.urls import sqlite_path as sqlite_path
 from .units.urls import sqlite_url as sqlite_url
-from .units.urls import target_id, url_password
-
-if TYPE_CHECKING:
-    from .agent.db_change import ChangeRequest
+from .units.urls import url_password
 
 APP_NAME = "hitl-desktop"
 STORE_FILE = "runs.db"
@@ -62,14 +66,6 @@ SETTINGS_FILE = "settings.json"
 SETTINGS_VERSION = 1
 API_KEY_ENV = "OPENAI_API_KEY"
 
-DEFAULT_PROFILE = "default"
-"""The profile made of the top-level fields of ``settings.json``."""
-DEMO_PROFILE = "demo"
-"""The demo's built-in profile: its target is ``<data dir>/demo/target.db`` (see ``--demo``)."""
-DEMO_DENY: tuple[str, ...] = ("customers.password_hash",)
-"""What the demo profile hides from the agent: the demo's password hashes."""
-DEMO_ALLOW: tuple[str, ...] = ("plans", "customers", "subscriptions", "invoices", "refunds")
-"""The tables of the demo database (its catalogue's allow list)."""
 
 # The fields of Settings that settings.json remembers, in the order they are written.
 PREFERENCES = (
@@ -90,7 +86,6 @@ PREFERENCES = (
 # The fields of one target profile, as settings.json spells them.
 PROFILE_FIELDS = ("target_url", "proposer", "model", "base_url", "allow", "deny", "max_rows")
 
-_PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 # Entry names that look like a secret: refused in settings.json (secrets live in the keyring).
 _SECRET_NAME = re.compile(r"api[_-]?key|secret|password|passwd|credential", re.IGNORECASE)
@@ -102,52 +97,12 @@ class ConfigError(ValueError):
     """A settings file or variable that cannot be used; the message names the file/variable."""
 
 
-@dataclass(frozen=True, slots=True)
-class TargetProfile:
-    """What runs requested under *name* may reach, as this machine's settings define it.
-
-    ``target_url`` never holds a password: the password of a profile's database is kept in the
-    OS keyring (``secrets.get_db_password(name)``). The API key goes to ``base_url`` only.
-    """
-
-    name: str
-    target_url: str
-    proposer: ProposerName = OFFLINE
-    model: str = DEFAULT_MODEL
-    base_url: str | None = None
-    allow: tuple[str, ...] | None = None
-    deny: tuple[str, ...] = ()
-    max_rows: int = DEFAULT_MAX_ROWS
-
-    def to_json(self) -> dict[str, Any]:
-        """The profile as ``settings.json`` keeps it under ``profiles`` (without its name)."""
-        return {
-            "target_url": self.target_url,
-            "proposer": self.proposer,
-            "model": self.model,
-            "base_url": self.base_url,
-            "allow": None if self.allow is None else list(self.allow),
-            "deny": list(self.deny),
-            "max_rows": self.max_rows,
-        }
-
-    @property
-    def target_id(self) -> str:
-        """A short digest of the target database's address (driver, user, host, port, database,
-        without the password): a run records it so that it is never executed against another
-        database that a profile of the same name points at elsewhere."""
-        return target_id(self.target_url)
-
-
 def check_profile_name(name: str) -> str:
-    """*name* when it can name a profile (letters, digits, ``_ . -``; 64 at most), else
-    `ConfigError` saying what is allowed."""
-    if not isinstance(name, str) or not _PROFILE_NAME.fullmatch(name):
-        raise ConfigError(
-            f"{name!r} cannot name a profile: use up to 64 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
+    """*name* when it can name a profile, else `ConfigError` saying what is allowed."""
+    try:
+        return profile_name(name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,29 +175,6 @@ class Settings:
         """The profile new requests use, or None when it is not defined (no target set)."""
         return self.target_profiles().get(self.profile)
 
-    def change_request(
-        self, text: str, *, profile: str | None = None, timeout: str | None = None
-    ) -> ChangeRequest:
-        """The `ChangeRequest` for *text* under *profile* (default: the active one). The console
-        and the CLI both make theirs here. Raises `RequestInvalid` naming the problem (an
-        unknown profile, no target, an empty request, ...)."""
-        from .agent.db_change import ChangeRequest, RequestInvalid  # not needed to read settings
-
-        name = profile or self.profile
-        found = self.target_profiles().get(name)
-        if found is None:
-            if name == DEFAULT_PROFILE:
-                raise RequestInvalid("no target database is set")
-            raise RequestInvalid(f"there is no target profile {name!r} in {self.settings_file}")
-        return ChangeRequest.from_json(
-            {
-                "request": text.strip(),
-                "profile": name,
-                "target_id": found.target_id,
-                "timeout": timeout or self.token_timeout,
-            }
-        )
-
 
 def with_profile(settings: Settings, profile: TargetProfile) -> Settings:
     """*settings* with *profile* defined (``default``: the top-level fields), ready to save."""
@@ -270,13 +202,6 @@ def without_profile(settings: Settings, name: str) -> Settings:
     if name not in settings.profiles:
         raise ConfigError(f"there is no profile {name!r} in {settings.settings_file}")
     return replace(settings, profiles={k: v for k, v in settings.profiles.items() if k != name})
-
-
-def demo_profile(target: Path) -> TargetProfile:
-    """The built-in ``demo`` profile for the demo database at *target*."""
-    return TargetProfile(
-        DEMO_PROFILE, sqlite_url(target), OFFLINE, allow=DEMO_ALLOW, deny=DEMO_DENY
-    )
 
 
 def _profile(name: str, entry: Mapping[str, Any]) -> TargetProfile:

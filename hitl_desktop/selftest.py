@@ -231,8 +231,7 @@ def _ms(start: float) -> float:
 
 
 async def _async_checks(report: Report, tmp: Path) -> None:
-    from .agent import Targets, db_change_task
-    from .config import TargetProfile
+    from .agent import TargetProfile, Targets, db_change_task
     from .engine import Engine
     from .units.urls import sqlite_url
 

@@ -14,11 +14,11 @@ import platformdirs
 import pytest
 
 import hitl_desktop
+from hitl_desktop.agent import TargetProfile
 from hitl_desktop.config import (
     PREFERENCES,
     ConfigError,
     Settings,
-    TargetProfile,
     environment_api_key,
     load_settings,
     save_settings,
@@ -437,36 +437,3 @@ def test_bad_allow_lists_name_the_entry(env: dict[str, str], bad: object):
     write_file(env, {"allow": bad})
     with pytest.raises(ConfigError, match="'allow' must be a list"):
         load_settings(env)
-
-
-def test_change_requests_name_a_profile_and_carry_no_authority(tmp_path: Path):
-    from hitl_desktop.agent.db_change import RequestInvalid
-
-    settings = dataclasses.replace(
-        load_settings({"HITL_DATA_DIR": str(tmp_path)}),
-        target_url="sqlite:///shop.db",
-        proposer="openai",
-        token_timeout="2h",
-        deny=("users.password",),
-        profiles={"other": {"target_url": "sqlite:///other.db"}},
-    )
-    change = settings.change_request("  Refund invoice 7  ")
-    assert change.to_json() == {
-        "request": "Refund invoice 7",
-        "profile": "default",
-        "timeout": "2h",
-        "target_id": TargetProfile("default", "sqlite:///shop.db").target_id,
-    }
-    other = settings.change_request("x", profile="other", timeout="5m")
-    assert (other.profile, other.timeout) == ("other", "5m")
-    assert other.target_id != change.target_id
-    with pytest.raises(RequestInvalid, match="no target profile 'nope'"):
-        settings.change_request("x", profile="nope")
-
-    # Checked as any payload is: the console's requests too, before a run exists.
-    with pytest.raises(RequestInvalid, match="4000"):
-        settings.change_request("x" * 4001)
-    with pytest.raises(RequestInvalid, match="empty"):
-        settings.change_request("   ")
-    with pytest.raises(RequestInvalid, match="no target"):
-        dataclasses.replace(settings, target_url=None).change_request("Refund invoice 7")

@@ -52,6 +52,13 @@ from .diff import (
 )
 from .errors import AgentError, CatalogueError, Problem, ProblemCode, ProposalInvalid
 from .offline import DEMO_REQUESTS, SHAPES, OfflineProposer
+from .profiles import (
+    DEFAULT_PROFILE,
+    DEMO_PROFILE,
+    TargetProfile,
+    demo_profile,
+    profile_name,
+)
 from .proposal import (
     ColumnValue,
     Op,
@@ -105,7 +112,9 @@ __all__ = [
     "COLUMN_KINDS",
     "DEFAULT_DENY",
     "DEFAULT_MAX_ROWS",
+    "DEFAULT_PROFILE",
     "DEMO_ALLOW",
+    "DEMO_PROFILE",
     "DEMO_REQUESTS",
     "MARKERS",
     "OUTCOMES",
@@ -149,6 +158,7 @@ __all__ = [
     "Scalar",
     "TableInfo",
     "Target",
+    "TargetProfile",
     "Targets",
     "ToolError",
     "ValidatedChange",
@@ -159,6 +169,7 @@ __all__ = [
     "create_demo_db",
     "db_change_task",
     "decide",
+    "demo_profile",
     "demo_rows",
     "diff_conn",
     "diff_proposal",
@@ -168,6 +179,7 @@ __all__ = [
     "find_conflicts",
     "fingerprint",
     "parse_edits",
+    "profile_name",
     "proposal_json_schema",
     "proposal_response_format",
     "read_rows",

@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import DEFAULT_PROFILE, ConfigError, TargetProfile, check_profile_name
 from ..engine import Engine, InvalidDuration, Run, RunContext, Token, task, wait
 from ..engine.serde import seconds as duration_seconds
 from ..engine.tasks import TaskFn
@@ -31,6 +30,7 @@ from .diff import diff_proposal, diffs_from_json
 from .edit_check import check_decision_edits
 from .errors import AgentError, Problem, ProposalInvalid
 from .offline import OfflineProposer
+from .profiles import DEFAULT_PROFILE, TargetProfile, profile_name
 from .proposal import Proposal
 from .proposer import ProposalSession, Proposer, ReadTools
 from .reads import Read, parent_reads, unique_reads
@@ -90,8 +90,8 @@ class ChangeRequest:
             raise RequestInvalid(f"the request is {len(request)} characters; the limit is 4000")
         profile = data.get("profile", DEFAULT_PROFILE)
         try:
-            check_profile_name(profile)
-        except ConfigError as exc:
+            profile_name(profile)
+        except ValueError as exc:
             raise RequestInvalid(str(exc)) from None
         timeout = data.get("timeout", DEFAULT_TOKEN_TIMEOUT)
         if not isinstance(timeout, str):

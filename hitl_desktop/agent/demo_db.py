@@ -15,8 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..config import DEMO_ALLOW
-from ..config import DEMO_DENY as DEFAULT_DENY
+from .profiles import DEMO_ALLOW
+from .profiles import DEMO_DENY as DEFAULT_DENY
 
 __all__ = ["DEFAULT_DENY", "DEMO_ALLOW", "create_demo_db", "demo_rows", "write_demo"]
 

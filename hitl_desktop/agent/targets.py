@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..config import TargetProfile
 from ..units.urls import sync_url
 from .apply import writer_engine
 from .catalogue import Catalogue, reflect_catalogue
 from .errors import AgentError
+from .profiles import TargetProfile
 from .reader import reader_engine
 
 SecretLookup = Callable[[str], "str | None"]

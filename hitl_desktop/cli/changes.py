@@ -21,6 +21,7 @@ from ..agent.review import (
     review_from_steps,
 )
 from ..agent.targets import Targets
+from ..application import change_request
 from ..config import ConfigError, load_settings, sqlite_url
 from ..engine import (
     Engine,
@@ -196,20 +197,9 @@ class Decide(StoreCommand[tuple[Run, list[str]]]):
 
 def _change_request(text: str, profile: str | None, timeout: str | None) -> ChangeRequest:
     try:
-        settings = load_settings()
+        return change_request(load_settings(), text, profile=profile, timeout=timeout)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
-    name = profile or settings.profile
-    if name not in settings.target_profiles():
-        known = ", ".join(sorted(settings.target_profiles())) or "none"
-        raise CliError(
-            f"no target profile {name!r} (profiles here: {known}): add one with 'hitl profile "
-            "add NAME --target URL', set HITL_TARGET, or choose a target in the console's "
-            "settings",
-            USAGE,
-        )
-    try:
-        return settings.change_request(text, profile=name, timeout=timeout)
     except RequestInvalid as exc:
         raise CliError(str(exc), USAGE) from None
 

@@ -8,9 +8,9 @@ import asyncio
 from abc import ABC, abstractmethod
 from typing import ClassVar, Generic, Self, TypeVar
 
-from .. import secrets
 from ..agent.db_change import db_change_task
 from ..agent.targets import Targets
+from ..application import local_targets
 from ..config import ConfigError, load_settings
 from ..engine import Engine, EngineError, redact_url
 from .errors import CliError, Output
@@ -74,11 +74,7 @@ def _machine_targets() -> Targets:
         settings = load_settings()
     except ConfigError as exc:
         raise CliError(str(exc)) from None
-    return Targets(
-        settings.target_profiles(),
-        api_key=secrets.get_api_key,
-        db_password=secrets.get_db_password,
-    )
+    return local_targets(settings)
 
 
 def _describe(exc: BaseException) -> str:

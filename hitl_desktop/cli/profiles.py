@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import secrets
-from ..agent.targets import Targets
+from ..agent import TargetProfile, Targets
 from ..config import (
     ConfigError,
     Settings,
-    TargetProfile,
     check_profile_name,
     load_settings,
     parse_target_url,

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from .. import secrets
 from ..agent.db_change import db_change_task
 from ..agent.offline import DEMO_REQUESTS
 from ..agent.targets import Targets
+from ..application import local_targets
 from ..config import ConfigError, Settings, load_settings, process_environment
 from ..engine import Engine
 from ..units.urls import as_store_url, display_url, redact_url
@@ -62,11 +62,7 @@ class ConsoleApp:
         self.settings = settings
         self.demo = demo
         # What runs may reach comes from this machine's profiles and keyring, never from a run.
-        self.targets = targets or Targets(
-            settings.target_profiles(),
-            api_key=secrets.get_api_key,
-            db_password=secrets.get_db_password,
-        )
+        self.targets = targets or local_targets(settings)
         self.engine = engine or Engine(
             settings.store_url,
             tasks=[db_change_task(self.targets)],

@@ -19,7 +19,6 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from ..agent.db_change import (
     ChangeRequest,
     EditRefused,
-    RequestInvalid,
     check_edits,
     decide,
     request_change,
@@ -27,6 +26,7 @@ from ..agent.db_change import (
 from ..agent.errors import Problem
 from ..agent.review import Decision, Edit, Review, review_from_steps
 from ..agent.targets import Targets
+from ..application import change_request
 from ..config import Settings
 from ..engine import (
     Engine,
@@ -444,11 +444,7 @@ class Console(QObject):
 
     def change_request(self, text: str) -> ChangeRequest:
         """A `ChangeRequest` for *text* under the active target profile."""
-        if self.settings.active_profile() is None:
-            raise RequestInvalid(
-                "no target database is set: choose one in Settings (or start with --demo)"
-            )
-        return self.settings.change_request(text)
+        return change_request(self.settings, text)
 
     async def new_request(self, text: str, *, idempotency_key: str | None = None) -> Run:
         """Trigger a `db-change` run; it shows in the Waiting view once its proposal is ready."""

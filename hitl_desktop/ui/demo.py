@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ..agent import create_demo_db
+from ..agent import DEMO_PROFILE, create_demo_db, demo_profile
 from ..agent.db_change import ChangeRequest, request_change
 from ..agent.offline import DEMO_REQUESTS
-from ..config import DEMO_PROFILE, Settings, demo_profile, private_dir
+from ..config import Settings, private_dir
 from ..engine import Engine, Run
 from ..units.urls import sqlite_url
 

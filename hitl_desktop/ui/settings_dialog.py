@@ -33,7 +33,8 @@ from PySide6.QtWidgets import (
 )
 
 from .. import secrets
-from ..config import API_KEY_ENV, DEFAULT_PROFILE, ConfigError, Settings, save_settings
+from ..agent import DEFAULT_PROFILE
+from ..config import API_KEY_ENV, ConfigError, Settings, save_settings
 from ..units.defaults import DEFAULT_MODEL, ProposerName
 from ..units.durations import parse_duration
 from ..units.urls import as_store_url, parse_target_url, url_password, without_password

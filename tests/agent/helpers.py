@@ -5,8 +5,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hitl_desktop.agent import ChangeRequest, Proposal, Targets
-from hitl_desktop.config import TargetProfile
+from hitl_desktop.agent import ChangeRequest, Proposal, TargetProfile, Targets
 
 MakeDb = Callable[..., sa.Engine]
 
@@ -26,6 +25,20 @@ def change_for(
 
 def proposal(*changes: dict[str, Any]) -> Proposal:
     return Proposal.model_validate({"summary": "s", "rationale": "r", "changes": list(changes)})
+
+
+# A valid refund on the demo database, as a proposal's change.
+REFUND_INSERT = {
+    "op": "insert",
+    "table": "refunds",
+    "values": {
+        "invoice_id": 1042,
+        "amount": "20.00",
+        "reason": "requested_by_customer",
+        "status": "pending",
+        "created_at": "2025-07-01T10:00:00",
+    },
+}
 
 
 # The model's answer for "refund $20 on invoice 1042", in the wire form (column/value pairs).

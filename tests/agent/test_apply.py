@@ -32,19 +32,7 @@ from hitl_desktop.agent.review import (
 from hitl_desktop.agent.targets import Targets
 from hitl_desktop.engine import Engine, RunStatus
 from tests import pg
-from tests.agent.helpers import change_for, proposal
-
-REFUND = {
-    "op": "insert",
-    "table": "refunds",
-    "values": {
-        "invoice_id": 1042,
-        "amount": "20.00",
-        "reason": "requested_by_customer",
-        "status": "pending",
-        "created_at": "2025-07-01T10:00:00",
-    },
-}
+from tests.agent.helpers import REFUND_INSERT, change_for, proposal
 
 
 def digest(path: Path) -> str:
@@ -148,7 +136,7 @@ async def test_postgresql_a_select_only_role_can_propose(
 
 @pytest.fixture
 def refund(demo_catalogue: Catalogue, demo_engine: sa.Engine) -> tuple[Any, list[Any]]:
-    made = proposal(REFUND)
+    made = proposal(REFUND_INSERT)
     return made, diff_proposal(validate(made, demo_catalogue, demo_engine), demo_engine)
 
 
@@ -211,7 +199,7 @@ def test_postgresql_a_table_lock_is_retried_until_released_then_fails_past_the_b
     reader = sa.create_engine(url)
     try:
         catalogue = reflect_catalogue(reader)
-        made = proposal(REFUND)
+        made = proposal(REFUND_INSERT)
         diffs = diff_proposal(validate(made, catalogue, reader), reader)
     finally:
         reader.dispose()
@@ -331,7 +319,7 @@ async def test_an_edit_of_the_wrong_shape_is_refused_by_name_and_the_run_waits(
 
 def test_with_edits_turns_a_value_of_the_wrong_shape_into_a_problem() -> None:
     with pytest.raises(ProposalInvalid) as invalid:
-        with_edits(proposal(REFUND), (Edit(0, {"amount": {"x": 1}, "note": "fine"}),))
+        with_edits(proposal(REFUND_INSERT), (Edit(0, {"amount": {"x": 1}, "note": "fine"}),))
     assert [(p.index, p.table, p.column) for p in invalid.value.problems] == [
         (0, "refunds", "amount")
     ]
@@ -356,7 +344,7 @@ async def test_an_insert_edited_onto_an_existing_key_is_a_validation_problem(
     # The apply step's locked re-validation finds it too: a problem, never an IntegrityError.
     review = review_from_steps(await engine.get_steps(run_id))
     assert review is not None
-    edited = with_edits(proposal(REFUND), edit)
+    edited = with_edits(proposal(REFUND_INSERT), edit)
     result = apply_refund(demo_path, demo_catalogue, (edited, list(review.diffs)))
     assert isinstance(result, ProposalInvalid) and result.problems[0].code == "row_exists"
     fine = (Edit(0, {"id": 99_999}),)
@@ -366,7 +354,7 @@ async def test_an_insert_edited_onto_an_existing_key_is_a_validation_problem(
 def test_two_inserts_with_the_same_key_in_their_values_are_a_duplicate(
     demo_catalogue: Catalogue, demo_engine: sa.Engine
 ) -> None:
-    one = {**REFUND, "values": {**REFUND["values"], "id": 5000}}  # type: ignore[dict-item]
+    one = {**REFUND_INSERT, "values": {**REFUND_INSERT["values"], "id": 5000}}  # type: ignore[dict-item]
     with pytest.raises(ProposalInvalid, match="change 0 already touches the row id=5000"):
         validate(proposal(one, one), demo_catalogue, demo_engine)
 

@@ -10,9 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from hitl_desktop import secrets
-from hitl_desktop.agent import ChangeRequest, Targets, request_change
+from hitl_desktop.agent import ChangeRequest, TargetProfile, Targets, request_change
 from hitl_desktop.agent.review import TASK_NAME, review_from_steps
-from hitl_desktop.config import TargetProfile
 from hitl_desktop.engine import Engine, RunStatus
 from tests.keyrings import MemoryKeyring
 

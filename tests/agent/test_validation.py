@@ -27,19 +27,8 @@ from hitl_desktop.agent import (
     validate_async,
 )
 from hitl_desktop.agent import validation as validation_module
-from tests.agent.helpers import MakeDb, proposal
+from tests.agent.helpers import REFUND_INSERT, MakeDb, proposal
 
-REFUND = {
-    "op": "insert",
-    "table": "refunds",
-    "values": {
-        "invoice_id": 1042,
-        "amount": "20.00",
-        "reason": "requested_by_customer",
-        "status": "pending",
-        "created_at": "2025-07-01T10:00:00",
-    },
-}
 ANNUAL = {"op": "update", "table": "subscriptions", "key": {"id": 20}, "values": {"plan_id": "4"}}
 
 
@@ -75,7 +64,7 @@ def statements(engine: sa.Engine) -> Iterator[list[tuple[str, Any]]]:
 def test_the_issue_examples_validate_with_coerced_values(
     demo_catalogue: Catalogue, demo_engine: sa.Engine
 ) -> None:
-    result = validate(proposal(REFUND, ANNUAL), demo_catalogue, demo_engine)
+    result = validate(proposal(REFUND_INSERT, ANNUAL), demo_catalogue, demo_engine)
     assert isinstance(result, ValidatedProposal) and result.checked_database
     refund, annual = result.changes
     assert refund.key == {} and refund.values["amount"] == Decimal("20.00")
@@ -423,7 +412,7 @@ def test_text_keys_are_bound_parameters(make_db: MakeDb, tmp_path: Path) -> None
 
 async def test_validate_async(async_demo: AsyncEngine) -> None:
     catalogue = await reflect_catalogue_async(async_demo, allow=DEMO_ALLOW, deny=DEFAULT_DENY)
-    result = await validate_async(proposal(REFUND, ANNUAL), catalogue, async_demo)
+    result = await validate_async(proposal(REFUND_INSERT, ANNUAL), catalogue, async_demo)
     assert result.changes[0].values["amount"] == Decimal("20.00")
     bad = proposal(
         {"op": "update", "table": "subscriptions", "key": {"id": 1}, "values": {"plan_id": 99}},
@@ -446,5 +435,5 @@ async def test_validate_async_with_a_sync_engine_uses_a_thread(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(validation_module, "validate", spy)
-    await validate_async(proposal(REFUND), demo_catalogue, demo_engine)
+    await validate_async(proposal(REFUND_INSERT), demo_catalogue, demo_engine)
     assert threads and threads[0] != threading.get_ident()

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from hitl_desktop.agent import create_demo_db
+from hitl_desktop.agent import TargetProfile, create_demo_db
 from hitl_desktop.agent.db_change import ChangeRequest, db_change_task, request_change
 from hitl_desktop.agent.review import Outcome
 from hitl_desktop.agent.targets import Targets
-from hitl_desktop.config import TargetProfile
 from hitl_desktop.engine import Engine, RunStatus
 
 CHILD = textwrap.dedent(
@@ -31,7 +30,7 @@ CHILD = textwrap.dedent(
     task_module = importlib.import_module("hitl_desktop.agent.db_change")
     from hitl_desktop.agent.review import Decision
     from hitl_desktop.agent.targets import Targets
-    from hitl_desktop.config import TargetProfile
+    from hitl_desktop.agent import TargetProfile
     from hitl_desktop.engine import Engine
 
     store, token_id, point, target = sys.argv[1:5]

@@ -13,7 +13,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from hitl_desktop.config import Settings, TargetProfile, save_settings
+from hitl_desktop.agent import TargetProfile
+from hitl_desktop.config import Settings, save_settings
 from hitl_desktop.engine import RunStatus
 from hitl_desktop.ui.app import ConsoleApp, build_settings, parse_args
 from hitl_desktop.ui.demo import demo_dir
