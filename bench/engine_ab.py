@@ -40,16 +40,37 @@ def _add(x: int, y: int) -> int:
     return x + y
 
 
+LEAVES = ("engine", "units")
+"""The engine's package and the leaf packages below it, copied side by side."""
+
+
 def extract(rev: str, into: Path) -> None:
-    """The engine at *rev* as package `engine_base`, the work tree's as `engine_tree`."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "hitl_desktop/engine"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    (into / "hitl_desktop" / "engine").rename(into / "engine_base")
-    shutil.copytree(ROOT / "hitl_desktop" / "engine", into / "engine_tree")
+    """The engine at *rev* as `engine_base.engine`, the work tree's as `engine_tree.engine`; each
+    beside the leaf packages it imports (``units``), as in ``hitl_desktop``."""
+    for name, source in (("engine_base", rev), ("engine_tree", None)):
+        root = into / name
+        root.mkdir()
+        (root / "__init__.py").write_text("")
+        for part in LEAVES:
+            if source is None:
+                if (ROOT / "hitl_desktop" / part).exists():
+                    shutil.copytree(ROOT / "hitl_desktop" / part, root / part)
+                continue
+            listed = subprocess.run(
+                ["git", "-C", str(ROOT), "ls-tree", source, f"hitl_desktop/{part}"],
+                check=True,
+                capture_output=True,
+            ).stdout
+            if not listed:  # not there yet at that revision
+                continue
+            archive = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", source, f"hitl_desktop/{part}"],
+                check=True,
+                capture_output=True,
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+            (root / "hitl_desktop" / part).rename(root / part)
+            shutil.rmtree(root / "hitl_desktop")
 
 
 def register(engine: ModuleType) -> None:
@@ -110,7 +131,8 @@ def main() -> int:
     try:
         extract(args.rev, work)
         sys.path.insert(0, str(work))
-        packages = {name: importlib.import_module(name) for name in ("engine_base", "engine_tree")}
+        names = ("engine_base", "engine_tree")
+        packages = {name: importlib.import_module(f"{name}.engine") for name in names}
         for package in packages.values():
             register(package)
         print(f"base {args.rev} against the work tree, synchronous={args.sync}, {args.reps} reps")
