@@ -66,7 +66,8 @@ class DemoDb(Command[Path]):
         url = sqlite_url(result)
         return Output(
             {"path": str(result), "url": url},
-            f"wrote the demo database {result}\nuse it with: hitl request TEXT --target {url}",
+            f"wrote the demo database {result}\nuse it with: hitl profile add NAME --target "
+            f"{result} --deny customers.password_hash, then hitl request TEXT --profile NAME",
         )
 
 

@@ -289,3 +289,19 @@ def test_a_profiles_password_is_read_from_stdin_into_the_keyring_only(
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert b"s3cret-Pa55" not in path.read_bytes(), path
+
+
+def test_the_demo_databases_hint_works_as_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shlex
+
+    assert main(["demo-db", str(tmp_path / "shop.db")]) == 0
+    out, _ = capsys.readouterr()
+    hint = out.split("use it with: ", 1)[1].strip()
+    add, request = hint.split(", then ")
+    assert main(shlex.split(add.replace("NAME", "shop"))[1:]) == 0
+    argv = shlex.split(request.replace("NAME", "shop").replace("TEXT", "'Void invoice 4854'"))
+    assert main([*argv[1:], "--json"]) == 0
+    out, _ = capsys.readouterr()
+    assert '"status": "WAITING"' in out
