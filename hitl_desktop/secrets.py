@@ -125,20 +125,7 @@ def set_api_key(key: str) -> None:
     :class:`SecretsUnavailable` when no usable keyring backend can hold it.
     """
     validate_api_key(key)
-    backend = _require_usable()
-    try:
-        backend.set_password(SERVICE, USERNAME, key)
-        return
-    except NoKeyringError:
-        failure = NO_BACKEND
-    except KeyringError as exc:
-        failure = (
-            f"The keyring ({_describe(backend).name}) could not save the key: "
-            f"{_scrub(str(exc), key) or type(exc).__name__}"
-        )
-    # Raised outside the except clause so the backend's exception, which may hold the key,
-    # is not even kept as __context__.
-    raise SecretsUnavailable(failure)
+    _save(USERNAME, key, "the key", NO_BACKEND)
 
 
 def delete_api_key() -> None:
@@ -147,18 +134,7 @@ def delete_api_key() -> None:
     Raises :class:`SecretsUnavailable` when no usable keyring backend exists or it fails.
     ``OPENAI_API_KEY`` is not touched: it belongs to the environment the app started from.
     """
-    backend = _require_usable()
-    try:
-        backend.delete_password(SERVICE, USERNAME)
-    except PasswordDeleteError:
-        return  # nothing stored: the wanted state already
-    except NoKeyringError:
-        raise SecretsUnavailable(NO_BACKEND) from None
-    except KeyringError as exc:
-        raise SecretsUnavailable(
-            f"The keyring ({_describe(backend).name}) could not remove the key: "
-            f"{str(exc) or type(exc).__name__}"
-        ) from None
+    _forget(USERNAME, "the key")
 
 
 def db_password_user(profile: str) -> str:
@@ -178,32 +154,13 @@ def set_db_password(profile: str, password: str) -> None:
     Raises :class:`SecretsUnavailable` when no usable keyring can hold it; never falls back."""
     if not isinstance(password, str) or not password:
         raise InvalidApiKey("The database password is empty.")
-    backend = _require_usable()
-    try:
-        backend.set_password(SERVICE, db_password_user(profile), password)
-        return
-    except NoKeyringError:
-        failure = NO_BACKEND.replace("the API key", "the database password")
-    except KeyringError as exc:
-        failure = (
-            f"The keyring ({_describe(backend).name}) could not save the database password: "
-            f"{_scrub(str(exc), password) or type(exc).__name__}"
-        )
-    raise SecretsUnavailable(failure)
+    no_backend = NO_BACKEND.replace("the API key", "the database password")
+    _save(db_password_user(profile), password, "the database password", no_backend)
 
 
 def delete_db_password(profile: str) -> None:
     """Forget *profile*'s database password; nothing happens when none is stored."""
-    backend = _require_usable()
-    try:
-        backend.delete_password(SERVICE, db_password_user(profile))
-    except PasswordDeleteError:
-        return
-    except KeyringError as exc:
-        raise SecretsUnavailable(
-            f"The keyring ({_describe(backend).name}) could not remove the database password: "
-            f"{str(exc) or type(exc).__name__}"
-        ) from None
+    _forget(db_password_user(profile), "the database password")
 
 
 def backend_info() -> BackendInfo:
@@ -259,6 +216,38 @@ def _stored_key(username: str = USERNAME) -> str | None:
     except KeyringError as exc:
         raise SecretsUnavailable(
             f"The keyring ({_describe(backend).name}) could not be read: "
+            f"{str(exc) or type(exc).__name__}"
+        ) from None
+
+
+def _save(username: str, secret: str, what: str, no_backend: str) -> None:
+    backend = _require_usable()
+    try:
+        backend.set_password(SERVICE, username, secret)
+        return
+    except NoKeyringError:
+        failure = no_backend
+    except KeyringError as exc:
+        failure = (
+            f"The keyring ({_describe(backend).name}) could not save {what}: "
+            f"{_scrub(str(exc), secret) or type(exc).__name__}"
+        )
+    # Raised outside the except clause so the backend's exception, which may hold the secret,
+    # is not even kept as __context__.
+    raise SecretsUnavailable(failure)
+
+
+def _forget(username: str, what: str) -> None:
+    backend = _require_usable()
+    try:
+        backend.delete_password(SERVICE, username)
+    except PasswordDeleteError:
+        return  # nothing stored: the wanted state already
+    except NoKeyringError:
+        raise SecretsUnavailable(NO_BACKEND) from None
+    except KeyringError as exc:
+        raise SecretsUnavailable(
+            f"The keyring ({_describe(backend).name}) could not remove {what}: "
             f"{str(exc) or type(exc).__name__}"
         ) from None
 
