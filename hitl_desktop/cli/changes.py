@@ -159,9 +159,8 @@ class Decide(StoreCommand[tuple[Run, list[str]]]):
         except (EditRefused, OutputRefused) as exc:
             raise CliError(f"{exc}; run {run.id} still waits", INVALID_EDIT) from None
         except TokenAlreadyFinished as exc:
-            if (
-                exc.status != "TIMED_OUT"
-            ):  # TokenExpired too: this completion came past the deadline
+            # TIMED_OUT covers TokenExpired too: this very completion came past the deadline.
+            if exc.status != "TIMED_OUT":
                 raise
             raise CliError(expired, EXPIRED) from None
         try:

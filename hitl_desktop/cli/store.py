@@ -6,7 +6,6 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from ..agent.review import TASK_NAME, Decision, DecisionInvalid
 from ..agent.targets import Targets
 from ..engine import (
     Engine,
@@ -130,23 +129,16 @@ class Complete(StoreCommand[tuple[Token, Run | None]]):
         return cls(store_url(args.store), args.token_id, parse_data(args.data))
 
     async def fetch(self, engine: Engine, targets: Targets) -> tuple[Token, Run | None]:
-        token = await engine.get_token(self.token_id)
-        owner = None if token.run_id is None else await engine.get_run(token.run_id)
-        if owner is not None and owner.task == TASK_NAME:
-            # A db-change run resumes with a decision: a malformed one is refused before the
-            # token is used up, not left to fail the run.
-            try:
-                Decision.from_json(self.output)
-            except DecisionInvalid as exc:
-                raise CliError(
-                    f"--data is not a db-change decision: {exc} (for example "
-                    '\'{"decision": "approve", "reviewer": "ana"}\', or use hitl approve/reject)',
-                    USAGE,
-                ) from None
+        # The task's own output check (a db-change decision) runs where the completion commits:
+        # a malformed output is refused there and the token keeps waiting.
         try:
             token = await engine.complete_token(self.token_id, self.output)
         except OutputRefused as exc:
-            raise CliError(str(exc), USAGE) from None
+            raise CliError(
+                f"{exc} (for a db-change review use hitl approve/reject, or --data "
+                '\'{"decision": "approve", "reviewer": "ana"}\')',
+                USAGE,
+            ) from None
         except TokenExpired as exc:
             raise CliError(str(exc), EXPIRED) from None
         # Read back: a running console may already have claimed (or even finished) the run.
