@@ -24,7 +24,14 @@ import pydantic
 from ..units.defaults import DEFAULT_MODEL
 from .errors import ProposalInvalid
 from .proposal import Proposal, proposal_json_schema, proposal_response_format
-from .proposer import MAX_FIND_ROWS, ProposalSession, ProposerFailed, ToolError, tool_result_text
+from .proposer import (
+    FIND_LIMIT,
+    MAX_FIND_ROWS,
+    ProposalSession,
+    ProposerFailed,
+    ToolError,
+    tool_result_text,
+)
 from .reads import Read
 
 log = logging.getLogger("hitl_desktop.agent.llm")
@@ -261,7 +268,7 @@ class OpenAIProposer:
                 return tool_result_text(row)
             if name == "find_rows":
                 where = _pairs(args.get("where"), "where")
-                limit = args.get("limit", 10)
+                limit = args.get("limit", FIND_LIMIT)
                 rows = await asyncio.to_thread(session.tools.find_rows, table, where, limit)
                 return tool_result_text(rows)
             raise ToolError(f"there is no tool {name!r}; the tools are: {', '.join(TOOL_NAMES)}")
@@ -349,7 +356,9 @@ def tool_read(name: str, arguments: str, text: str) -> Read | None:
         if name == "get_row":
             return Read.of_tool(name, table, {"key": _pairs(args.get("key"), "key")}, result)
         where = _pairs(args.get("where"), "where")
-        return Read.of_tool(name, table, {"where": where, "limit": args.get("limit", 10)}, result)
+        return Read.of_tool(
+            name, table, {"where": where, "limit": args.get("limit", FIND_LIMIT)}, result
+        )
     except (ValueError, KeyError, TypeError, ToolError):
         return None  # a call _run_tool refused answers "error: …" and is caught above
 

@@ -26,6 +26,8 @@ from .reads import Read, unique_reads
 from .validation import DEFAULT_MAX_ROWS, validate
 
 MAX_FIND_ROWS = 50
+FIND_LIMIT = 10
+"""How many rows `find_rows` returns when no limit is asked for."""
 """The most rows `find_rows` returns, whatever limit is asked for."""
 
 
@@ -92,7 +94,7 @@ class ReadTools:
         return json_row(rows[0]) if rows else None
 
     def find_rows(
-        self, table: str, where: Mapping[str, Any], limit: int = 10
+        self, table: str, where: Mapping[str, Any], limit: int = FIND_LIMIT
     ) -> list[dict[str, Any]]:
         """Rows whose columns equal the given values (AND), at most *limit* (≤ MAX_FIND_ROWS)."""
         name = self._table(table)
@@ -147,7 +149,7 @@ class ProposalSession:
             self.note_read(Read.of_tool("get_row", table, {"key": key}, result))
         elif fn == self.tools.find_rows:
             table, where, *rest = args
-            limit = rest[0] if rest else 10
+            limit = rest[0] if rest else FIND_LIMIT
             self.note_read(
                 Read.of_tool("find_rows", table, {"where": where, "limit": limit}, result)
             )
