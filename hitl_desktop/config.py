@@ -62,6 +62,9 @@ from .units.urls import url_password
 
 APP_NAME = "hitl-desktop"
 STORE_FILE = "runs.db"
+DEMO_DIR = "demo"
+"""The demo's folder in the data directory: its store (`STORE_FILE`) and `DEMO_TARGET`."""
+DEMO_TARGET = "target.db"
 SETTINGS_FILE = "settings.json"
 SETTINGS_VERSION = 1
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -154,22 +157,19 @@ class Settings:
         ones, and ``demo`` once the demo database exists in the data directory."""
         found: dict[str, TargetProfile] = {}
         if self.target_url:
-            found[DEFAULT_PROFILE] = TargetProfile(
-                DEFAULT_PROFILE,
-                self.target_url,
-                self.proposer,
-                self.model,
-                self.base_url,
-                self.allow,
-                self.deny,
-                self.max_rows,
-            )
+            fields = {name: getattr(self, name) for name in PROFILE_FIELDS}
+            found[DEFAULT_PROFILE] = TargetProfile(DEFAULT_PROFILE, **fields)
         for name, entry in self.profiles.items():
             found[name] = _profile(name, entry)
-        demo = self.data_dir / "demo" / "target.db"
+        demo = self.demo_dir / DEMO_TARGET
         if DEMO_PROFILE not in found and demo.is_file():
             found[DEMO_PROFILE] = demo_profile(demo)
         return found
+
+    @property
+    def demo_dir(self) -> Path:
+        """Where ``--demo`` keeps its store and its target database."""
+        return self.data_dir / DEMO_DIR
 
     def active_profile(self) -> TargetProfile | None:
         """The profile new requests use, or None when it is not defined (no target set)."""
@@ -181,16 +181,7 @@ def with_profile(settings: Settings, profile: TargetProfile) -> Settings:
     if url_password(profile.target_url) is not None:
         raise ConfigError(f"profile {profile.name!r}: its target URL must not hold a password")
     if profile.name == DEFAULT_PROFILE:
-        return replace(
-            settings,
-            target_url=profile.target_url,
-            proposer=profile.proposer,
-            model=profile.model,
-            base_url=profile.base_url,
-            allow=profile.allow,
-            deny=profile.deny,
-            max_rows=profile.max_rows,
-        )
+        return replace(settings, **{name: getattr(profile, name) for name in PROFILE_FIELDS})
     check_profile_name(profile.name)
     return replace(settings, profiles={**settings.profiles, profile.name: profile.to_json()})
 

@@ -9,29 +9,20 @@ them (delete that directory to start over).
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from ..agent import DEMO_PROFILE, create_demo_db, demo_profile
 from ..agent.db_change import ChangeRequest, request_change
 from ..agent.offline import DEMO_REQUESTS
-from ..config import Settings, private_dir
+from ..config import DEMO_TARGET, STORE_FILE, Settings, private_dir
 from ..engine import Engine, Run
 from ..units.urls import sqlite_url
-
-DEMO_DIR = "demo"
-STORE_FILE = "runs.db"
-TARGET_FILE = "target.db"
-
-
-def demo_dir(settings: Settings) -> Path:
-    return settings.data_dir / DEMO_DIR
 
 
 def prepare_demo(settings: Settings) -> Settings:
     """Create the demo target (once) and point the settings at it and at the demo store."""
-    folder = demo_dir(settings)
+    folder = settings.demo_dir
     private_dir(folder)
-    target = folder / TARGET_FILE
+    target = folder / DEMO_TARGET
     if not target.exists():
         create_demo_db(target)
     return replace(
@@ -46,7 +37,7 @@ async def seed_demo(
     engine: Engine, settings: Settings, requests: tuple[str, ...] = DEMO_REQUESTS
 ) -> list[Run]:
     """Trigger the sample requests (once per demo store: idempotency keys)."""
-    profile = demo_profile(demo_dir(settings) / TARGET_FILE)
+    profile = demo_profile(settings.demo_dir / DEMO_TARGET)
     runs = []
     for number, text in enumerate(requests, start=1):
         change = ChangeRequest(text, DEMO_PROFILE, settings.token_timeout, profile.target_id)

@@ -17,7 +17,6 @@ from hitl_desktop.agent import TargetProfile
 from hitl_desktop.config import Settings, save_settings
 from hitl_desktop.engine import RunStatus
 from hitl_desktop.ui.app import ConsoleApp, build_settings, parse_args
-from hitl_desktop.ui.demo import demo_dir
 from hitl_desktop.ui.display import display_problem
 from hitl_desktop.ui.settings_dialog import SettingsDialog
 
@@ -86,7 +85,7 @@ async def test_the_demo_waits_within_seconds_and_a_relaunch_does_not_duplicate(
     async with running_console(settings, demo=True) as app:
         await until(lambda: sum(r.waiting for r in app.model.rows()) == 6, what="6 waiting")
         first = {r.id for r in app.model.rows()}
-    assert demo_dir(settings).is_dir()
+    assert settings.demo_dir.is_dir()
     async with running_console(settings, demo=True) as app:
         await until(lambda: len(app.model.rows()) == 6, what="the table")
         assert {r.id for r in app.model.rows()} == first
