@@ -33,15 +33,16 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
-from .agent.profiles import (
+from .agent import (
     DEFAULT_PROFILE,
     DEMO_PROFILE,
     TargetProfile,
@@ -368,81 +369,146 @@ _DEFAULTS: dict[str, Any] = {
 _DEFAULTS["profiles"] = {}
 
 
-def _check_preferences(values: Mapping[str, Any], path: Path) -> None:
-    """Raise :class:`ConfigError` naming *path* and the entry for the first unusable value."""
+@dataclass(frozen=True, slots=True)
+class SettingsProblem:
+    """One unusable setting: *field* is its key as ``settings.json`` spells it, *reason* says
+    what is wrong in words that follow the field's name (``"must not be empty"``)."""
 
-    def fail(name: str, reason: str) -> ConfigError:
-        return ConfigError(f"the settings file {path}: {name!r} {reason}")
+    field: str
+    reason: str
+    profile: str | None = None
+    """The named profile the value is in; None: a top-level entry."""
 
-    for name, value in values.items():
-        if name == "profiles":
-            _check_profiles(value, path)
-        elif name == "profile":
-            try:
-                check_profile_name(value)
-            except ConfigError as exc:
-                raise fail(name, str(exc)) from None
-        elif name == "max_rows":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise fail(name, "must be a positive whole number")
-        elif name in ("target_url", "base_url"):
-            if value is not None and not isinstance(value, str):
-                raise fail(name, "must be a string or null")
-        elif name in ("notifications", "close_to_tray"):
-            if not isinstance(value, bool):
-                raise fail(name, "must be true or false")
-        elif name in ("allow", "deny"):
-            if value is None and name == "allow":
-                continue
-            if not isinstance(value, list | tuple) or not all(
-                isinstance(v, str) and _ENTRY.fullmatch(v) for v in value
-            ):
-                raise fail(name, "must be a list of 'table' or 'table.column' names")
-        elif not isinstance(value, str):
-            raise fail(name, "must be a string")
-    if "proposer" in values and values["proposer"] not in PROPOSERS:
-        raise fail("proposer", f"must be one of {', '.join(PROPOSERS)}")
-    if "model" in values and not values["model"].strip():
-        raise fail("model", "must not be empty")
-    if "token_timeout" in values:
+    def __str__(self) -> str:
+        where = "" if self.profile is None else f" (in profile {self.profile!r})"
+        return f"{self.field!r} {self.reason}{where}"
+
+
+def check_settings(values: Mapping[str, Any]) -> list[SettingsProblem]:
+    """Every problem with the preferences in *values* (keys of :data:`PREFERENCES`; those absent
+    are not checked): at most one per top-level field, and those of each named profile; ``[]``
+    when all can be used. The settings dialog shows them beside its fields; loading and saving
+    raise :class:`ConfigError` from the first.
+
+    Types come first: a field's meaning (a duration, a URL) is checked only once its type is
+    right, so a wrong type is never also reported as a wrong meaning.
+    """
+    problems = [problem for name, value in values.items() for problem in _check_type(name, value)]
+    mistyped = {problem.field for problem in problems if problem.profile is None}
+    for name, meaning in _MEANINGS.items():
+        if name in values and name not in mistyped and values[name] is not None:
+            reason = meaning(values[name])
+            if reason is not None:
+                problems.append(SettingsProblem(name, reason))
+    return problems
+
+
+def _check_type(name: str, value: Any) -> list[SettingsProblem]:
+    """The problem with *value*'s type or form, which *name*'s meaning check relies on."""
+    if name == "profiles":
+        return _check_profiles(value)
+    reason: str | None = None
+    if name == "profile":
         try:
-            parse_duration(values["token_timeout"])
+            profile_name(value)
         except ValueError as exc:
-            raise fail("token_timeout", f"is invalid: {exc}") from None
-    if values.get("target_url") is not None:
-        try:
-            parse_target_url(values["target_url"])
-        except ValueError as exc:
-            raise fail("target_url", f"is invalid: {exc}") from None
+            reason = str(exc)
+    elif name == "max_rows":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            reason = "must be a positive whole number"
+    elif name in ("target_url", "base_url"):
+        if value is not None and not isinstance(value, str):
+            reason = "must be a string or null"
+    elif name in ("notifications", "close_to_tray"):
+        if not isinstance(value, bool):
+            reason = "must be true or false"
+    elif name in ("allow", "deny"):
+        if not (value is None and name == "allow") and (
+            not isinstance(value, list | tuple)
+            or not all(isinstance(v, str) and _ENTRY.fullmatch(v) for v in value)
+        ):
+            reason = "must be a list of 'table' or 'table.column' names"
+    elif not isinstance(value, str):
+        reason = "must be a string"
+    return [] if reason is None else [SettingsProblem(name, reason)]
 
 
-def _check_profiles(value: Any, path: Path) -> None:
-    """Raise :class:`ConfigError` for a ``profiles`` entry that is not an object of profiles,
-    each an object of `PROFILE_FIELDS` with a target."""
+def _check_proposer(value: str) -> str | None:
+    return None if value in PROPOSERS else f"must be one of {', '.join(PROPOSERS)}"
+
+
+def _check_model(value: str) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+def _check_base_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return None
+    return (
+        "must be an http:// or https:// URL, e.g. http://127.0.0.1:11434/v1 (none: OpenAI's "
+        "own server)"
+    )
+
+
+def _check_token_timeout(value: str) -> str | None:
+    try:
+        parse_duration(value)
+    except ValueError as exc:
+        return f"is invalid: {exc}"
+    return None
+
+
+def _check_target_url(value: str) -> str | None:
+    try:
+        parse_target_url(value)
+    except ValueError as exc:
+        return f"is invalid: {exc}"
+    return None
+
+
+# What each field's value must mean, checked once its type is right (in this order).
+_MEANINGS: dict[str, Callable[[str], str | None]] = {
+    "proposer": _check_proposer,
+    "model": _check_model,
+    "base_url": _check_base_url,
+    "token_timeout": _check_token_timeout,
+    "target_url": _check_target_url,
+}
+
+
+def _check_profiles(value: Any) -> list[SettingsProblem]:
+    """The problems of a ``profiles`` entry: it must be an object of named profiles, each an
+    object of `PROFILE_FIELDS` with a target."""
     if not isinstance(value, Mapping):
-        raise ConfigError(f"the settings file {path}: 'profiles' must be an object of profiles")
+        return [SettingsProblem("profiles", "must be an object of profiles")]
+    problems: list[SettingsProblem] = []
     for name, entry in value.items():
         try:
-            check_profile_name(name)
-        except ConfigError as exc:
-            raise ConfigError(f"the settings file {path}: 'profiles': {exc}") from None
-        where = f"profile {name!r}"
+            profile_name(name)
+        except ValueError as exc:
+            problems.append(SettingsProblem("profiles", f"holds a bad name: {exc}"))
+            continue
+        where = f"holds the profile {name!r}, which"
         if name == DEFAULT_PROFILE:
-            raise ConfigError(
-                f"the settings file {path}: {where} is made of the top-level entries; "
-                "name the extra profile otherwise"
+            reason = f"{where} is made of the top-level entries; name the extra profile otherwise"
+        elif not isinstance(entry, Mapping):
+            reason = f"{where} must be an object"
+        elif unknown := sorted(set(entry) - set(PROFILE_FIELDS)):
+            reason = (
+                f"{where} has unknown entries {unknown} (a profile has {', '.join(PROFILE_FIELDS)})"
             )
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"the settings file {path}: {where} must be an object")
-        unknown = sorted(set(entry) - set(PROFILE_FIELDS))
-        if unknown:
-            raise ConfigError(
-                f"the settings file {path}: {where} has unknown entries {unknown} "
-                f"(a profile has {', '.join(PROFILE_FIELDS)})"
-            )
-        if not entry.get("target_url"):
-            raise ConfigError(f"the settings file {path}: {where} has no target_url")
-        try:
-            _check_preferences(entry, path)
-        except ConfigError as exc:
-            raise ConfigError(f"{exc} (in {where})") from None
+        elif not entry.get("target_url"):
+            reason = f"{where} has no target_url"
+        else:
+            problems += [replace(problem, profile=name) for problem in check_settings(entry)]
+            continue
+        problems.append(SettingsProblem("profiles", reason))
+    return problems
+
+
+def _check_preferences(values: Mapping[str, Any], path: Path) -> None:
+    """Raise :class:`ConfigError` naming *path* and the entry for the first unusable value."""
+    problems = check_settings(values)
+    if problems:
+        raise ConfigError(f"the settings file {path}: {problems[0]}")

@@ -19,6 +19,8 @@ from hitl_desktop.config import (
     PREFERENCES,
     ConfigError,
     Settings,
+    SettingsProblem,
+    check_settings,
     environment_api_key,
     load_settings,
     save_settings,
@@ -437,3 +439,51 @@ def test_bad_allow_lists_name_the_entry(env: dict[str, str], bad: object):
     write_file(env, {"allow": bad})
     with pytest.raises(ConfigError, match="'allow' must be a list"):
         load_settings(env)
+
+
+def test_every_bad_setting_is_a_problem_naming_its_field(env: dict[str, str]):
+    document = {"model": "  ", "token_timeout": "forever", "max_rows": 0, "notifications": True}
+    path = write_file(env, document)
+    problems = check_settings(json.loads(path.read_text(encoding="utf-8")))
+    assert [problem.field for problem in problems] == ["max_rows", "model", "token_timeout"]
+    assert problems[0].reason == "must be a positive whole number"
+    assert problems[1].reason == "must not be empty"
+    assert "'forever' is not a duration" in problems[2].reason
+    # Loading still stops at the first, naming the file and the entry.
+    with pytest.raises(ConfigError, match="'max_rows' must be a positive whole number") as caught:
+        load_settings(env)
+    assert str(path) in str(caught.value)
+    assert check_settings({"model": "gpt-4.1", "token_timeout": "10m", "max_rows": 3}) == []
+
+
+def test_a_value_of_the_wrong_type_is_one_problem_not_two():
+    assert check_settings({"model": 4, "token_timeout": 86400, "target_url": 1}) == [
+        SettingsProblem("model", "must be a string"),
+        SettingsProblem("token_timeout", "must be a string"),
+        SettingsProblem("target_url", "must be a string or null"),
+    ]
+
+
+def test_problems_inside_a_profile_name_the_profile():
+    profiles = {
+        "shop": {"target_url": "sqlite:///x.db", "max_rows": 0, "model": ""},
+        "crm": {"model": "m"},
+    }
+    problems = check_settings({"profiles": profiles, "model": ""})
+    assert [(problem.field, problem.profile) for problem in problems] == [
+        ("max_rows", "shop"),
+        ("model", "shop"),
+        ("profiles", None),
+        ("model", None),
+    ]
+    assert str(problems[0]) == "'max_rows' must be a positive whole number (in profile 'shop')"
+    assert str(problems[2]) == "'profiles' holds the profile 'crm', which has no target_url"
+
+
+@pytest.mark.parametrize("base_url", ["localhost:11434", "ftp://models.example/v1", ""])
+def test_a_base_url_must_be_an_http_url(env: dict[str, str], base_url: str):
+    write_file(env, {"base_url": base_url})
+    with pytest.raises(ConfigError, match=r"'base_url' must be an http:// or https:// URL"):
+        load_settings(env)
+    write_file(env, {"base_url": "https://models.example/v1"})
+    assert load_settings(env).base_url == "https://models.example/v1"
