@@ -2,8 +2,9 @@
 
 The key goes only through ``hitl_desktop.secrets``; ``settings.json`` gets everything else and
 never the key. The stored key is never shown, only its masked form and where it is kept. Every
-field is checked before anything is saved; problems are listed under the form, each naming its
-field, and nothing is written until all are fixed.
+field is checked before anything is saved, the settings by ``config.check_settings`` (the same
+check that loading and saving apply) and the key here; problems are listed under the form, each
+naming its field, and nothing is written until all are fixed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import dataclasses
 import textwrap
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPalette
@@ -34,9 +34,8 @@ from PySide6.QtWidgets import (
 
 from .. import secrets
 from ..agent import DEFAULT_PROFILE
-from ..config import API_KEY_ENV, ConfigError, Settings, save_settings
+from ..config import API_KEY_ENV, ConfigError, Settings, check_settings, save_settings
 from ..units.defaults import DEFAULT_MODEL, ProposerName
-from ..units.durations import parse_duration
 from ..units.urls import as_store_url, parse_target_url, url_password, without_password
 from .runs_model import is_dark
 
@@ -214,6 +213,30 @@ class SettingsDialog(QDialog):
         layout.addStretch(1)
         layout.addWidget(self.buttons)
 
+        # The settings' fields (as check_settings names them) with their label and widget.
+        self._fields: dict[str, tuple[str, QWidget]] = {
+            "proposer": (PROPOSER, self.proposer_combo),
+            "model": (MODEL, self.model_edit),
+            "base_url": (BASE_URL, self.base_url_edit),
+            "target_url": (TARGET, self.target_edit),
+            "token_timeout": (TIMEOUT, self.timeout_edit),
+            "notifications": ("Notifications", self.notifications_check),
+            "close_to_tray": ("Close to tray", self.close_to_tray_check),
+        }
+        # Problems are listed in the order their fields appear, top to bottom.
+        self._order: list[QWidget] = [
+            self.proposer_combo,
+            self.key_edit,
+            self.model_edit,
+            self.base_url_edit,
+            self.target_edit,
+            self.db_password_edit,
+            self.timeout_edit,
+            self.notifications_check,
+            self.close_to_tray_check,
+            self.save_button,
+        ]
+
     def _load(self) -> None:
         s = self._settings
         self.proposer_combo.setCurrentIndex(max(0, self.proposer_combo.findData(s.proposer)))
@@ -227,16 +250,7 @@ class SettingsDialog(QDialog):
 
         # Preferences set for this launch (HITL_TARGET, --demo) are shown but not editable:
         # save_settings would keep the file's value for them anyway.
-        fields: dict[str, tuple[str, QWidget]] = {
-            "proposer": (PROPOSER, self.proposer_combo),
-            "model": (MODEL, self.model_edit),
-            "base_url": (BASE_URL, self.base_url_edit),
-            "target_url": (TARGET, self.target_edit),
-            "token_timeout": (TIMEOUT, self.timeout_edit),
-            "notifications": ("Notifications", self.notifications_check),
-            "close_to_tray": ("Close to tray", self.close_to_tray_check),
-        }
-        fixed = [fields[name] for name in fields if name in s.overridden]
+        fixed = [self._fields[name] for name in self._fields if name in s.overridden]
         for _, widget in fixed:
             widget.setEnabled(False)
         if fixed:
@@ -328,70 +342,33 @@ class SettingsDialog(QDialog):
 
     def _save(self) -> None:
         self._clear_errors()
-        errors: list[tuple[QWidget, str, str]] = []
-
         key_text = self.key_edit.text().strip()
-        if key_text:
-            try:
-                secrets.validate_api_key(key_text)
-            except secrets.InvalidApiKey as exc:
-                errors.append((self.key_edit, KEY, str(exc)))
-
-        model = self.model_edit.text().strip()
-        if not model:
-            errors.append((self.model_edit, MODEL, f"required (e.g. {DEFAULT_MODEL})."))
-
-        base_url = self.base_url_edit.text().strip() or None
-        if base_url is not None:
-            parts = urlsplit(base_url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                errors.append(
-                    (
-                        self.base_url_edit,
-                        BASE_URL,
-                        "must be an http:// or https:// URL, e.g. http://127.0.0.1:11434/v1 "
-                        "(leave it empty for OpenAI).",
-                    )
-                )
-
-        target_url = self._settings.target_url
-        db_password = self.db_password_edit.text() or None
-        if self.target_edit.isEnabled():
-            target_text = self.target_edit.text().strip()
-            target_url = None
-            if target_text:
-                try:
-                    typed = as_store_url(target_text)
-                    # A password typed into the URL moves to the keyring, out of the file.
-                    if (in_url := url_password(typed)) is not None:
-                        db_password = db_password or in_url
-                        typed = without_password(typed)
-                    target_url = parse_target_url(typed)
-                except ValueError as exc:
-                    errors.append((self.target_edit, TARGET, f"{exc}."))
-
-        timeout = self.timeout_edit.text().strip()
-        try:
-            parse_duration(timeout)
-        except ValueError as exc:
-            errors.append((self.timeout_edit, TIMEOUT, f"{exc}."))
-
+        target_url, db_password = self._typed_target()
+        db_password = self.db_password_edit.text() or db_password
         proposer: ProposerName = (
             "openai" if self.proposer_combo.currentData() == "openai" else "offline"
         )
-        if proposer == "openai" and base_url is None and not key_text and not self._has_key():
-            errors.append(
-                (
-                    self.key_edit if self.key_edit.isEnabled() else self.proposer_combo,
-                    KEY,
-                    f"the OpenAI proposer needs a key: paste one here, set {API_KEY_ENV}, or "
-                    "choose the offline demo.",
-                )
-            )
+        changes: dict[str, Any] = {
+            "proposer": proposer,
+            "model": self.model_edit.text().strip(),
+            "base_url": self.base_url_edit.text().strip() or None,
+            "target_url": target_url,
+            "token_timeout": self.timeout_edit.text().strip(),
+            "notifications": self.notifications_check.isChecked(),
+            "close_to_tray": self.close_to_tray_check.isChecked(),
+        }
+        for name in self._settings.overridden:
+            changes.pop(name, None)  # this launch's value stays; the file keeps its own
 
+        errors = self._key_errors(key_text, proposer, changes.get("base_url"))
+        for problem in check_settings(changes):
+            label, widget = self._fields[problem.field]
+            errors.append((widget, label, f"{problem.reason}."))
         if errors:
-            self._show_errors(errors)
+            self._show_errors(sorted(errors, key=lambda error: self._order.index(error[0])))
             return
+        if changes.get("target_url") is not None:
+            changes["target_url"] = parse_target_url(changes["target_url"])
 
         # The key first: if the keyring refuses it, nothing at all is saved.
         try:
@@ -409,17 +386,6 @@ class SettingsDialog(QDialog):
                 self._show_errors([(self.db_password_edit, DB_PASSWORD, str(exc))])
                 return
 
-        changes: dict[str, Any] = {
-            "proposer": proposer,
-            "model": model,
-            "base_url": base_url,
-            "target_url": target_url,
-            "token_timeout": timeout,
-            "notifications": self.notifications_check.isChecked(),
-            "close_to_tray": self.close_to_tray_check.isChecked(),
-        }
-        for name in self._settings.overridden:
-            changes.pop(name, None)  # this launch's value stays; the file keeps its own
         updated = dataclasses.replace(self._settings, **changes)
         try:
             save_settings(updated)
@@ -433,6 +399,38 @@ class SettingsDialog(QDialog):
         self._remove_key = False
         self._result = updated
         self.accept()
+
+    def _typed_target(self) -> tuple[str | None, str | None]:
+        """The target as typed (None: empty) and a password typed into its URL, which goes to
+        the keyring and never into the file; a disabled field keeps this launch's target."""
+        if not self.target_edit.isEnabled():
+            return self._settings.target_url, None
+        text = self.target_edit.text().strip()
+        if not text:
+            return None, None
+        typed = as_store_url(text)
+        password = url_password(typed)
+        return (typed, None) if password is None else (without_password(typed), password)
+
+    def _key_errors(
+        self, key_text: str, proposer: ProposerName, base_url: str | None
+    ) -> list[tuple[QWidget, str, str]]:
+        """The API key's problems: it is a secret for the keyring, not a setting."""
+        if key_text:
+            try:
+                secrets.validate_api_key(key_text)
+            except secrets.InvalidApiKey as exc:
+                return [(self.key_edit, KEY, str(exc))]
+        if proposer == "openai" and base_url is None and not key_text and not self._has_key():
+            return [
+                (
+                    self.key_edit if self.key_edit.isEnabled() else self.proposer_combo,
+                    KEY,
+                    f"the OpenAI proposer needs a key: paste one here, set {API_KEY_ENV}, or "
+                    "choose the offline demo.",
+                )
+            ]
+        return []
 
     def _has_key(self) -> bool:
         """Whether a key is available once this dialog saves (env, or kept in the keyring)."""

@@ -14,7 +14,7 @@ from keyring.errors import KeyringError
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QLabel, QLineEdit
 
-from hitl_desktop.config import Settings, load_settings
+from hitl_desktop.config import Settings, check_settings, load_settings
 from hitl_desktop.secrets import SERVICE, USERNAME, mask
 from hitl_desktop.ui.settings_dialog import SettingsDialog
 from tests.keyrings import MemoryKeyring
@@ -266,6 +266,29 @@ def test_all_problems_are_listed_at_once_and_cleared_when_fixed(
         save(qtbot, dialog)
     assert dialog.error_text == ""
     assert dialog.target_edit.styleSheet() == ""
+
+
+def test_each_bad_field_is_marked_with_the_settings_own_reason_and_nothing_is_saved(
+    qtbot, settings: Settings, memory: MemoryKeyring
+):
+    dialog = open_dialog(qtbot, settings)
+    dialog.key_edit.setText(KEY)
+    dialog.base_url_edit.setText("localhost:11434")
+    dialog.model_edit.setText("  ")
+    dialog.timeout_edit.setText("10m")
+    with qtbot.assertNotEmitted(dialog.accepted):
+        save(qtbot, dialog)
+    # One line per bad field, in the form's order, each with the reason check_settings gives.
+    model, base_url = check_settings({"model": "", "base_url": "localhost:11434"})
+    assert dialog.error_text.replace("\n", " ") == (
+        f"Model: {model.reason}. Base URL: {base_url.reason}."
+    )
+    assert dialog.model_edit.styleSheet() and dialog.base_url_edit.styleSheet()
+    assert not dialog.timeout_edit.styleSheet() and not dialog.key_edit.styleSheet()
+    assert dialog.focusWidget() is dialog.model_edit  # the first of them
+    assert dialog.result_settings is None
+    assert memory.entries == {}
+    assert not settings.settings_file.exists()
 
 
 def test_a_keyring_that_refuses_saves_nothing(qtbot, settings: Settings, restore_keyring):
