@@ -321,7 +321,7 @@ def _lazy_imports() -> str:
     import openai
     import sqlalchemy as sa
 
-    from .agent.llm import OpenAIProposer  # noqa: F401 (imported lazily by the agent)
+    from .agent import OpenAIProposer  # noqa: F401 (the agent loads it on first use)
 
     loaded = [f"openai {openai.__version__}"]
     for module in ("aiosqlite", "asyncpg", "psycopg", "alembic.op", "alembic.context"):

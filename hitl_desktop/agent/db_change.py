@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine import Engine, InvalidDuration, Run, RunContext, Token, task, wait
-from ..engine.serde import seconds as duration_seconds
+from ..engine import Engine, Run, RunContext, Token, task, wait
 from ..engine.tasks import TaskFn
 from ..units.defaults import DEFAULT_TOKEN_TIMEOUT, OFFLINE
+from ..units.durations import text_seconds
 from ..units.urls import redact_url
 from .apply import apply_proposal, outcome_of, with_edits
 from .diff import diff_proposal, diffs_from_json
@@ -97,9 +97,12 @@ class ChangeRequest:
         if not isinstance(timeout, str):
             raise RequestInvalid(f"timeout must be a duration such as '24h', not {timeout!r}")
         try:
-            duration_seconds(timeout)
-        except InvalidDuration as exc:
-            raise RequestInvalid(f"timeout: {exc}") from None
+            text_seconds(timeout)
+        except ValueError:
+            raise RequestInvalid(
+                f"timeout: invalid duration {timeout!r}: use a string like '500ms', '30s', '10m', "
+                "'2h', '1d'"
+            ) from None
         target_id = data.get("target_id")
         if target_id is not None and not isinstance(target_id, str):
             raise RequestInvalid(f"target_id must be text, not {target_id!r}")

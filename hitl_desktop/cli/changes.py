@@ -9,18 +9,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..agent import create_demo_db
-from ..agent.db_change import ChangeRequest, EditRefused, RequestInvalid, decide, request_change
-from ..agent.review import (
+from ..agent import (
     TASK_NAME,
+    ChangeRequest,
     Decision,
     DecisionInvalid,
+    EditRefused,
     Outcome,
+    RequestInvalid,
     Review,
+    Targets,
+    create_demo_db,
+    decide,
     parse_edits,
+    request_change,
     review_from_steps,
 )
-from ..agent.targets import Targets
 from ..application import change_request
 from ..config import ConfigError, load_settings, sqlite_url
 from ..engine import (

@@ -8,8 +8,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from typing import ClassVar, Generic, Self, TypeVar
 
-from ..agent.db_change import db_change_task
-from ..agent.targets import Targets
+from ..agent import Targets, db_change_task
 from ..application import local_targets
 from ..config import ConfigError, load_settings
 from ..engine import Engine, EngineError, redact_url

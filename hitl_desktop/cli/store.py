@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from ..agent.targets import Targets
+from ..agent import Targets
 from ..engine import (
     Engine,
     OutputRefused,

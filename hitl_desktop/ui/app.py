@@ -20,9 +20,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from ..agent.db_change import db_change_task
-from ..agent.offline import DEMO_REQUESTS
-from ..agent.targets import Targets
+from ..agent import DEMO_REQUESTS, Targets, db_change_task
 from ..application import local_targets
 from ..config import ConfigError, Settings, load_settings, process_environment
 from ..engine import Engine

@@ -16,16 +16,19 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from ..agent.db_change import (
+from ..agent import (
     ChangeRequest,
+    Decision,
+    Edit,
     EditRefused,
+    Problem,
+    Review,
+    Targets,
     check_edits,
     decide,
     request_change,
+    review_from_steps,
 )
-from ..agent.errors import Problem
-from ..agent.review import Decision, Edit, Review, review_from_steps
-from ..agent.targets import Targets
 from ..application import change_request
 from ..config import Settings
 from ..engine import (

@@ -14,8 +14,7 @@ from typing import Any, Protocol
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from ..agent.db_change import RequestInvalid
-from ..agent.review import Decision
+from ..agent import Decision, RequestInvalid
 from .console import Console
 from .dialogs import (
     EditDialog,

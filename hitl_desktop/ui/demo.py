@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..agent import DEMO_PROFILE, create_demo_db, demo_profile
-from ..agent.db_change import ChangeRequest, request_change
-from ..agent.offline import DEMO_REQUESTS
+from ..agent import (
+    DEMO_PROFILE,
+    DEMO_REQUESTS,
+    ChangeRequest,
+    create_demo_db,
+    demo_profile,
+    request_change,
+)
 from ..config import DEMO_TARGET, STORE_FILE, Settings, private_dir
 from ..engine import Engine, Run
 from ..units.urls import sqlite_url

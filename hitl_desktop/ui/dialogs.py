@@ -30,8 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..agent.diff import Diff
-from ..agent.review import Edit, Review
+from ..agent import Diff, Edit, Review
 from .diff_view import change_title, format_value
 from .plain_text import plain_box, plain_label
 

@@ -28,8 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..agent.diff import Diff
-from ..agent.review import Review
+from ..agent import Diff, Review
 from .plain_text import plain_label
 from .runs_model import is_dark
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from ..agent.review import OUTCOMES, Outcome, Review, review_from_steps
+from ..agent import OUTCOMES, Outcome, Review, review_from_steps
 from ..engine import Run, RunStatus, Step, Token, TokenStatus
 
 REQUEST_CHARS = 240
