@@ -264,7 +264,7 @@ async def waiting_runs(engine: Engine, count: int, batch: int = 250) -> Waiting:
     seconds = time.perf_counter() - start
     # Let the last runs' tasks unwind after their RunPaused was published.
     for _ in range(20):
-        if not engine._running:
+        if not engine._runner.running:
             break
         await asyncio.sleep(0.01)
     tasks_after = len(asyncio.all_tasks())
@@ -280,7 +280,7 @@ async def waiting_runs(engine: Engine, count: int, batch: int = 250) -> Waiting:
         tasks_after,
         threads_before,
         threads_after,
-        len(engine._running),
+        len(engine._runner.running),
         waiting,
         sorted(t.get_name() for t in asyncio.all_tasks()),
         sorted(t.name for t in threading.enumerate()),

@@ -85,11 +85,11 @@ class Hitl:
     async def settings(self) -> dict[str, Any]:
         def pragmas(tx: Any) -> tuple[int, str]:
             # Private: the store thread's cursor, only to read its connection's settings.
-            sync = tx._cursor.execute("PRAGMA synchronous").fetchone()[0]
-            journal = tx._cursor.execute("PRAGMA journal_mode").fetchone()[0]
+            sync = tx.cursor.execute("PRAGMA synchronous").fetchone()[0]
+            journal = tx.cursor.execute("PRAGMA journal_mode").fetchone()[0]
             return sync, journal
 
-        sync, journal = await self.engine._executor.read(pragmas)
+        sync, journal = await self.engine.db.executor.read(pragmas)
         return {"synchronous": SYNCHRONOUS_NAMES.get(sync, sync), "journal_mode": journal}
 
     async def stop(self) -> None:

@@ -12,7 +12,7 @@ async def refund_invoice(ctx, payload):
 
 from ..units.urls import redact_url
 from . import wait
-from .context import RunContext
+from .context import MAX_TAG_LENGTH, MAX_TAGS, RunContext
 from .engine import Engine
 from .errors import (
     EngineError,
@@ -45,9 +45,11 @@ from .events import (
     TokenTimedOut,
 )
 from .models import Run, RunStatus, Step, Token, TokenResult, TokenStatus
-from .tasks import task
+from .tasks import TaskFn, task
 
 __all__ = [
+    "MAX_TAGS",
+    "MAX_TAG_LENGTH",
     "Engine",
     "EngineError",
     "EngineNotStarted",
@@ -72,6 +74,7 @@ __all__ = [
     "Step",
     "StepFailed",
     "StoreNotUsable",
+    "TaskFn",
     "TaskNotFound",
     "Token",
     "TokenAlreadyFinished",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import timedelta
@@ -23,12 +22,10 @@ from typing import TYPE_CHECKING, Any
 from . import serde
 from .errors import NotInRun, ReplayMismatch, StepFailed
 from .models import TOKEN_STATUSES, Token, TokenResult, TokenStatus, to_datetime
-from .store import store
-from .store.records import Recorded, Resume, StepWrite, TokenState, TokenWrite, Writes
-from .store.sql import write_retrying_conflicts
+from .store.records import Paused, Recorded, Resume, StepWrite, TokenState, TokenWrite, Writes
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .runner import Runner
 
 current: ContextVar[RunContext] = ContextVar("hitl_run")
 
@@ -46,10 +43,16 @@ class Suspend(BaseException):
 class RunContext:
     """Passed to a task as `ctx`; also reached by `wait.*` through a context variable."""
 
-    def __init__(self, engine: Engine, resume: Resume) -> None:
+    def __init__(self, runner: Runner, resume: Resume) -> None:
         self.run_id = resume.run_id
         self.task = resume.task
-        self._engine = engine
+        self._runner = runner
+        host = runner.host
+        self._db = host.db
+        self._engine_id = host.id
+        self._clock = host.clock
+        self._max_bytes = host.max_payload_bytes
+        self._default_timeout = host.default_token_timeout
         self._payload = resume.payload
         self._history: dict[int, Recorded] = resume.steps
         self._tokens: dict[str, TokenState] = resume.tokens
@@ -83,10 +86,8 @@ class RunContext:
         """Commit what has been recorded so far."""
         if self._writes:
             writes = self.take_writes()
-            await self._engine._executor.write(
-                store.flush, self.run_id, self._engine.id, writes, self._engine.clock()
-            )
-            self._engine._note_tokens(writes)
+            await self._db.flush(self.run_id, self._engine_id, writes, self._clock())
+            self._runner.note_tokens(writes)
 
     def take_writes(self) -> Writes:
         self._must_flush = False
@@ -118,7 +119,7 @@ class RunContext:
             raise StepFailed(name, error_type, message, attempts=0)
         if self._must_flush:
             await self.flush()
-        clock = self._engine.clock
+        clock = self._clock
         started = clock()
         attempt = 0
         while True:
@@ -138,7 +139,7 @@ class RunContext:
                     )
                     raise StepFailed(name, type(exc).__name__, str(exc), attempt) from exc
                 await asyncio.sleep(min(backoff * 2 ** (attempt - 1), max_backoff))
-        text = serde.dump(value, f"the result of step {name!r}", self._engine.max_payload_bytes)
+        text = serde.dump(value, f"the result of step {name!r}", self._max_bytes)
         self._record(StepWrite(position, "step", name, True, text, None, attempt, started, clock()))
         # What a replay will return, so first run and replay see the same value.
         return serde.load(text)
@@ -157,40 +158,25 @@ class RunContext:
             info = serde.load(recorded.result or "{}")
             state = self._tokens.get(info["id"])
             return _recorded_token(info, state.status if state else TokenStatus.WAITING)
-        engine = self._engine
-        seconds = engine.default_token_timeout if timeout is None else serde.seconds(timeout)
+        seconds = self._default_timeout if timeout is None else serde.seconds(timeout)
         tag_list = _check_tags(tags)
-        now = engine.clock()
+        now = self._clock()
         token = TokenWrite(serde.new_id("tok"), self.run_id, tag_list, now, now + seconds)
         cached = False
         if idempotency_key is not None:
             token.idempotency_key = str(idempotency_key)
             if idempotency_key_ttl is not None:
                 token.idempotency_expires_at = now + serde.seconds(idempotency_key_ttl)
-            existing = await write_retrying_conflicts(
-                engine._executor,
-                store.create_keyed_token,
-                self.run_id,
-                engine.id,
-                self.take_writes(),
-                token,
-                now,
+            existing = await self._db.create_keyed_token(
+                self.run_id, self._engine_id, self.take_writes(), token, now
             )
             if existing is not None:
                 cached = True
-                token = TokenWrite(
-                    str(existing["id"]),
-                    existing["run_id"],
-                    json.loads(existing["tags"]),
-                    float(existing["created_at"]),
-                    float(existing["expires_at"]),
-                    existing["idempotency_key"],
-                    existing["idempotency_expires_at"],
-                )
+                token = existing
                 # Its outcome is read at the wait, from the store (outputs may be out of line).
                 self._tokens.pop(token.id, None)
             else:
-                engine._note_deadline(token.expires_at)
+                self._runner.note_deadline(token.expires_at)
         else:
             self._writes.tokens.append(token)
             self._must_flush = True
@@ -216,33 +202,30 @@ class RunContext:
         if recorded is not None and state is not None:
             return _result(token_id, state)
         if state is None or state.status == TokenStatus.WAITING:
-            engine = self._engine
             writes = self.take_writes()
-            _, finished = await engine._executor.write(
-                store.pause,
+            paused = await self._db.pause(
                 self.run_id,
-                engine.id,
+                self._engine_id,
                 writes,
                 token_id,
-                engine.clock(),
-                then=lambda result: self._paused(token_id, writes, result),
+                self._clock(),
+                then=lambda out: self._paused(token_id, writes, out),
             )
-            if finished is None:
+            if paused.finished is None:
                 raise Suspend()
-            state = self._tokens[token_id] = finished
-        now = self._engine.clock()
+            state = self._tokens[token_id] = paused.finished
+        now = self._clock()
         # The token row holds the outcome durably; this record only keeps positions aligned,
         # so it need not be committed before the next step.
         ok = state.status == TokenStatus.COMPLETED
         self._record(StepWrite(position, "wait", token_id, ok, None, None, 1, now, now), False)
         return _result(token_id, state)
 
-    def _paused(self, token_id: str, writes: Writes, result: tuple[Any, Any]) -> None:
+    def _paused(self, token_id: str, writes: Writes, out: Paused) -> None:
         """After the pause's commit (or the finding that the token had finished already)."""
-        out, finished = result
-        self._engine._committed(writes, out)
-        if finished is None:
-            self._engine._remember(token_id, self.history())
+        self._runner.committed(writes, out)
+        if out.finished is None:
+            self._runner.remember(token_id, self.history())
 
     def history(self) -> Resume:
         """What the store holds for this run now that every record is committed: the history it

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
-from typing import Any
+
+from .store.records import EngineRecord
 
 HOST = socket.gethostname()
 
@@ -46,18 +46,19 @@ def pid_alive(pid: int) -> bool:
     return stat[end + 2 : end + 3] != b"Z"
 
 
-def identity() -> dict[str, Any]:
+def this_engine(engine_id: str, now: float) -> EngineRecord:
+    """The record this process registers for its engine *engine_id*."""
     pid = os.getpid()
-    return {"host": HOST, "pid": pid, "proc_start": process_start(pid)}
+    return EngineRecord(engine_id, HOST, pid, process_start(pid), now, now)
 
 
-def is_dead(row: Mapping[str, Any], now: float, lease: float) -> bool:
-    if row["stopped_at"] is not None:
+def is_dead(engine: EngineRecord, now: float, lease: float) -> bool:
+    if engine.stopped_at is not None:
         return True
-    if row["host"] == HOST:
-        pid = int(row["pid"])
+    if engine.host == HOST:
+        pid = engine.pid
         if not pid_alive(pid):
             return True
-        start = row["proc_start"]
+        start = engine.proc_start
         return start is not None and process_start(pid) not in (None, start)
-    return float(row["heartbeat_at"]) < now - lease
+    return engine.heartbeat_at < now - lease

@@ -132,9 +132,10 @@ async def test_the_timer_sleeps_no_longer_than_the_recheck_interval(tmp_path):
     _, clock = _clock()
     async with Engine(f"sqlite:///{tmp_path / 'runs.db'}", clock=clock) as engine:
         await _waiting(engine)
-        assert engine._timer is not None
+        background = engine._background
+        assert background._timer is not None
         loop = asyncio.get_running_loop()
-        assert engine._timer.when() - loop.time() <= engine.timer_recheck == 30.0
+        assert background._timer.when() - loop.time() <= background.timer_recheck == 30.0
 
 
 def test_a_bad_recheck_interval_is_named():

@@ -64,7 +64,7 @@ async def test_a_refused_output_changes_nothing_and_the_run_keeps_waiting(engine
     with pytest.raises(OutputRefused, match=r"boolean 'approved', not \{'approved': 'yes'\}"):
         await engine.complete_token(token_id, {"approved": "yes"})
     await _still_waiting(engine, run_id, token_id)
-    assert token_id in engine._paused  # the kept history is still valid and kept
+    assert token_id in engine._runner._paused  # the kept history is still valid and kept
 
     await engine.complete_token(token_id, {"approved": True})
     assert (await engine.wait_for(run_id, ["COMPLETED"])).output == {"approved": True}

@@ -101,7 +101,7 @@ async def test_ten_thousand_waiting_runs_hold_no_task_thread_or_process(engine: 
     assert (await engine.count_runs()) == {"WAITING": 10_000}
     run_tasks = [t for t in asyncio.all_tasks() if t.get_name().startswith("hitl-run-")]
     assert run_tasks == []
-    assert engine._running == {}
+    assert engine._runner.running == {}
     assert threading.active_count() == threads_before
 
 
@@ -324,15 +324,15 @@ async def two_waits(ctx, payload):
 async def test_the_history_kept_at_a_pause_is_the_one_in_the_store(engine: Engine):
     """A run this engine paused is resumed from the history the engine kept, not read back:
     at every pause that history must be exactly what the store holds."""
-    from hitl_desktop.engine.store import store
+    from hitl_desktop.engine.store import history
 
     async def stored(run_id: str):
-        return await engine._executor.read(lambda tx: store._resume(tx, run_id, None))
+        return await engine.db.executor.read(lambda tx: history.resume(tx, run_id, None))
 
     run = await engine.trigger("two-waits", 1)
     for output in (10, 20):
         waiting = await engine.wait_for(run.id, ["WAITING"])
-        kept = engine._paused[waiting.waiting_token_id]
+        kept = engine._runner._paused[waiting.waiting_token_id]
         assert kept.run_id == run.id and kept.payload == "1"
         assert kept.steps == (await stored(run.id)).steps
         await engine.complete_token(waiting.waiting_token_id, output)

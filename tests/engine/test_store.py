@@ -176,7 +176,7 @@ async def test_finished_transactions_come_back_through_either_doorbell(
         tokens = [(await engine.wait_for(r.id)).waiting_token_id for r in runs]
         await asyncio.gather(*(engine.complete_token(t, {"n": i}) for i, t in enumerate(tokens)))
         done = [await engine.wait_for(r.id, [RunStatus.COMPLETED]) for r in runs]
-        bell = engine._executor._bells[asyncio.get_running_loop()]  # type: ignore[attr-defined]
+        bell = engine.db.executor._bells[asyncio.get_running_loop()]  # type: ignore[attr-defined]
         rings_on_a_socket = stat.S_ISSOCK(os.fstat(bell._fileno).st_mode)
     assert [d.output for d in done] == [{"n": i} for i in range(16)]
     assert rings_on_a_socket == (doorbell == "socketpair")

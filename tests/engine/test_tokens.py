@@ -100,7 +100,7 @@ async def test_timer_times_out_a_token_and_the_run_resumes_to_clean_up(engine: E
 
 async def test_one_timer_serves_many_tokens_earliest_first(engine: Engine):
     runs = [await _waiting_token(engine, {"timeout": f"{t}ms"}) for t in (600, 200, 400)]
-    assert engine._timer is not None
+    assert engine._background._timer is not None
     await asyncio.sleep(0.3)
     statuses = [(await engine.get_token(tok)).status for _, tok in runs]
     assert statuses == [TokenStatus.WAITING, TokenStatus.TIMED_OUT, TokenStatus.WAITING]
@@ -248,7 +248,7 @@ async def test_complete_token_returns_the_token_as_the_store_holds_it(store_url:
         elsewhere = await engine.trigger("echo", None)
         waiting = {r.id: await engine.wait_for(r.id, ["WAITING"]) for r in [tagged, *keyed]}
         waiting[elsewhere.id] = await engine.wait_for(elsewhere.id, ["WAITING"])
-        assert waiting[tagged.id].waiting_token_id in engine._paused  # kept at its pause
+        assert waiting[tagged.id].waiting_token_id in engine._runner._paused  # kept at its pause
 
         other = Engine(store_url)  # completes without having paused anything
         try:

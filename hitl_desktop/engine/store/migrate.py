@@ -2,8 +2,8 @@
 
 Opening a store that is already at the head costs one SELECT; a new store is created at the
 head from schema.py in one transaction and stamped. Alembic is imported only for a store at an
-older revision. On SQLite the upgrade runs in a `BEGIN IMMEDIATE` transaction, so two
-processes opening a new store at once migrate it once.
+older revision. The dialect's database class runs the upgrade so that two processes opening
+a new store at once migrate it once (sqlite.py, postgres.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from . import schema
 from .schema import SCHEMA_REVISION
-from .sql import Tx, configure_sqlite, read_only_tx
+from .tx import Tx, read_only_tx
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -97,8 +97,6 @@ def upgrade(conn: sa.Connection) -> None:
     (which costs more to import than the tables cost to create, and would build and rebuild
     them revision by revision); `tests/engine/test_store.py` checks that both ways give the
     same tables and indexes. An existing store goes through Alembic from its revision."""
-    if conn.dialect.name == "postgresql":  # serialise concurrent first starts
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(727274001)"))
     tables = set(sa.inspect(conn).get_table_names())
     if not tables & {_VERSION.name, *schema.metadata.tables}:
         schema.metadata.create_all(conn)
@@ -121,24 +119,6 @@ def upgrade_with_alembic(conn: sa.Connection, revision: str = "head") -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = conn
     command.upgrade(config, revision)
-
-
-def upgrade_sqlite(path: str, synchronous: str) -> None:
-    engine = sa.create_engine(f"sqlite:///{path}", poolclass=sa.pool.NullPool)
-
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        configure_sqlite(dbapi_conn, synchronous)
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    try:
-        with engine.begin() as conn:
-            upgrade(conn)
-    finally:
-        engine.dispose()
 
 
 def is_current(revision: str | None) -> bool:

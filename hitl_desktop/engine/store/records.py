@@ -1,9 +1,13 @@
-"""Plain records passed between the engine and its transactions (no SQL here)."""
+"""Plain records passed between the engine and its store (no SQL here): what a run writes,
+what replay reads, and what each store operation returns."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..models import Run, RunStatus, Token, TokenStatus
 
 
 @dataclass(slots=True)
@@ -48,7 +52,7 @@ class Writes:
 
 @dataclass(slots=True)
 class TokenState:
-    status: str
+    status: TokenStatus
     output: str | None  # JSON text
 
 
@@ -89,10 +93,92 @@ class EventRow:
 
 @dataclass(slots=True)
 class Committed:
-    """What a transaction changed: events to publish and runs this engine now executes."""
+    """What a write changed: events to publish and runs this engine now executes."""
 
     events: list[EventRow] = field(default_factory=list)
     resumed: list[Resume] = field(default_factory=list)
-    value: Any = None
+
+
+@dataclass(slots=True)
+class Triggered(Committed):
+    existing: Run | None = None
+    """The live run that already held the idempotency key; nothing was inserted."""
+
+
+@dataclass(slots=True)
+class Paused(Committed):
+    finished: TokenState | None = None
+    """The token had already finished: the run did not pause and goes on with this state."""
+
+
+@dataclass(slots=True)
+class Canceled(Committed):
+    already: RunStatus | None = None
+    """The run had already finished with this status: nothing changed."""
+
+
+@dataclass(slots=True)
+class Completion(Committed):
+    row: Mapping[str, Any] | None = None
+    """The completed token's row; None when it was found past its deadline (see expired_at)."""
+    output: str | None = None
     expired_at: float | None = None
-    """A completion found its token past this deadline and timed it out instead."""
+    """The token was past this deadline: this commit timed it out instead of completing it."""
+
+    def token(self) -> Token:
+        """The completed token, built in the caller's thread rather than the store's, whose
+        time is the commit's."""
+        from .rows import token_record
+
+        assert self.row is not None
+        return token_record(self.row, self.output)
+
+
+@dataclass(slots=True)
+class TimedOut(Committed):
+    next_deadline: float | None = None
+    """The earliest deadline of a token still waiting, to arm the timer for."""
+
+
+@dataclass(slots=True)
+class Claimed(Committed):
+    looked_at: int = 0
+    """QUEUED runs looked at: a full batch means there may be more."""
+
+
+@dataclass(slots=True)
+class Polled:
+    """What other processes committed since the last look."""
+
+    data_version: int | None
+    events: list[EventRow]
+    last_event_id: int | None
+    """None: nothing changed (SQLite's data_version did not move), the cursor stays."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRecord:
+    """An engine attached to the store, as registered."""
+
+    id: str
+    host: str
+    pid: int
+    proc_start: str | None
+    started_at: float
+    heartbeat_at: float
+    stopped_at: float | None = None
+
+
+@dataclass(slots=True)
+class NewRun:
+    """A run to insert."""
+
+    id: str
+    task: str
+    status: RunStatus
+    tags: list[str]
+    idempotency_key: str | None
+    idempotency_expires_at: float | None
+    owner: str | None
+    code_hash: str | None
+    created_at: float

@@ -11,6 +11,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..models import RunStatus
+
 SCHEMA_REVISION = "0003"
 """The Alembic head this code expects; start() skips Alembic entirely when the store is at it."""
 
@@ -25,7 +27,7 @@ metadata = sa.MetaData()
 # and finish write no entry in it; the few queries for executing runs (recovery, a clean stop)
 # scan. (Not `status IN (...)`: SQLite evaluates a 3-value IN list through a temporary b-tree,
 # on every write to the table.)
-LIVE_STATUSES = ("QUEUED", "EXECUTING", "WAITING")
+LIVE_STATUSES = (RunStatus.QUEUED, RunStatus.EXECUTING, RunStatus.WAITING)
 IDLE_RUN = "finished_at IS NULL AND status <> 'EXECUTING'"
 WAITING_TOKEN = "status = 'WAITING'"
 

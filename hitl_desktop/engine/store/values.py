@@ -7,7 +7,7 @@ import os
 import sqlalchemy as sa
 
 from . import schema
-from .sql import Prepared, Tx
+from .tx import Prepared, Tx
 
 INLINE_LIMIT = 64 * 1024
 """Texts longer than this (characters) are stored out of line."""
