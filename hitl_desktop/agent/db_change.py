@@ -20,8 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine import Engine, Run, RunContext, Token, task, wait
-from ..engine.tasks import TaskFn
+from ..engine import Engine, Run, RunContext, TaskFn, Token, task, wait
 from ..units.defaults import DEFAULT_TOKEN_TIMEOUT, OFFLINE
 from ..units.durations import text_seconds
 from ..units.urls import redact_url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..engine.context import MAX_TAG_LENGTH, MAX_TAGS
+from ..engine import MAX_TAG_LENGTH, MAX_TAGS
 
 
 def _fit(name: str) -> str:
