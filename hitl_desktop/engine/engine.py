@@ -46,12 +46,17 @@ class Engine:
         lease: float = 30.0,
         max_recoveries: int = 20,
         timer_recheck: float = TIMER_RECHECK,
+        actor: str | None = None,
     ) -> None:
         """*clock* is the wall clock deadlines are kept in (epoch seconds). The deadline timer
         sleeps on the loop's monotonic clock, which stops while the machine is suspended: it
         wakes at least every *timer_recheck* seconds to compare *clock* with the deadline, so
         a token whose deadline passed during a suspend times out at most that long after the
-        machine resumes."""
+        machine resumes.
+
+        Who this engine acts as (recorded as a run's creator and a token's completer) is told
+        by the store's server: the session's role on PostgreSQL. A SQLite file has no server:
+        there it is *actor*, by default the OS account."""
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
             raise ValueError(f"synchronous must be FULL, NORMAL, EXTRA or OFF, not {synchronous!r}")
         if not timer_recheck > 0:
@@ -65,6 +70,7 @@ class Engine:
         self.max_payload_bytes = max_payload_bytes
         self.synchronous = synchronous.upper()
         self.lease = lease
+        self._actor = actor
         self._tasks = registry(tasks)
         # None when no task checks outputs: completions then read nothing extra.
         self._output_checks: dict[str, Callable[[Any], object]] | None = {
@@ -104,6 +110,11 @@ class Engine:
     # ------------------------------------------------------------ lifecycle
 
     @property
+    def actor(self) -> str:
+        """Who this engine acts as in its store, once opened (see __init__)."""
+        return self.db.actor
+
+    @property
     def started(self) -> bool:
         return self._started
 
@@ -112,7 +123,7 @@ class Engine:
         completions, as the CLI does). start() calls it."""
         async with self._opening:  # callers racing the first open share its store
             if self._db is None:
-                self._db = await open_database(self.url, self.synchronous)
+                self._db = await open_database(self.url, self.synchronous, self._actor)
 
     async def _opened(self) -> SystemDatabase:
         if self._db is None:
@@ -183,6 +194,7 @@ class Engine:
             owner=self.id if started else None,
             code_hash=found.code_hash,
             created_at=now,
+            created_by=db.actor,
         )
         resume = Resume(new.id, task, text, {}, {})
         # Queued at once (SQLite): the Run is built while the store thread commits, and the
@@ -204,6 +216,7 @@ class Engine:
             finished_at=None,
             waiting_token_id=None,
             idempotency_key=idempotency_key,
+            created_by=db.actor,
         )
         out = await pending
         if out.existing is not None:

@@ -31,10 +31,24 @@ class TokenNotFound(EngineError):
 class TokenAlreadyFinished(EngineError):
     """A token can be completed once; a second completion changes nothing."""
 
-    def __init__(self, token_id: str, status: str) -> None:
-        super().__init__(f"token {token_id} is already {status}; nothing was changed")
+    def __init__(
+        self, token_id: str, status: str, by: str | None = None, at: float | None = None
+    ) -> None:
+        decided = ""
+        if by is not None or at is not None:
+            when = "" if at is None else f" at {_minute(at)}"
+            decided = f" (decided by {by or 'an unknown reviewer'}{when})"
+        super().__init__(f"token {token_id} is already {status}{decided}; nothing was changed")
         self.token_id = token_id
         self.status = status
+        self.by = by
+        """Who completed it, as the store recorded it (the database role on PostgreSQL)."""
+        self.at = at
+        """When it was completed or timed out (epoch seconds)."""
+
+
+def _minute(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class TokenExpired(TokenAlreadyFinished):
@@ -48,7 +62,8 @@ class TokenExpired(TokenAlreadyFinished):
         )
         self.token_id = token_id
         self.status = "TIMED_OUT"
-        self.expires_at = expires_at
+        self.by = None
+        self.at = self.expires_at = expires_at
 
 
 class OutputRefused(EngineError):

@@ -84,6 +84,9 @@ class Run:
     idempotency_key: str | None
     is_cached: bool = False
     """True when trigger() returned an existing run for its idempotency key."""
+    created_by: str | None = None
+    """Who triggered it, as the store was told by its server: the database role on
+    PostgreSQL, the OS account on SQLite."""
 
 
 @quick_init
@@ -100,6 +103,9 @@ class Token:
     idempotency_key: str | None
     is_cached: bool = False
     """True when create_token() returned an existing token for its idempotency key."""
+    completed_by: str | None = None
+    """Who completed it, as the store was told by its server: the database role on
+    PostgreSQL, the OS account on SQLite."""
 
 
 @quick_init

@@ -5,6 +5,7 @@ none of the tasks registered here (it needs none: it only reads and completes).
 """
 
 import asyncio
+import getpass
 import json
 import os
 import subprocess
@@ -377,8 +378,12 @@ def test_completing_twice_fails_and_changes_nothing(seeded: Seeded, capsys, cli_
     hitl(capsys, "complete", token_id, "--store", seeded.url, "--data", '{"first": 1}')
     again = run_cli(cli_env, "complete", token_id, "--store", seeded.url, "--data", '{"n": 2}')
     assert (again.returncode, again.stdout) == (1, "")
+    decided = on_store(seeded.url, lambda e: e.get_token(token_id))
+    assert decided.completed_by == getpass.getuser() and decided.completed_at is not None
     assert again.stderr == (
-        f"hitl: error: token {token_id} is already COMPLETED; nothing was changed\n"
+        f"hitl: error: token {token_id} is already COMPLETED (decided by "
+        f"{decided.completed_by} at {decided.completed_at:%Y-%m-%d %H:%M} UTC); "
+        "nothing was changed\n"
     )
 
     token = on_store(seeded.url, lambda e: e.get_token(token_id))

@@ -12,9 +12,12 @@ from .sqlite import SqliteDatabase
 __all__ = ["LostOwnership", "PostgresDatabase", "SqliteDatabase", "SystemDatabase", "open_database"]
 
 
-async def open_database(url: str, synchronous: str = "FULL") -> SystemDatabase:
-    """Open and migrate the store at *url* (a SQLite file or a PostgreSQL database)."""
+async def open_database(
+    url: str, synchronous: str = "FULL", actor: str | None = None
+) -> SystemDatabase:
+    """Open and migrate the store at *url* (a SQLite file or a PostgreSQL database); *actor*:
+    see SqliteDatabase.open (PostgreSQL tells who the session is)."""
     path = sqlite_database(url)
     if path is not None:
-        return await SqliteDatabase.open(url, path, synchronous)
+        return await SqliteDatabase.open(url, path, synchronous, actor)
     return await PostgresDatabase.open(url)

@@ -48,8 +48,11 @@ class SystemDatabase:
 
     dialect: str
 
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, actor: str) -> None:
         self.executor = executor
+        self.actor = actor
+        """Who this process acts as, told by the store's server where it can tell: the
+        session's database role on PostgreSQL, the OS account on SQLite."""
         """Runs transaction bodies; tests and benchmarks may read through it directly."""
         self._write = executor.write
         self._read = executor.read
@@ -169,9 +172,9 @@ class SystemDatabase:
         checks: OutputChecks | None = None,
         then: Then = None,
     ) -> Awaitable[Completion]:
-        """Complete a waiting token and wake its runs, handing them to *owner* (None: queue
-        them); *known* is a waiter's history as kept since it paused."""
-        args = (token_id, output, owner, tasks, now, origin, known, checks)
+        """Complete a waiting token as `actor` and wake its runs, handing them to *owner*
+        (None: queue them); *known* is a waiter's history as kept since it paused."""
+        args = (token_id, output, owner, tasks, now, origin, self.actor, known, checks)
         return self._write(tokens.complete, *args, then=then)
 
     def time_out_due(self, owner: str, tasks: frozenset[str], now: float) -> Awaitable[TimedOut]:

@@ -182,3 +182,5 @@ class NewRun:
     owner: str | None
     code_hash: str | None
     created_at: float
+    created_by: str
+    """Recorded on SQLite; PostgreSQL records the session's role instead."""

@@ -28,6 +28,7 @@ def run_record(row: Row, payload: str | None, output: str | None, cached: bool =
         waiting_token_id=row["waiting_token_id"],
         idempotency_key=row["idempotency_key"],
         is_cached=cached,
+        created_by=row["created_by"],
     )
 
 
@@ -45,6 +46,7 @@ def token_record(row: Row, output: str | None) -> Token:
         completed_at=to_datetime(row["completed_at"]),
         output=serde.load(output),
         idempotency_key=row["idempotency_key"],
+        completed_by=row["completed_by"],
     )
 
 

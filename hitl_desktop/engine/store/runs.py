@@ -57,6 +57,7 @@ def trigger(tx: Tx, run: NewRun, payload: str | None, origin: str) -> Triggered:
         "code_hash": run.code_hash,
         "created_at": now,
         "updated_at": now,
+        "created_by": run.created_by,
     }
     tx.execute(sql.insert_run if key is not None else sql.insert_unkeyed_run, row)
     announce(tx, out, "RunTriggered", run.id, now, origin, data={"task": run.task})

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ..models import RunStatus
 
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 """The Alembic head this code expects; start() skips Alembic entirely when the store is at it."""
 
 metadata = sa.MetaData()
@@ -56,6 +56,7 @@ runs = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
+    sa.Column("created_by", sa.String(200), nullable=True),
     sa.Index("ix_hitl_runs_created", "created_at"),
     sa.Index("ix_hitl_runs_idle", "status", "created_at", **_where(IDLE_RUN)),
     sa.Index(
@@ -99,6 +100,7 @@ tokens = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("completed_at", sa.Float, nullable=True),
+    sa.Column("completed_by", sa.String(200), nullable=True),
     # No index on run_id: a run's history names its tokens (a "token" step each).
     sa.Index("ix_hitl_tokens_waiting", "expires_at", **_where(WAITING_TOKEN)),
     sa.Index(

@@ -4,6 +4,8 @@ in a `BEGIN IMMEDIATE` transaction."""
 from __future__ import annotations
 
 import asyncio
+import getpass
+import os
 
 import sqlalchemy as sa
 
@@ -19,14 +21,24 @@ class SqliteDatabase(SystemDatabase):
     dialect = "sqlite"
 
     @classmethod
-    async def open(cls, url: str, path: str, synchronous: str) -> SqliteDatabase:
+    async def open(
+        cls, url: str, path: str, synchronous: str, actor: str | None = None
+    ) -> SqliteDatabase:
         """Open (creating it private) and migrate the store file at *path*; *url* names it in
-        errors."""
+        errors. *actor* is who this process acts as (default: the OS account): a SQLite file
+        has no server to tell, and anyone who can write the file can write anything."""
         if files.is_file_store(path):
             await asyncio.to_thread(_prepare_file, url, path)
         executor = SqliteExecutor(path, synchronous)
         await cls._migrated(executor, url, lambda: asyncio.to_thread(_upgrade, path, synchronous))
-        return cls(executor)
+        return cls(executor, actor or os_account())
+
+
+def os_account() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container): the uid itself
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
 def _prepare_file(url: str, path: str) -> None:

@@ -57,7 +57,7 @@ insert_run = _inserting(RUNS, _NEW_RUN_NULLS)
 insert_unkeyed_run = _inserting(RUNS, _NEW_RUN_NULLS + _KEY_NULLS)
 insert_step = _inserting(STEPS)
 insert_step_ok = _inserting(STEPS, ["error"])
-_TOKEN_UNSET = ("output", "completed_at")
+_TOKEN_UNSET = ("output", "completed_at", "completed_by")
 insert_token = _inserting(TOKENS, skip=_TOKEN_UNSET)
 insert_unkeyed_token = _inserting(TOKENS, _KEY_NULLS, skip=_TOKEN_UNSET)
 insert_tag = _inserting(schema.token_tags)
@@ -126,7 +126,12 @@ complete_token = Prepared(
         TOKENS.c.status == TokenStatus.WAITING,
         TOKENS.c.expires_at > bindparam("now"),
     )
-    .values(status=TokenStatus.COMPLETED, output=bindparam("output"), completed_at=bindparam("now"))
+    .values(
+        status=TokenStatus.COMPLETED,
+        output=bindparam("output"),
+        completed_at=bindparam("now"),
+        completed_by=bindparam("by"),  # PostgreSQL's trigger puts the session's role here
+    )
 )
 time_out_token = Prepared(
     TOKENS.update()
@@ -134,9 +139,13 @@ time_out_token = Prepared(
     .values(status=TokenStatus.TIMED_OUT, output=None, completed_at=bindparam("now"))
 )
 token_deadline = Prepared(
-    sa.select(TOKENS.c.status, TOKENS.c.expires_at, TOKENS.c.run_id).where(
-        TOKENS.c.id == bindparam("rid")
-    )
+    sa.select(
+        TOKENS.c.status,
+        TOKENS.c.expires_at,
+        TOKENS.c.run_id,
+        TOKENS.c.completed_at,
+        TOKENS.c.completed_by,
+    ).where(TOKENS.c.id == bindparam("rid"))
 )
 token_row = Prepared(sa.select(TOKENS).where(TOKENS.c.id == bindparam("rid")))
 run_row = Prepared(sa.select(RUNS).where(RUNS.c.id == bindparam("rid")))

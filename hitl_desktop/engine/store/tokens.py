@@ -33,11 +33,13 @@ def complete(
     tasks: frozenset[str],
     now: float,
     origin: str,
+    by: str,
     known: Resume | None = None,
     checks: OutputChecks | None = None,
 ) -> Completion:
     """Compare-and-set WAITING and not yet expired → COMPLETED, and wake its run in the same
-    transaction (*known*: see history.wake). *checks* are run on the output first.
+    transaction (*known*: see history.wake). *checks* are run on the output first. *by* is
+    who completes it: recorded on SQLite; PostgreSQL records the session's role instead.
 
     A token found WAITING past its deadline is timed out here instead, as time_out_due would,
     and committed: out.expired_at is then its deadline, and the caller reports the expiry."""
@@ -45,7 +47,7 @@ def complete(
     if checks:
         _check_output(tx, token_id, output, checks, now)
     column = values.put(tx, output)
-    params = {"rid": token_id, "output": column, "now": now}
+    params = {"rid": token_id, "output": column, "now": now, "by": by}
     # Not UPDATE … RETURNING: SQLite buffers RETURNING rows in a temporary b-tree, which
     # costs more than reading the row back.
     if tx.execute(sql.complete_token, params) != 1:
@@ -53,7 +55,9 @@ def complete(
         if row is None:
             raise TokenNotFound(token_id)
         if row["status"] != TokenStatus.WAITING:
-            raise TokenAlreadyFinished(token_id, str(row["status"]))
+            raise TokenAlreadyFinished(
+                token_id, str(row["status"]), row["completed_by"], row["completed_at"]
+            )
         values.drop(tx, column)  # this commit keeps no output
         _time_out(tx, out, token_id, row["run_id"], owner, tasks, now, origin, known)
         out.expired_at = float(row["expires_at"])
