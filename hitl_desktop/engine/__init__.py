@@ -13,7 +13,7 @@ async def refund_invoice(ctx, payload):
 from ..units.urls import redact_url
 from . import wait
 from .context import MAX_TAG_LENGTH, MAX_TAGS, RunContext
-from .engine import Engine
+from .engine import Engine, migrate_store
 from .errors import (
     EngineError,
     EngineNotStarted,
@@ -85,6 +85,7 @@ __all__ = [
     "TokenStatus",
     "TokenTimedOut",
     "TokenTimeoutError",
+    "migrate_store",
     "redact_url",
     "task",
     "wait",

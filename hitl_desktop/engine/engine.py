@@ -24,6 +24,7 @@ from .models import Run, RunStatus, Step, Token, TokenStatus, to_datetime
 from .runner import Runner
 from .store import SystemDatabase, open_database
 from .store.records import EventRow, NewRun, Resume, Triggered
+from .store.schema import SCHEMA_REVISION
 from .tasks import TaskFn, registry
 
 DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
@@ -47,6 +48,7 @@ class Engine:
         max_recoveries: int = 20,
         timer_recheck: float = TIMER_RECHECK,
         actor: str | None = None,
+        migrate: bool = True,
     ) -> None:
         """*clock* is the wall clock deadlines are kept in (epoch seconds). The deadline timer
         sleeps on the loop's monotonic clock, which stops while the machine is suspended: it
@@ -56,7 +58,11 @@ class Engine:
 
         Who this engine acts as (recorded as a run's creator and a token's completer) is told
         by the store's server: the session's role on PostgreSQL. A SQLite file has no server:
-        there it is *actor*, by default the OS account."""
+        there it is *actor*, by default the OS account.
+
+        With *migrate* False the engine does not create or upgrade the store's schema: a store
+        that is not at this version's schema is refused (StoreNotUsable) naming the command
+        that migrates it. A console on a team store opens it so; `migrate_store` migrates."""
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
             raise ValueError(f"synchronous must be FULL, NORMAL, EXTRA or OFF, not {synchronous!r}")
         if not timer_recheck > 0:
@@ -71,6 +77,7 @@ class Engine:
         self.synchronous = synchronous.upper()
         self.lease = lease
         self._actor = actor
+        self._migrate = migrate
         self._tasks = registry(tasks)
         # None when no task checks outputs: completions then read nothing extra.
         self._output_checks: dict[str, Callable[[Any], object]] | None = {
@@ -123,7 +130,9 @@ class Engine:
         completions, as the CLI does). start() calls it."""
         async with self._opening:  # callers racing the first open share its store
             if self._db is None:
-                self._db = await open_database(self.url, self.synchronous, self._actor)
+                self._db = await open_database(
+                    self.url, self.synchronous, self._actor, self._migrate
+                )
 
     async def _opened(self) -> SystemDatabase:
         if self._db is None:
@@ -351,3 +360,11 @@ class Engine:
 
 def _event(row: EventRow) -> Event:
     return event_from(row.kind, row.run_id, row.at, row.origin, row.token_id, row.data, row.values)
+
+
+async def migrate_store(url: str) -> str:
+    """Create or upgrade the store's schema at *url* (once, as the store's owner); return the
+    schema revision it is now at."""
+    db = await open_database(url)
+    await db.close()
+    return SCHEMA_REVISION

@@ -128,3 +128,19 @@ async def test_postgresql_keeps_who_decided_whatever_a_client_writes(team_store)
     finally:
         db.dispose()
     assert (who, asked) == ("postgres", "postgres")
+
+
+async def test_a_store_opened_without_migrating_names_the_command_that_migrates_it(store_url):
+    from hitl_desktop.engine import StoreNotUsable, migrate_store
+
+    console = Engine(store_url, migrate=False)
+    with pytest.raises(StoreNotUsable, match=r"no hitl-desktop schema yet: run `hitl migrate"):
+        await console.open()
+    await console.stop()
+    assert await migrate_store(store_url) == "0004"
+    console = Engine(store_url, migrate=False)
+    try:
+        await console.open()
+        assert await console.list_runs() == []
+    finally:
+        await console.stop()

@@ -13,11 +13,12 @@ __all__ = ["LostOwnership", "PostgresDatabase", "SqliteDatabase", "SystemDatabas
 
 
 async def open_database(
-    url: str, synchronous: str = "FULL", actor: str | None = None
+    url: str, synchronous: str = "FULL", actor: str | None = None, migrate: bool = True
 ) -> SystemDatabase:
     """Open and migrate the store at *url* (a SQLite file or a PostgreSQL database); *actor*:
-    see SqliteDatabase.open (PostgreSQL tells who the session is)."""
+    see SqliteDatabase.open (PostgreSQL tells who the session is). With *migrate* False, a
+    store that is not at this version's schema is refused, naming `hitl migrate`."""
     path = sqlite_database(url)
     if path is not None:
-        return await SqliteDatabase.open(url, path, synchronous, actor)
-    return await PostgresDatabase.open(url)
+        return await SqliteDatabase.open(url, path, synchronous, actor, migrate)
+    return await PostgresDatabase.open(url, migrate)

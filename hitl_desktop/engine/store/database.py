@@ -62,16 +62,20 @@ class SystemDatabase:
 
     @staticmethod
     async def _migrated(
-        executor: Executor, url: str, upgrade: Callable[[], Awaitable[None]]
+        executor: Executor, url: str, upgrade: Callable[[], Awaitable[None]] | None
     ) -> None:
         """Bring the store behind *executor* to the head with *upgrade* (the dialect's), unless
-        it is there already or must not be touched; close *executor* if anything fails."""
+        it is there already or must not be touched; close *executor* if anything fails.
+        Without *upgrade*, a store that is not at the head is refused, saying what to run."""
         try:
             revision = await executor.read(migrate.current_revision)
             if not migrate.is_current(revision):
                 reason = await executor.read(migrate.refusal, revision)
+                if reason is None and upgrade is None:
+                    reason = migrate.not_migrated(revision, redact_url(url))
                 if reason is not None:
                     raise StoreNotUsable(redact_url(url), reason)
+                assert upgrade is not None
                 await upgrade()
         except BaseException:
             await executor.close()  # no thread or connection outlives a failed open

@@ -121,5 +121,14 @@ def upgrade_with_alembic(conn: sa.Connection, revision: str = "head") -> None:
     command.upgrade(config, revision)
 
 
+def not_migrated(revision: str | None, url: str) -> str:
+    """Why a store that may be migrated, but was not to be here, cannot be used yet."""
+    command = f"run `hitl migrate --store {url}` once, as the store's owner"
+    if revision is None:
+        return f"it has no hitl-desktop schema yet: {command}"
+    older = f"older than this version's {SCHEMA_REVISION}"
+    return f"its schema is at revision {revision}, {older}: {command}"
+
+
 def is_current(revision: str | None) -> bool:
     return revision == SCHEMA_REVISION

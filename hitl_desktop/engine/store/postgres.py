@@ -19,9 +19,13 @@ class PostgresDatabase(SystemDatabase):
     dialect = "postgresql"
 
     @classmethod
-    async def open(cls, url: str) -> PostgresDatabase:
+    async def open(cls, url: str, migrate: bool = True) -> PostgresDatabase:
+        """*migrate*: create or upgrade the schema when needed; otherwise refuse such a store
+        (a team store is migrated once, by its owner: `hitl migrate`)."""
         executor = AsyncSaExecutor(async_url(url))
-        await cls._migrated(executor, url, lambda: executor.run_sync(_upgrade))
+        await cls._migrated(
+            executor, url, (lambda: executor.run_sync(_upgrade)) if migrate else None
+        )
         actor = await executor.read(_session_user)
         return cls(executor, actor)
 

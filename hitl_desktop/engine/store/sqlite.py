@@ -22,7 +22,12 @@ class SqliteDatabase(SystemDatabase):
 
     @classmethod
     async def open(
-        cls, url: str, path: str, synchronous: str, actor: str | None = None
+        cls,
+        url: str,
+        path: str,
+        synchronous: str,
+        actor: str | None = None,
+        migrate: bool = True,
     ) -> SqliteDatabase:
         """Open (creating it private) and migrate the store file at *path*; *url* names it in
         errors. *actor* is who this process acts as (default: the OS account): a SQLite file
@@ -30,7 +35,8 @@ class SqliteDatabase(SystemDatabase):
         if files.is_file_store(path):
             await asyncio.to_thread(_prepare_file, url, path)
         executor = SqliteExecutor(path, synchronous)
-        await cls._migrated(executor, url, lambda: asyncio.to_thread(_upgrade, path, synchronous))
+        upgrade = lambda: asyncio.to_thread(_upgrade, path, synchronous)  # noqa: E731
+        await cls._migrated(executor, url, upgrade if migrate else None)
         return cls(executor, actor or os_account())
 
 
