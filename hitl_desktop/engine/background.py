@@ -34,6 +34,7 @@ class Background:
         lease: float,
         max_recoveries: int,
         timer_recheck: float,
+        execute: bool = True,
     ) -> None:
         self.host = host
         self.runner = runner
@@ -42,6 +43,8 @@ class Background:
         self.lease = lease
         self.max_recoveries = max_recoveries
         self.timer_recheck = timer_recheck
+        self.execute = execute
+        """False: watch and beat only (a review-only console): no timers, claims or recovery."""
         self.active = False
         self._loops: list[asyncio.Task[None]] = []
         self._deadline: float | None = None
@@ -54,10 +57,11 @@ class Background:
         """Catch up (recover what crashed, time out what expired, claim what is queued), then
         start watching and beating."""
         self._last_event = await self.host.db.last_event_id()
-        self.active = True
-        await self.recover()
-        await self.fire_timers()
-        await self.claim_queued()
+        self.active = self.execute
+        if self.execute:
+            await self.recover()
+            await self.fire_timers()
+            await self.claim_queued()
         self._loops = [
             asyncio.create_task(self._watch(), name="hitl-watch"),
             asyncio.create_task(self._heartbeat(), name="hitl-heartbeat"),
@@ -131,6 +135,8 @@ class Background:
         self._last_event = polled.last_event_id
         events = polled.events
         self.host.publish(events)
+        if not self.execute:
+            return
         if any(e.kind in ("RunTriggered", "TokenCompleted", "RunResumed") for e in events):
             await self.claim_queued()
         if any(e.kind == "RunPaused" for e in events):
@@ -144,6 +150,8 @@ class Background:
             try:
                 now = self.host.clock()
                 await self.host.db.heartbeat(self.host.id, now)
+                if not self.execute:
+                    continue
                 # Owners nobody registered are looked for by a scan: at start, then every
                 # few minutes (dead engines that are registered are found on every beat).
                 await self.recover(look_for_unregistered=beats % OWNER_SCAN_BEATS == 0)

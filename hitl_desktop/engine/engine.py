@@ -49,6 +49,7 @@ class Engine:
         timer_recheck: float = TIMER_RECHECK,
         actor: str | None = None,
         migrate: bool = True,
+        execute: bool = True,
     ) -> None:
         """*clock* is the wall clock deadlines are kept in (epoch seconds). The deadline timer
         sleeps on the loop's monotonic clock, which stops while the machine is suspended: it
@@ -62,7 +63,11 @@ class Engine:
 
         With *migrate* False the engine does not create or upgrade the store's schema: a store
         that is not at this version's schema is refused (StoreNotUsable) naming the command
-        that migrates it. A console on a team store opens it so; `migrate_store` migrates."""
+        that migrates it. A console on a team store opens it so; `migrate_store` migrates.
+
+        With *execute* False (a review-only console) a started engine executes nothing: it
+        watches the store for what others commit, and its completions and triggers queue runs
+        for the engines that execute (workers)."""
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
             raise ValueError(f"synchronous must be FULL, NORMAL, EXTRA or OFF, not {synchronous!r}")
         if not timer_recheck > 0:
@@ -78,6 +83,7 @@ class Engine:
         self.lease = lease
         self._actor = actor
         self._migrate = migrate
+        self.execute = execute
         self._tasks = registry(tasks)
         # None when no task checks outputs: completions then read nothing extra.
         self._output_checks: dict[str, Callable[[Any], object]] | None = {
@@ -96,6 +102,7 @@ class Engine:
             lease=lease,
             max_recoveries=max_recoveries,
             timer_recheck=timer_recheck,
+            execute=execute,
         )
 
     # ------------------------------------------------------------ what runs need (RunHost)
@@ -124,6 +131,10 @@ class Engine:
     @property
     def started(self) -> bool:
         return self._started
+
+    @property
+    def _executing(self) -> bool:
+        return self._started and self.execute
 
     async def open(self) -> None:
         """Open the store and migrate it, without executing runs (enough for reads and
@@ -190,7 +201,7 @@ class Engine:
         text = serde.dump(payload, f"the payload of a {task!r} run", self.max_payload_bytes)
         db = self._db or await self._opened()
         now = self.clock()
-        started = self._started
+        started = self._executing
         new = NewRun(
             id=serde.new_id("run"),
             task=task,
@@ -236,7 +247,7 @@ class Engine:
 
     def _triggered(self, resume: Resume, out: Triggered) -> None:
         self.publish(out.events)
-        if self._started and out.existing is None:
+        if self._executing and out.existing is None:
             self._runner.spawn(resume)
 
     async def get_run(self, run_id: str) -> Run:
@@ -297,7 +308,7 @@ class Engine:
             out = await db.complete_token(
                 token_id,
                 text,
-                owner=self.id if self._started else None,
+                owner=self.id if self._executing else None,
                 tasks=self._runner.task_names,
                 now=self.clock(),
                 origin=self.id,

@@ -2,6 +2,7 @@
 database role on PostgreSQL (set by the server whatever a client writes), the OS account on
 SQLite."""
 
+import asyncio
 import getpass
 import uuid
 
@@ -144,3 +145,34 @@ async def test_a_store_opened_without_migrating_names_the_command_that_migrates_
         assert await console.list_runs() == []
     finally:
         await console.stop()
+
+
+async def test_a_review_only_engine_executes_nothing_and_sees_everything(store_url):
+    """A review-only console (execute=False) and a worker on one store: the console's
+    trigger and decision are executed by the worker, and the console hears of each step."""
+    worker = Engine(store_url, tasks=[decided], actor="worker")
+    console = Engine(store_url, tasks=[decided], actor="ana", execute=False)
+    await worker.start()
+    await console.start()
+    try:
+        async with console.events() as seen:
+            run = await console.trigger("decided", 1)
+            assert run.status == "QUEUED"
+            waiting = await console.wait_for(run.id, ["WAITING"], timeout=10)
+            assert console._runner.running == {}  # never executed here
+            assert waiting.waiting_token_id is not None
+            token = await console.complete_token(waiting.waiting_token_id, "yes")
+            assert token.completed_by == console.actor
+            done = await console.wait_for(run.id, ["COMPLETED"], timeout=10)
+            assert done.output == "yes"
+            kinds = []
+            async with asyncio.timeout(10):
+                async for event in seen:
+                    if event.run_id == run.id:
+                        kinds.append(type(event).__name__)
+                    if kinds and kinds[-1] == "RunCompleted":
+                        break
+        assert kinds[0] == "RunTriggered" and "RunPaused" in kinds and "RunResumed" in kinds
+    finally:
+        await console.stop()
+        await worker.stop()
