@@ -5,6 +5,7 @@ died and picks up runs handed back to the store."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from . import liveness
@@ -21,6 +22,9 @@ at the default 2 s)."""
 PRUNE_BEATS = 1800
 """Heartbeats between two prunings of the event log (an hour at the default 2 s)."""
 EVENT_LOG_DAYS = 7
+LISTENING_RECHECK = 1.0
+"""While notifications say when to look, the log is still read this often: a lost
+notification costs at most this delay."""
 
 
 class Background:
@@ -52,11 +56,13 @@ class Background:
         self._timer_task: asyncio.Task[None] | None = None
         self._last_event = 0
         self._data_version: int | None = None
+        self._changed = asyncio.Event()
 
     async def start(self) -> None:
         """Catch up (recover what crashed, time out what expired, claim what is queued), then
         start watching and beating."""
         self._last_event = await self.host.db.last_event_id()
+        await self.host.db.listen(self._changed.set)
         self.active = self.execute
         if self.execute:
             await self.recover()
@@ -118,9 +124,17 @@ class Background:
     # ------------------------------------------------------------ other processes
 
     async def _watch(self) -> None:
-        """Notice commits made by other processes: events to relay, runs to pick up."""
+        """Notice commits made by other processes: events to relay, runs to pick up. Where
+        the store notifies, a notification starts the next look at once."""
+        db = self.host.db
         while True:
-            await asyncio.sleep(self.poll_interval)
+            wait = (
+                max(LISTENING_RECHECK, self.poll_interval) if db.listening else self.poll_interval
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._changed.wait()
+            self._changed.clear()  # before the look: what is notified during it looks again
             try:
                 await self._poll()
             except Exception:
@@ -150,6 +164,8 @@ class Background:
             try:
                 now = self.host.clock()
                 await self.host.db.heartbeat(self.host.id, now)
+                if not self.host.db.listening:  # lost (or never had) its connection: retry
+                    await self.host.db.listen(self._changed.set)
                 if not self.execute:
                     continue
                 # Owners nobody registered are looked for by a scan: at start, then every

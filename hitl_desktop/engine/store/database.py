@@ -60,6 +60,17 @@ class SystemDatabase:
     async def close(self) -> None:
         await self.executor.close()
 
+    async def listen(self, on_change: Callable[[], None]) -> bool:
+        """Call *on_change* (in the loop) whenever another process may have appended to the
+        event log, where the dialect can tell; return whether it can. The log stays the
+        source of truth: a notification only says "look"."""
+        return False
+
+    @property
+    def listening(self) -> bool:
+        """Whether listen() is in effect now (a lost connection ends it)."""
+        return False
+
     @staticmethod
     async def _migrated(
         executor: Executor, url: str, upgrade: Callable[[], Awaitable[None]] | None

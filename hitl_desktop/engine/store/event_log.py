@@ -41,6 +41,7 @@ def announce(
             "token_id": token_id,
             "data": text,
         }
+        tx.before_log()
         tx.execute(sql.insert_event, row)
     out.events.append(EventRow(0, now, origin, kind, run_id, token_id, text, data))
 
@@ -52,7 +53,7 @@ def small(text: str | None) -> Any:
     return serde.load(text)
 
 
-def events_after(tx: Tx, after: int, origin: str) -> list[EventRow]:
+def events_after(tx: Tx, after: int) -> list[EventRow]:
     return [
         EventRow(
             int(r["id"]),
@@ -63,7 +64,7 @@ def events_after(tx: Tx, after: int, origin: str) -> list[EventRow]:
             r["token_id"],
             r["data"],
         )
-        for r in tx.all(sql.events_after, {"after": after, "origin": origin})
+        for r in tx.all(sql.events_after, {"after": after})
     ]
 
 
@@ -74,18 +75,24 @@ def last_event_id(tx: Tx) -> int:
 
 def poll(tx: Tx, known_version: int | None, after: int, origin: str) -> Polled:
     """One cheap check per poll: SQLite's data_version moves only when another connection
-    committed; only then (or always, where the dialect has no such counter) read the log tail."""
+    committed; only then (or always, where the dialect has no such counter) read the log tail.
+
+    The cursor moves to the last event read, this engine's own included (they are dropped
+    here), never to a max(id) read apart: under READ COMMITTED each statement has its own
+    snapshot, and an id taken from a later one could pass events the tail did not see."""
     version = tx.data_version()
     if version is not None and version == known_version:
         return Polled(version, [], None)
     rows: list[EventRow] = []
-    for _ in range(10_000):  # every event of the snapshot, in pages (bounded: 5 million)
-        page = events_after(tx, after, origin)
+    for _ in range(10_000):  # every event there is, in pages (bounded: 5 million)
+        page = events_after(tx, after)
         rows += page
-        if len(page) < sql.EVENT_PAGE:
+        if not page:
             break
         after = page[-1].id
-    return Polled(version, rows, last_event_id(tx))
+        if len(page) < sql.EVENT_PAGE:
+            break
+    return Polled(version, [r for r in rows if r.origin != origin], after)
 
 
 def prune(tx: Tx, before: float) -> None:

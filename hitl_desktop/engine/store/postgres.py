@@ -3,20 +3,64 @@ advisory lock when several processes start together."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
 import sqlalchemy as sa
 
 from ...units.urls import async_url
 from . import migrate
 from .database import SystemDatabase
 from .executors import AsyncSaExecutor
-from .tx import Tx
+from .tx import EVENT_CHANNEL, Tx
 
 MIGRATION_LOCK = 727274001
 """The advisory lock key held while the schema is migrated."""
+LISTEN_CONNECT_TIMEOUT = 10.0
+
+log = logging.getLogger("hitl_desktop.engine")
 
 
 class PostgresDatabase(SystemDatabase):
     dialect = "postgresql"
+
+    def __init__(self, executor: AsyncSaExecutor, actor: str, url: str) -> None:
+        super().__init__(executor, actor)
+        self._url = url
+        self._listener: Any = None  # an asyncpg connection, kept out of the pool
+
+    async def listen(self, on_change: Callable[[], None]) -> bool:
+        """LISTEN on the event channel over a connection of its own. False when it cannot be
+        opened or it was lost: the caller polls until a later call succeeds."""
+        if self._listener is not None and not self._listener.is_closed():
+            return True
+        import asyncpg
+
+        plain = sa.make_url(async_url(self._url)).set(drivername="postgresql")
+        try:
+            conn = await asyncpg.connect(
+                plain.render_as_string(hide_password=False), timeout=LISTEN_CONNECT_TIMEOUT
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            log.warning("cannot listen for changes on %s (polling instead): %s", plain, exc)
+            return False
+        await conn.add_listener(EVENT_CHANNEL, lambda *_: on_change())
+        self._listener = conn
+        return True
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None and not self._listener.is_closed()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):  # a lost connection is closed all the same
+                await asyncio.wait_for(self._listener.close(), LISTEN_CONNECT_TIMEOUT)
+            self._listener = None
+        await super().close()
 
     @classmethod
     async def open(cls, url: str, migrate: bool = True) -> PostgresDatabase:
@@ -27,7 +71,7 @@ class PostgresDatabase(SystemDatabase):
             executor, url, (lambda: executor.run_sync(_upgrade)) if migrate else None
         )
         actor = await executor.read(_session_user)
-        return cls(executor, actor)
+        return cls(executor, actor, url)
 
 
 IDENTITY_TRIGGERS = [

@@ -202,7 +202,7 @@ due_tokens = Prepared(
 earliest = Prepared(sa.select(sa.func.min(TOKENS.c.expires_at).label("v")).where(WAITING))
 events_after = Prepared(
     sa.select(EVENTS)
-    .where(EVENTS.c.id > bindparam("after"), EVENTS.c.origin != bindparam("origin"))
+    .where(EVENTS.c.id > bindparam("after"))
     .order_by(EVENTS.c.id)
     .limit(EVENT_PAGE)
 )

@@ -51,6 +51,11 @@ class Tx(Protocol):
     def registry_changed(self) -> None:
         """This transaction registered or signed off engines: others_attached must look again."""
 
+    def before_log(self) -> None:
+        """Called before each append to the event log. Readers tail the log by id, so ids must
+        follow commit order: where transactions can commit out of id order, appenders are
+        serialised here until they commit."""
+
 
 Body = Callable[..., T]
 
@@ -195,6 +200,9 @@ class SqliteTx:
     def registry_changed(self) -> None:
         self._attached = self.attached_in_tx = None  # our own commits do not move data_version
 
+    def before_log(self) -> None:
+        pass  # BEGIN IMMEDIATE: one writer at a time, so ids already follow commit order
+
 
 class SaTx:
     """The same interface over a SQLAlchemy Connection (PostgreSQL, through run_sync)."""
@@ -206,6 +214,7 @@ class SaTx:
     def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
         self.dialect = conn.dialect.name
+        self._log_locked = False
 
     def execute(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> int:
         result = self._conn.execute(self._stmt(stmt), dict(params or {}))
@@ -236,6 +245,23 @@ class SaTx:
 
     def registry_changed(self) -> None:
         pass
+
+    def before_log(self) -> None:
+        # READ COMMITTED writers take ids from a sequence and may commit in another order, so a
+        # reader tailing by id would skip a late commit: hold a lock from the first append to
+        # commit, so ids are taken in commit order; the notification tells listeners to look.
+        if not self._log_locked:
+            self._conn.execute(_LOCK_AND_NOTIFY)
+            self._log_locked = True
+
+
+EVENT_LOG_LOCK = 727274002
+"""The advisory lock key serialising appends to the event log on PostgreSQL."""
+EVENT_CHANNEL = "hitl_events"
+"""The LISTEN/NOTIFY channel: a notification means "the event log grew, look"."""
+_LOCK_AND_NOTIFY = sa.text(
+    f"SELECT pg_advisory_xact_lock({EVENT_LOG_LOCK}), pg_notify('{EVENT_CHANNEL}', '')"
+)
 
 
 @contextlib.contextmanager
