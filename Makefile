@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-ui bench-peers screenshots package package-test sysdeps clean
+.PHONY: demo test lint bench bench-ui bench-team bench-peers screenshots package package-test sysdeps clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH" >&2; exit 1; }
@@ -34,6 +34,10 @@ bench: $(STAMP)
 
 bench-ui: $(STAMP) sysdeps
 	$(PY) bench/ui_bench.py
+
+# Team mode: commit → event in another process on a private, durable PostgreSQL server.
+bench-team: $(STAMP) sysdeps
+	$(PY) bench/team_latency.py
 
 # hitl-desktop, DBOS and LangGraph side by side (their own venv in bench/peers/.venv).
 bench-peers:

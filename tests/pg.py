@@ -51,8 +51,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start() -> Server | None:
-    """Start a server, or None when PostgreSQL is not installed (the tests then skip)."""
+def start(durable: bool = False) -> Server | None:
+    """Start a server, or None when PostgreSQL is not installed (the tests then skip).
+    *durable*: fsync and synchronous commits on, as a real server runs (benchmarks)."""
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not bins:
         return None
@@ -88,10 +89,9 @@ def start() -> Server | None:
         timeout=120,
         check=True,
     )
-    options = (
-        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     subprocess.run(
         [
             *prefix,

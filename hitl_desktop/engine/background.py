@@ -39,6 +39,7 @@ class Background:
         max_recoveries: int,
         timer_recheck: float,
         execute: bool = True,
+        listen: bool = True,
     ) -> None:
         self.host = host
         self.runner = runner
@@ -48,6 +49,7 @@ class Background:
         self.max_recoveries = max_recoveries
         self.timer_recheck = timer_recheck
         self.execute = execute
+        self.listen = listen
         """False: watch and beat only (a review-only console): no timers, claims or recovery."""
         self.active = False
         self._loops: list[asyncio.Task[None]] = []
@@ -62,7 +64,8 @@ class Background:
         """Catch up (recover what crashed, time out what expired, claim what is queued), then
         start watching and beating."""
         self._last_event = await self.host.db.last_event_id()
-        await self.host.db.listen(self._changed.set)
+        if self.listen:
+            await self.host.db.listen(self._changed.set)
         self.active = self.execute
         if self.execute:
             await self.recover()
@@ -164,7 +167,7 @@ class Background:
             try:
                 now = self.host.clock()
                 await self.host.db.heartbeat(self.host.id, now)
-                if not self.host.db.listening:  # lost (or never had) its connection: retry
+                if self.listen and not self.host.db.listening:  # lost its connection: retry
                     await self.host.db.listen(self._changed.set)
                 if not self.execute:
                     continue

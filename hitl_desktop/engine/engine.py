@@ -50,6 +50,7 @@ class Engine:
         actor: str | None = None,
         migrate: bool = True,
         execute: bool = True,
+        listen: bool = True,
     ) -> None:
         """*clock* is the wall clock deadlines are kept in (epoch seconds). The deadline timer
         sleeps on the loop's monotonic clock, which stops while the machine is suspended: it
@@ -67,7 +68,11 @@ class Engine:
 
         With *execute* False (a review-only console) a started engine executes nothing: it
         watches the store for what others commit, and its completions and triggers queue runs
-        for the engines that execute (workers)."""
+        for the engines that execute (workers).
+
+        On PostgreSQL the engine LISTENs for other processes' commits; *listen* False makes it
+        poll every *poll_interval* instead (behind a pooler that cannot LISTEN, such as
+        PgBouncer in transaction mode)."""
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
             raise ValueError(f"synchronous must be FULL, NORMAL, EXTRA or OFF, not {synchronous!r}")
         if not timer_recheck > 0:
@@ -103,6 +108,7 @@ class Engine:
             max_recoveries=max_recoveries,
             timer_recheck=timer_recheck,
             execute=execute,
+            listen=listen,
         )
 
     # ------------------------------------------------------------ what runs need (RunHost)
