@@ -1,7 +1,8 @@
 """Open many new stores in step with another process: `python opener.py DIR COUNT AT`.
 
 Opens (creates and migrates) DIR/store-i.db through Engine.open() at the epoch time
-AT + i × SPACING, as two consoles (or a console and the CLI) starting together would.
+AT + i × SPACING, as two consoles (or a console and the CLI) starting together would. DIR may
+instead be a PostgreSQL URL ending in `_`: the stores are then the databases DIR0, DIR1, ….
 Prints one JSON line: {"failed": {i: error}}.
 """
 
@@ -19,13 +20,16 @@ from hitl_desktop.engine import Engine
 SPACING = 0.15  # seconds between two stores' instants: more than an open takes, so none is late
 
 
-async def open_all(directory: Path, count: int, at: float) -> dict[int, str]:
+async def open_all(directory: str, count: int, at: float) -> dict[int, str]:
     failed: dict[int, str] = {}
-    warm_up = Engine(f"sqlite:///{directory / f'warm-up-{os.getpid()}.db'}")
-    await warm_up.open()  # imports Alembic now, so that the first timed open is not late
-    await warm_up.stop()
+    on_server = "://" in directory
+    if not on_server:
+        warm_up = Engine(f"sqlite:///{Path(directory) / f'warm-up-{os.getpid()}.db'}")
+        await warm_up.open()  # imports Alembic now, so that the first timed open is not late
+        await warm_up.stop()
     for i in range(count):
-        engine = Engine(f"sqlite:///{directory / f'store-{i}.db'}")
+        url = f"{directory}{i}" if on_server else f"sqlite:///{Path(directory) / f'store-{i}.db'}"
+        engine = Engine(url)
         # A blocking sleep on purpose: nothing else runs on this loop, and it is more precise.
         time.sleep(max(0.0, at + i * SPACING - time.time()))
         try:
@@ -38,7 +42,7 @@ async def open_all(directory: Path, count: int, at: float) -> dict[int, str]:
 
 
 def main(argv: list[str]) -> int:
-    directory, count, at = Path(argv[1]), int(argv[2]), float(argv[3])
+    directory, count, at = argv[1], int(argv[2]), float(argv[3])
     print(json.dumps({"failed": asyncio.run(open_all(directory, count, at))}), flush=True)
     return 0
 

@@ -13,6 +13,10 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
+from tests import pg
+
 from .conftest import OPENER, Launcher
 
 PROCESSES, STORES = 3, 40
@@ -31,3 +35,39 @@ async def test_processes_opening_a_new_store_at_once_all_succeed(
     n_failed = sum(len(f) for f in failed.values())
     print(f"\n{n_failed} of {opens} simultaneous opens of a new store failed")
     assert n_failed == 0, failed
+
+
+async def test_processes_opening_a_new_postgresql_store_at_once_migrate_it_once(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    """The advisory lock: three processes create the same new PostgreSQL store together."""
+    if not pg.server_url():
+        pytest.skip(pg.SKIP)
+    import uuid
+
+    import sqlalchemy as sa
+
+    prefix, count = f"hitl_race_{uuid.uuid4().hex[:8]}_", 5
+    for i in range(count):
+        pg.admin(f'CREATE DATABASE "{prefix}{i}"')
+    server = str(pg.server_url()).rsplit("/", 1)[0]
+    try:
+        at = time.time() + 3.0
+        procs = [launcher.start(OPENER, f"{server}/{prefix}", count, at) for _ in range(3)]
+        for proc in procs:
+            assert await asyncio.to_thread(proc.wait, 60) == 0, launcher.errors(proc)
+            assert json.loads(launcher.output(proc))["failed"] == {}
+        for i in range(count):
+            db = sa.create_engine(
+                f"{server}/{prefix}{i}".replace("postgresql://", "postgresql+psycopg://")
+            )
+            with db.connect() as conn:
+                stamps = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+                triggers = conn.execute(
+                    sa.text("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'hitl_%'")
+                ).scalar_one()
+            db.dispose()
+            assert [s[0] for s in stamps] == ["0004"] and triggers == 2
+    finally:
+        for i in range(count):
+            pg.admin(f'DROP DATABASE IF EXISTS "{prefix}{i}" WITH (FORCE)')
