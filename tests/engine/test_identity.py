@@ -65,6 +65,7 @@ def team_store():
     finally:
         pg.drop_database(name)
         pg.admin(f'DROP ROLE "{role}"')
+        pg.admin(f'DROP ROLE IF EXISTS "{role}_team"')
 
 
 def _as(url: str, role: str) -> str:
@@ -72,14 +73,18 @@ def _as(url: str, role: str) -> str:
 
 
 def _grant(url: str, role: str) -> None:
+    """docs/team.md's grants, as written there: a team role, and the reviewer in it."""
+    team = f"{role}_team"
     db = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     with db.begin() as conn:
+        conn.execute(sa.text(f'CREATE ROLE "{team}" NOLOGIN'))
         conn.execute(
             sa.text(
-                f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"'
+                f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{team}"'
             )
         )
-        conn.execute(sa.text(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"'))
+        conn.execute(sa.text(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{team}"'))
+        conn.execute(sa.text(f'GRANT "{team}" TO "{role}"'))
     db.dispose()
 
 
