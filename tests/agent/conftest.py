@@ -104,11 +104,24 @@ def targets() -> Iterator[Targets]:
     targets.close()
 
 
-@pytest.fixture
-async def engine(tmp_path: Path, targets: Targets) -> AsyncIterator[Engine]:
-    """A started engine on a fresh store that knows the db-change task, executing its runs
-    with the test's `targets`."""
-    engine = Engine(f"sqlite:///{tmp_path / 'runs.db'}", tasks=[db_change_task(targets)])
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(
+    request: pytest.FixtureRequest, tmp_path: Path, targets: Targets
+) -> AsyncIterator[Engine]:
+    """A started engine on a fresh store (a SQLite file, and a PostgreSQL database) that knows
+    the db-change task, executing its runs with the test's `targets`."""
+    name = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'runs.db'}"
+    elif not pg.server_url():
+        pytest.skip(pg.SKIP)
+    else:
+        name, url = await asyncio.to_thread(pg.create_database, "hitl_agent_store")
+    engine = Engine(url, tasks=[db_change_task(targets)])
     await engine.start()
-    yield engine
-    await engine.stop()
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+        if name is not None:
+            await asyncio.to_thread(pg.drop_database, name)
