@@ -3,7 +3,8 @@
 Environment variables (an empty value counts as unset):
 
 * ``HITL_STORE``: the run store, as a URL (``sqlite:///…``, ``postgresql://…``) or a SQLite
-  file path. Default: ``runs.db`` in the data directory.
+  file path, for this launch (``store_url`` in ``settings.json`` is left as it is). Default: the
+  team store of ``settings.json`` when one is set, else ``runs.db`` in the data directory.
 * ``HITL_DATA_DIR``: where the app keeps its files. Default: the per-user data directory
   (``platformdirs.user_data_dir("hitl-desktop")``).
 * ``HITL_CONFIG_DIR``: where ``settings.json`` lives. Default: the per-user config directory
@@ -41,6 +42,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import platformdirs
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from .agent import (
     DEFAULT_PROFILE,
@@ -57,9 +60,9 @@ from .units.defaults import PROPOSERS as PROPOSERS
 from .units.durations import parse_duration
 from .units.urls import as_store_url as as_store_url
 from .units.urls import parse_target_url as parse_target_url
+from .units.urls import sqlite_database, url_password
 from .units.urls import sqlite_path as sqlite_path
 from .units.urls import sqlite_url as sqlite_url
-from .units.urls import url_password
 
 APP_NAME = "hitl-desktop"
 STORE_FILE = "runs.db"
@@ -69,6 +72,7 @@ DEMO_TARGET = "target.db"
 SETTINGS_FILE = "settings.json"
 SETTINGS_VERSION = 1
 API_KEY_ENV = "OPENAI_API_KEY"
+MAX_DISPLAY_NAME = 64
 
 
 # The fields of Settings that settings.json remembers, in the order they are written.
@@ -85,6 +89,9 @@ PREFERENCES = (
     "max_rows",
     "profiles",
     "profile",
+    "store_url",
+    "review_only",
+    "display_name",
 )
 
 # The fields of one target profile, as settings.json spells them.
@@ -113,8 +120,10 @@ def check_profile_name(name: str) -> str:
 class Settings:
     """Everything the app takes from its environment and its settings file.
 
-    ``data_dir`` and ``store_url`` come from the environment only; the fields from
-    ``target_url`` to ``deny`` are the preferences kept in ``settings.json``.
+    ``data_dir`` comes from the environment only; the fields from ``target_url`` on are the
+    preferences kept in ``settings.json``. ``store_url`` is the store this launch opens: the
+    file remembers it only when it is a team store (PostgreSQL), as ``""`` otherwise (this
+    machine's own SQLite store, :attr:`own_store_url`).
     ``config_dir`` is where that file lives (``None``: the default place), and ``overridden``
     names the preferences an environment variable set for this launch, which
     :func:`save_settings` leaves as they are in the file.
@@ -140,6 +149,10 @@ class Settings:
     """The named profiles besides ``default``, as settings.json holds them (checked)."""
     profile: str = DEFAULT_PROFILE
     """The profile the console's new requests use (``demo`` with ``--demo``)."""
+    review_only: bool = False
+    """Whether the console executes nothing (workers do); it still triggers and decides."""
+    display_name: str = ""
+    """The name shown beside the reviewer's database role or OS account; empty: the account."""
     config_dir: Path | None = None
     overridden: frozenset[str] = field(default_factory=frozenset)
 
@@ -147,6 +160,16 @@ class Settings:
     def settings_file(self) -> Path:
         """The ``settings.json`` these settings were read from and are saved to."""
         return (self.config_dir or default_config_dir()) / SETTINGS_FILE
+
+    @property
+    def own_store_url(self) -> str:
+        """This machine's own SQLite store, used when no team store is set."""
+        return sqlite_url(self.data_dir / STORE_FILE)
+
+    @property
+    def team_store_url(self) -> str | None:
+        """The store when it is shared (PostgreSQL), without a password; None: a SQLite file."""
+        return None if sqlite_database(self.store_url) is not None else self.store_url
 
     @property
     def token_timeout_delta(self) -> timedelta:
@@ -185,6 +208,15 @@ def with_profile(settings: Settings, profile: TargetProfile) -> Settings:
         return replace(settings, **{name: getattr(profile, name) for name in PROFILE_FIELDS})
     check_profile_name(profile.name)
     return replace(settings, profiles={**settings.profiles, profile.name: profile.to_json()})
+
+
+def with_preferences(settings: Settings, changes: Mapping[str, Any]) -> Settings:
+    """*settings* with the preferences in *changes*, as ``settings.json`` spells them (checked
+    by :func:`check_settings` first): ``store_url`` ``""`` means this machine's own store."""
+    values = dict(changes)
+    if "store_url" in values:
+        values["store_url"] = values["store_url"] or settings.own_store_url
+    return replace(settings, **values)
 
 
 def without_profile(settings: Settings, name: str) -> Settings:
@@ -229,19 +261,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if data_dir_value is None
         else Path(data_dir_value).expanduser().absolute()
     )
-    store_value = env.get("HITL_STORE") or None
-    if store_value is None:
-        private_dir(data_dir)
-        store_url = sqlite_url(data_dir / STORE_FILE)
-    else:
-        store_url = as_store_url(store_value)
-
     config_value = env.get("HITL_CONFIG_DIR") or None
     config_dir = (
         default_config_dir() if config_value is None else Path(config_value).expanduser().absolute()
     )
     preferences = read_preferences(config_dir / SETTINGS_FILE)
     overridden: set[str] = set()
+    team_store = preferences.pop("store_url", "")
+    store_value = env.get("HITL_STORE") or None
+    if store_value is not None:
+        store_url = as_store_url(store_value)
+        overridden.add("store_url")
+    elif team_store:
+        store_url = team_store
+    else:
+        private_dir(data_dir)
+        store_url = sqlite_url(data_dir / STORE_FILE)
     target_value = env.get("HITL_TARGET") or None
     if target_value is not None:
         try:
@@ -271,6 +306,7 @@ def save_settings(settings: Settings) -> Path:
     """
     path = settings.settings_file
     values = {name: getattr(settings, name) for name in PREFERENCES}
+    values["store_url"] = settings.team_store_url or ""
     if settings.overridden:
         kept = read_preferences(path) if path.exists() else {}
         for name in settings.overridden:
@@ -367,6 +403,7 @@ _DEFAULTS: dict[str, Any] = {
     f.name: f.default for f in fields(Settings) if f.name in PREFERENCES and f.name != "profiles"
 }
 _DEFAULTS["profiles"] = {}
+_DEFAULTS["store_url"] = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,7 +456,7 @@ def _check_type(name: str, value: Any) -> list[SettingsProblem]:
     elif name in ("target_url", "base_url"):
         if value is not None and not isinstance(value, str):
             reason = "must be a string or null"
-    elif name in ("notifications", "close_to_tray"):
+    elif name in ("notifications", "close_to_tray", "review_only"):
         if not isinstance(value, bool):
             reason = "must be true or false"
     elif name in ("allow", "deny"):
@@ -467,6 +504,36 @@ def _check_target_url(value: str) -> str | None:
     return None
 
 
+def _check_store_url(value: str) -> str | None:
+    if not value:
+        return None  # this machine's own store
+    example = "e.g. postgresql://ana@db.example:5432/hitl (empty: this machine's own store)"
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        return f"is not a database URL: {value!r} ({example})"
+    if url.get_backend_name() != "postgresql":
+        return f"must be a PostgreSQL URL, {example}"
+    if url.password is not None:
+        return (
+            "holds a password; a store's password is kept in the OS keyring only (Settings), "
+            "never in a URL or a file"
+        )
+    if not url.host:
+        return f"names no server host, {example}"
+    if not url.database:
+        return f"names no database, {example}"
+    return None
+
+
+def _check_display_name(value: str) -> str | None:
+    if len(value) > MAX_DISPLAY_NAME:
+        return f"must be at most {MAX_DISPLAY_NAME} characters"
+    if value and not value.isprintable():
+        return "must be one line of printable characters"
+    return None
+
+
 # What each field's value must mean, checked once its type is right (in this order).
 _MEANINGS: dict[str, Callable[[str], str | None]] = {
     "proposer": _check_proposer,
@@ -474,6 +541,8 @@ _MEANINGS: dict[str, Callable[[str], str | None]] = {
     "base_url": _check_base_url,
     "token_timeout": _check_token_timeout,
     "target_url": _check_target_url,
+    "store_url": _check_store_url,
+    "display_name": _check_display_name,
 }
 
 

@@ -24,6 +24,7 @@ from hitl_desktop.config import (
     environment_api_key,
     load_settings,
     save_settings,
+    with_preferences,
     with_profile,
     without_profile,
 )
@@ -487,3 +488,76 @@ def test_a_base_url_must_be_an_http_url(env: dict[str, str], base_url: str):
         load_settings(env)
     write_file(env, {"base_url": "https://models.example/v1"})
     assert load_settings(env).base_url == "https://models.example/v1"
+
+
+# ------------------------------------------------------------------ team store (issue 14)
+
+TEAM = "postgresql://ana@db.example:5432/hitl"
+
+
+def test_a_team_store_is_remembered_and_opened_instead_of_the_own_one(env: dict[str, str]):
+    first = load_settings(env)
+    assert first.store_url == first.own_store_url and first.team_store_url is None
+    assert not first.review_only and first.display_name == ""
+    changes = {"store_url": TEAM, "review_only": True, "display_name": "Ana Lima"}
+    assert check_settings(changes) == []
+    path = save_settings(with_preferences(first, changes))
+    document = json.loads(path.read_text(encoding="utf-8"))
+    assert {name: document[name] for name in changes} == changes
+    again = load_settings(env)
+    assert again.store_url == again.team_store_url == TEAM
+    assert again.review_only and again.display_name == "Ana Lima"
+    # Back to this machine's own store: the file says "", the store is the SQLite file again.
+    back = with_preferences(again, {"store_url": ""})
+    assert back.store_url == first.own_store_url
+    save_settings(back)
+    assert json.loads(path.read_text(encoding="utf-8"))["store_url"] == ""
+    assert load_settings(env).store_url == first.own_store_url
+
+
+def test_hitl_store_overrides_the_team_store_for_this_launch_only(
+    env: dict[str, str], tmp_path: Path
+):
+    write_file(env, {"store_url": TEAM})
+    settings = load_settings({**env, "HITL_STORE": str(tmp_path / "mine.db")})
+    assert settings.store_url == f"sqlite:///{tmp_path / 'mine.db'}"
+    assert "store_url" in settings.overridden
+    path = save_settings(dataclasses.replace(settings, display_name="Ana"))
+    assert json.loads(path.read_text(encoding="utf-8"))["store_url"] == TEAM
+    assert load_settings(env).store_url == TEAM
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("postgresql://ana:s3cret@db.example:5432/hitl", "holds a password"),
+        ("sqlite:///runs.db", "must be a PostgreSQL URL"),
+        ("mysql://ana@db.example/hitl", "must be a PostgreSQL URL"),
+        ("postgresql://ana@db.example:5432/", "names no database"),
+        ("postgresql:///hitl", "names no server host"),
+        ("not a url", "is not a database URL"),
+        (None, "must be a string"),
+    ],
+)
+def test_an_unusable_team_store_is_named(env: dict[str, str], value: object, reason: str):
+    problems = check_settings({"store_url": value})
+    assert [problem.field for problem in problems] == ["store_url"]
+    assert reason in problems[0].reason
+    assert "s3cret" not in problems[0].reason
+    path = write_file(env, {"store_url": value})
+    with pytest.raises(ConfigError, match=f"'store_url' .*{reason}") as caught:
+        load_settings(env)
+    assert str(path) in str(caught.value) and "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "value", "reason"),
+    [
+        ("review_only", "yes", "must be true or false"),
+        ("display_name", 7, "must be a string"),
+        ("display_name", "Ana\nLima", "must be one line of printable characters"),
+        ("display_name", "x" * 65, "must be at most 64 characters"),
+    ],
+)
+def test_review_only_and_the_display_name_are_checked(entry: str, value: object, reason: str):
+    assert check_settings({entry: value}) == [SettingsProblem(entry, reason)]
