@@ -1,4 +1,4 @@
-"""The OpenAI API key and the target databases' passwords: the only keyring call site.
+"""The OpenAI API key and the databases' passwords: the only keyring call site.
 
 Where the key comes from, first match wins:
 
@@ -10,6 +10,12 @@ Where the key comes from, first match wins:
 A target profile's database password is kept under the same service, username
 ``db-password:<profile>`` (:func:`get_db_password`, :func:`set_db_password`); it is never part of
 a URL that is saved, stored in a run, logged or printed.
+
+A team store's password (the reviewer's PostgreSQL role) is kept under username
+``store-password:<URL>``, the store's URL without a password (:func:`get_store_password`,
+:func:`set_store_password`): keyed by the address so a password is never sent to another
+server than the one it was saved for. :func:`with_store_password` puts it into the URL in
+memory, only to connect.
 
 The key is never written anywhere else: when no keyring backend is usable, :func:`set_api_key`
 raises :class:`SecretsUnavailable` and says what to install; it never falls back to a file
@@ -27,6 +33,7 @@ from typing import Literal
 import keyring
 from keyring.backend import KeyringBackend
 from keyring.errors import KeyringError, NoKeyringError, PasswordDeleteError
+from sqlalchemy.engine import URL, make_url
 
 from .config import API_KEY_ENV, environment_api_key
 
@@ -51,14 +58,18 @@ __all__ = [
     "backend_info",
     "delete_api_key",
     "delete_db_password",
+    "delete_store_password",
     "get_api_key",
     "get_db_password",
+    "get_store_password",
     "key_source",
     "mask",
     "set_api_key",
     "set_db_password",
+    "set_store_password",
     "stored_api_key",
     "validate_api_key",
+    "with_store_password",
 ]
 
 
@@ -163,6 +174,48 @@ def delete_db_password(profile: str) -> None:
     _forget(db_password_user(profile), "the database password")
 
 
+def store_password_user(url: str) -> str:
+    """The keyring username of the password for the store at *url* (its password ignored)."""
+    return f"store-password:{_store_address(url)}"
+
+
+def get_store_password(url: str) -> str | None:
+    """The password saved for the store at *url*, or None (none saved, or no usable keyring).
+    A keyring that is there but fails raises :class:`SecretsUnavailable`."""
+    return _stored_key(store_password_user(url))
+
+
+def set_store_password(url: str, password: str) -> None:
+    """Keep *password* for the store at *url* in the OS keyring (replacing any).
+
+    Raises :class:`SecretsUnavailable` when no usable keyring can hold it; never falls back."""
+    if not isinstance(password, str) or not password:
+        raise InvalidApiKey("The store password is empty.")
+    no_backend = (
+        "No keyring backend is usable, so the store password cannot be saved. On Linux, "
+        "install and run a Secret Service provider (gnome-keyring with libsecret, or KWallet) "
+        "in your desktop session; a password is never kept in a file."
+    )
+    _save(store_password_user(url), password, "the store password", no_backend)
+
+
+def delete_store_password(url: str) -> None:
+    """Forget the password of the store at *url*; nothing happens when none is stored."""
+    _forget(store_password_user(url), "the store password")
+
+
+def with_store_password(url: str) -> str:
+    """*url* with its saved password put in, to connect: never save, log or show the result.
+    A URL that holds a password already, or one with none saved, is returned as it is."""
+    parsed = make_url(url)
+    if parsed.password is not None or parsed.get_backend_name() == "sqlite":
+        return url
+    password = get_store_password(url)
+    if password is None:
+        return url
+    return parsed.set(password=password).render_as_string(hide_password=False)
+
+
 def backend_info() -> BackendInfo:
     """Which keyring backend holds the key here, and whether it can (with the reason if not)."""
     return _describe(keyring.get_keyring())
@@ -221,7 +274,10 @@ def _stored_key(username: str = USERNAME) -> str | None:
 
 
 def _save(username: str, secret: str, what: str, no_backend: str) -> None:
-    backend = _require_usable()
+    backend = keyring.get_keyring()
+    info = _describe(backend)
+    if not info.usable:  # said of *what*, not of the API key
+        raise SecretsUnavailable(info.explanation.replace(NO_BACKEND, no_backend))
     try:
         backend.set_password(SERVICE, username, secret)
         return
@@ -284,6 +340,23 @@ def _describe(backend: KeyringBackend) -> BackendInfo:
         )
     name = _NAMES.get(module) or str(getattr(target, "name", type(target).__name__))
     return BackendInfo(name, True, f"The API key is kept in {name}.", path)
+
+
+def _store_address(url: str) -> str:
+    """The store's address as a key: the same server, port, role and database give the same
+    text whatever the driver, the password or an omitted default port."""
+    parsed = make_url(url)
+    return URL.create(
+        parsed.get_backend_name(),
+        parsed.username,
+        None,
+        parsed.host,
+        parsed.port or _PG_PORT,
+        parsed.database,
+    ).render_as_string(hide_password=False)
+
+
+_PG_PORT = 5432
 
 
 def _path(backend: KeyringBackend) -> str:

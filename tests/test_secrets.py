@@ -11,6 +11,7 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import fail, null
 from keyring.errors import KeyringError
+from sqlalchemy.engine import make_url
 
 from hitl_desktop import secrets
 from hitl_desktop.secrets import (
@@ -234,3 +235,47 @@ def test_mask_shows_at_most_four_characters_of_the_secret(key: str | None, shown
         prefix = shown.split("…")[0]
         assert len(shown) - len(prefix) - 1 <= 4
         assert key not in shown or len(key) <= len(prefix)
+
+
+# ------------------------------------------------------------------ a team store's password
+
+STORE = "postgresql://ana@db.example:5432/hitl"
+
+
+def test_a_store_password_is_kept_by_the_store_address_and_put_in_only_to_connect(
+    memory: MemoryKeyring,
+):
+    assert secrets.with_store_password(STORE) == STORE  # none saved: the URL as it is
+    secrets.set_store_password(STORE, "pa:ss/word")
+    assert memory.entries == {("hitl-desktop", f"store-password:{STORE}"): "pa:ss/word"}
+    # The same server, role and database however written: the same password.
+    for spelling in (STORE, "postgresql+asyncpg://ana@db.example/hitl"):
+        assert secrets.get_store_password(spelling) == "pa:ss/word"
+    connect = secrets.with_store_password(STORE)
+    assert make_url(connect).password == "pa:ss/word"
+    assert make_url(connect).render_as_string(hide_password=True) == STORE.replace(
+        "ana@", "ana:***@"
+    )
+    # Another server, role or database never gets it.
+    for other in (
+        "postgresql://ana@evil.example:5432/hitl",
+        "postgresql://ana@db.example:6543/hitl",
+        "postgresql://bob@db.example:5432/hitl",
+        "postgresql://ana@db.example:5432/other",
+    ):
+        assert secrets.get_store_password(other) is None
+        assert secrets.with_store_password(other) == other
+    secrets.delete_store_password(STORE)
+    secrets.delete_store_password(STORE)  # nothing stored: still fine
+    assert memory.entries == {}
+
+
+def test_a_store_password_without_a_keyring_is_refused_not_written_elsewhere(
+    no_backend: KeyringBackend,
+):
+    with pytest.raises(SecretsUnavailable, match="the store password cannot be saved") as caught:
+        secrets.set_store_password(STORE, "secret-pw")
+    assert "OPENAI_API_KEY" not in str(caught.value) and "secret-pw" not in str(caught.value)
+    assert secrets.get_store_password(STORE) is None
+    with pytest.raises(InvalidApiKey, match="store password is empty"):
+        secrets.set_store_password(STORE, "")
