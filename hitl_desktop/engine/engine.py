@@ -12,7 +12,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..units.defaults import DEFAULT_TOKEN_TIMEOUT
@@ -20,9 +20,11 @@ from . import liveness, serde
 from .background import TIMER_RECHECK, Background
 from .errors import EngineNotStarted, OutputRefused, TaskNotFound, TokenExpired
 from .events import Event, EventHub, EventStream, event_from
-from .models import Run, RunStatus, Step, Token, TokenStatus, to_datetime
+from .models import AuditBreak, AuditEntry, Run, RunStatus, Step, Token, TokenStatus, to_datetime
 from .runner import Runner
 from .store import SystemDatabase, open_database
+from .store.audit import GENESIS, first_break
+from .store.audit import timestamp as audit_timestamp
 from .store.records import EventRow, NewRun, Resume, Triggered
 from .store.schema import SCHEMA_REVISION
 from .tasks import TaskFn, registry
@@ -147,9 +149,9 @@ class Engine:
         completions, as the CLI does). start() calls it."""
         async with self._opening:  # callers racing the first open share its store
             if self._db is None:
-                self._db = await open_database(
-                    self.url, self.synchronous, self._actor, self._migrate
-                )
+                db = await open_database(self.url, self.synchronous, self._actor, self._migrate)
+                db.audited = frozenset(name for name, t in self._tasks.items() if t.audit)
+                self._db = db
 
     async def _opened(self) -> SystemDatabase:
         if self._db is None:
@@ -346,6 +348,33 @@ class Engine:
         return await db.list_tokens(
             None if status is None else TokenStatus(status), list(tags), run_id, limit
         )
+
+    # ------------------------------------------------------------ the audit trail
+
+    async def audit_entries(
+        self, after: int = 0, *, limit: int = 1000, since: datetime | None = None
+    ) -> list[AuditEntry]:
+        """Entries of the store's audit trail with an id above *after*, oldest first (and at
+        or after *since*), written by the runs of tasks declared with `audit=True`."""
+        db = await self._opened()
+        return await db.audit_entries(
+            after, limit, None if since is None else audit_timestamp(since.timestamp())
+        )
+
+    async def verify_audit(self) -> AuditBreak | None:
+        """Walk the whole audit trail: the first entry that was changed, or that follows a
+        removed or inserted one; None when the chain is intact."""
+        db = await self._opened()
+        prev, after = GENESIS, 0
+        for _ in range(10_000_000):  # bounded: pages of 1,000
+            page = await db.audit_entries(after)
+            if not page:
+                return None
+            broken = first_break(page, prev)
+            if broken is not None:
+                return broken
+            prev, after = page[-1].hash, page[-1].id
+        return None
 
     # ------------------------------------------------------------ events
 

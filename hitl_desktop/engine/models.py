@@ -143,3 +143,29 @@ class TokenResult:
         if not self.ok:
             raise TokenTimeoutError(self.token_id)
         return self.output
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One entry of the store's audit trail (see Engine.audit_entries)."""
+
+    id: int
+    at: str
+    """ISO 8601 UTC, from the store's server clock (this machine's clock on SQLite)."""
+    actor: str
+    """Who made the change, told by the store's server (the OS account on SQLite)."""
+    kind: str
+    run_id: str | None
+    token_id: str | None
+    data: str | None
+    """JSON text, as recorded: the completion's output, the run's output or error."""
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditBreak:
+    """Where an audit trail stops matching its hashes."""
+
+    entry_id: int
+    reason: str

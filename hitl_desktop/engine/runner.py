@@ -136,6 +136,7 @@ class Runner:
             writes = ctx.take_writes()
             await host.db.complete_run(
                 resume.run_id,
+                resume.task,
                 host.id,
                 writes,
                 text,
@@ -157,6 +158,7 @@ class Runner:
             try:
                 await host.db.fail_run(
                     resume.run_id,
+                    resume.task,
                     host.id,
                     writes,
                     error,

@@ -25,6 +25,8 @@ class Task:
     """Hash of the function's bytecode, recorded with each run for diagnosing replays."""
     check_output: OutputCheck | None = None
     """See task()."""
+    audit: bool = False
+    """See task()."""
 
 
 _registry: dict[str, Task] = {}
@@ -36,7 +38,9 @@ def _code_hash(fn: Callable[..., Any]) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def task(name: str, *, check_output: OutputCheck | None = None) -> Callable[[F], F]:
+def task(
+    name: str, *, check_output: OutputCheck | None = None, audit: bool = False
+) -> Callable[[F], F]:
     """Register an async function `fn(ctx, payload)` as the task *name*.
 
     *check_output* guards the decisions this task's runs wait for: it is called with the
@@ -45,7 +49,11 @@ def task(name: str, *, check_output: OutputCheck | None = None) -> Callable[[F],
     refuses the output: `Engine.complete_token` raises `OutputRefused` naming the reason, and
     the token and its run keep waiting. Any engine with the task registered checks, whether
     or not it executes runs. The check runs while the store is locked for writing: keep it a
-    quick, pure function of the output (parse and validate, no I/O)."""
+    quick, pure function of the output (parse and validate, no I/O).
+
+    With *audit*, the runs of this task leave entries in the store's audit trail, in the
+    transactions that make them: each completion of a token they wait on (with its output),
+    each expiry, a cancel, and how each run ended (see Engine.audit_entries)."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError("a task needs a non-empty name")
     if check_output is not None and not callable(check_output):
@@ -54,7 +62,7 @@ def task(name: str, *, check_output: OutputCheck | None = None) -> Callable[[F],
     def register(fn: F) -> F:
         if not inspect.iscoroutinefunction(cast(Any, fn)):
             raise TypeError(f"task {name!r} must be an async function (async def)")
-        found = Task(name, fn, _code_hash(fn), check_output)
+        found = Task(name, fn, _code_hash(fn), check_output, audit)
         fn.__hitl_task__ = found  # type: ignore[attr-defined]
         # A later definition under the same name replaces the earlier one, as a reload would.
         _registry[name] = found

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from hitl_desktop.engine import Engine, TokenAlreadyFinished, task, wait
+from hitl_desktop.engine.store.schema import SCHEMA_REVISION
 from tests import pg
 
 
@@ -143,7 +144,7 @@ async def test_a_store_opened_without_migrating_names_the_command_that_migrates_
     with pytest.raises(StoreNotUsable, match=r"no hitl-desktop schema yet: run `hitl migrate"):
         await console.open()
     await console.stop()
-    assert await migrate_store(store_url) == "0004"
+    assert await migrate_store(store_url) == SCHEMA_REVISION
     console = Engine(store_url, migrate=False)
     try:
         await console.open()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hitl_desktop.engine.store.schema import SCHEMA_REVISION
 from tests import pg
 
 from .conftest import OPENER, Launcher
@@ -67,7 +68,7 @@ async def test_processes_opening_a_new_postgresql_store_at_once_migrate_it_once(
                     sa.text("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'hitl_%'")
                 ).scalar_one()
             db.dispose()
-            assert [s[0] for s in stamps] == ["0004"] and triggers == 2
+            assert [s[0] for s in stamps] == [SCHEMA_REVISION] and triggers == 4
     finally:
         for i in range(count):
             pg.admin(f'DROP DATABASE IF EXISTS "{prefix}{i}" WITH (FORCE)')

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from ...units.urls import redact_url
 from ..errors import StoreNotUsable
-from ..models import Run, RunStatus, Step, Token, TokenStatus
-from . import engines, event_log, migrate, runs, tokens
+from ..models import AuditEntry, Run, RunStatus, Step, Token, TokenStatus
+from . import audit, engines, event_log, migrate, runs, tokens
 from .bell import Then
 from .executors import Executor
 from .records import (
@@ -53,6 +53,8 @@ class SystemDatabase:
         self.actor = actor
         """Who this process acts as, told by the store's server where it can tell: the
         session's database role on PostgreSQL, the OS account on SQLite."""
+        self.audited: frozenset[str] = frozenset()
+        """The tasks whose runs leave entries in the audit trail (set by the engine)."""
         """Runs transaction bodies; tests and benchmarks may read through it directly."""
         self._write = executor.write
         self._read = executor.read
@@ -120,17 +122,20 @@ class SystemDatabase:
     def complete_run(
         self,
         run_id: str,
+        task: str,
         owner: str,
         writes: Writes,
         output: str | None,
         now: float,
         then: Then = None,
     ) -> Awaitable[Committed]:
-        return self._write(runs.complete, run_id, owner, writes, output, now, then=then)
+        args = (run_id, owner, writes, output, now, self.actor, task in self.audited)
+        return self._write(runs.complete, *args, then=then)
 
     def fail_run(
         self,
         run_id: str,
+        task: str,
         owner: str,
         writes: Writes,
         error: str,
@@ -138,12 +143,13 @@ class SystemDatabase:
         now: float,
         then: Then = None,
     ) -> Awaitable[Committed]:
-        return self._write(runs.fail, run_id, owner, writes, error, traceback, now, then=then)
+        args = (run_id, owner, writes, error, traceback, now, self.actor, task in self.audited)
+        return self._write(runs.fail, *args, then=then)
 
     def cancel(
         self, run_id: str, reason: str | None, now: float, origin: str
     ) -> Awaitable[Canceled]:
-        return self._write(runs.cancel, run_id, reason, now, origin)
+        return self._write(runs.cancel, run_id, reason, now, origin, self.actor, self.audited)
 
     def claim_queued(self, owner: str, tasks: frozenset[str], now: float) -> Awaitable[Claimed]:
         return self._write(runs.claim_queued, owner, tasks, now)
@@ -189,11 +195,15 @@ class SystemDatabase:
     ) -> Awaitable[Completion]:
         """Complete a waiting token as `actor` and wake its runs, handing them to *owner*
         (None: queue them); *known* is a waiter's history as kept since it paused."""
-        args = (token_id, output, owner, tasks, now, origin, self.actor, known, checks)
-        return self._write(tokens.complete, *args, then=then)
+        return self._write(
+            tokens.complete,
+            *(token_id, output, owner, tasks, now, origin, self.actor, known, checks),
+            self.audited,
+            then=then,
+        )
 
     def time_out_due(self, owner: str, tasks: frozenset[str], now: float) -> Awaitable[TimedOut]:
-        return self._write(tokens.time_out_due, owner, tasks, now)
+        return self._write(tokens.time_out_due, owner, tasks, now, self.actor, self.audited)
 
     def earliest_deadline(self) -> Awaitable[float | None]:
         return self._read(tokens.earliest_deadline)
@@ -209,6 +219,13 @@ class SystemDatabase:
         limit: int,
     ) -> Awaitable[list[Token]]:
         return self._read(tokens.list_tokens, status, tags, run_id, limit)
+
+    # ------------------------------------------------------------ the audit trail
+
+    def audit_entries(
+        self, after: int = 0, limit: int = audit.PAGE, since: str | None = None
+    ) -> Awaitable[list[AuditEntry]]:
+        return self._read(audit.entries, after, limit, since)
 
     # ------------------------------------------------------------ engines
 

@@ -110,6 +110,51 @@ CREATE OR REPLACE TRIGGER hitl_runs_created_by BEFORE INSERT OR UPDATE OF create
 """Who completed a token and who triggered a run are the session's login role, set by the
 server whatever a client writes (migration 0004 creates the same on older stores)."""
 
+AUDIT_TRIGGERS = [
+    """
+CREATE OR REPLACE FUNCTION hitl_netstring(value text) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN value IS NULL THEN '~' ELSE length(value)::text || ':' || value END
+$$
+""",
+    """
+CREATE OR REPLACE FUNCTION hitl_audit_chain() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    last_hash text;
+BEGIN
+    PERFORM pg_advisory_xact_lock(727274002);
+    NEW.id := nextval(pg_get_serial_sequence('hitl_audit', 'id'));
+    SELECT hash INTO last_hash FROM hitl_audit ORDER BY id DESC LIMIT 1;
+    NEW.prev_hash := coalesce(last_hash, repeat('0', 64));
+    NEW.actor := session_user;
+    NEW.at := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    NEW.hash := encode(sha256(convert_to(
+        hitl_netstring(NEW.id::text) || hitl_netstring(NEW.at) || hitl_netstring(NEW.actor)
+        || hitl_netstring(NEW.kind) || hitl_netstring(NEW.run_id)
+        || hitl_netstring(NEW.token_id) || hitl_netstring(NEW.data)
+        || hitl_netstring(NEW.prev_hash), 'UTF8')), 'hex');
+    RETURN NEW;
+END $$
+""",
+    """
+CREATE OR REPLACE TRIGGER hitl_audit_chain BEFORE INSERT ON hitl_audit
+    FOR EACH ROW EXECUTE FUNCTION hitl_audit_chain()
+""",
+    """
+CREATE OR REPLACE FUNCTION hitl_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit trail is append-only: % refused', TG_OP;
+END $$
+""",
+    """
+CREATE OR REPLACE TRIGGER hitl_audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
+    ON hitl_audit FOR EACH STATEMENT EXECUTE FUNCTION hitl_audit_append_only()
+""",
+]
+"""The audit trail's chain, computed by the server (see audit.py for the hash) under the event
+log's lock, with its clock and the session's role; and no UPDATE, DELETE or TRUNCATE of it
+(migration 0005 creates the same on older stores)."""
+
 
 def _session_user(tx: Tx) -> str:
     row = tx.one(sa.text("SELECT session_user AS name"))
@@ -120,5 +165,5 @@ def _session_user(tx: Tx) -> str:
 def _upgrade(conn: sa.Connection) -> None:
     conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
     migrate.upgrade(conn)
-    for statement in IDENTITY_TRIGGERS:  # one at a time: asyncpg prepares each
+    for statement in IDENTITY_TRIGGERS + AUDIT_TRIGGERS:  # one at a time: asyncpg prepares each
         conn.exec_driver_sql(statement)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from .. import serde
 from ..errors import RunNotFound, TokenNotFound
 from ..models import Run, RunStatus, Step, TokenStatus
-from . import schema, values
+from . import audit, schema, values
 from . import statements as sql
 from .event_log import announce, small
 from .history import LostOwnership, fence, insert_token, resume, token_state, write_records
@@ -121,7 +121,14 @@ def pause(tx: Tx, run_id: str, owner: str, writes: Writes, token_id: str, now: f
 
 
 def complete(
-    tx: Tx, run_id: str, owner: str, writes: Writes, output: str | None, now: float
+    tx: Tx,
+    run_id: str,
+    owner: str,
+    writes: Writes,
+    output: str | None,
+    now: float,
+    actor: str,
+    audited: bool = False,
 ) -> Committed:
     out = Committed()
     params = {"rid": run_id, "fence_owner": owner, "output": values.put(tx, output), "now": now}
@@ -130,11 +137,21 @@ def complete(
         raise LostOwnership(run_id)
     write_records(tx, run_id, writes)
     announce(tx, out, "RunCompleted", run_id, now, owner, data={"output": small(output)})
+    if audited:
+        audit.append(tx, "RunCompleted", run_id, None, output, actor, now)
     return out
 
 
 def fail(
-    tx: Tx, run_id: str, owner: str, writes: Writes, error: str, traceback: str, now: float
+    tx: Tx,
+    run_id: str,
+    owner: str,
+    writes: Writes,
+    error: str,
+    traceback: str,
+    now: float,
+    actor: str,
+    audited: bool = False,
 ) -> Committed:
     out = Committed()
     params = {
@@ -151,10 +168,20 @@ def fail(
     write_records(tx, run_id, writes)
     data = {"error": error, "traceback": traceback}
     announce(tx, out, "RunFailed", run_id, now, owner, data=data)
+    if audited:
+        audit.append(tx, "RunFailed", run_id, None, serde.encode({"error": error}), actor, now)
     return out
 
 
-def cancel(tx: Tx, run_id: str, reason: str | None, now: float, origin: str) -> Canceled:
+def cancel(
+    tx: Tx,
+    run_id: str,
+    reason: str | None,
+    now: float,
+    origin: str,
+    actor: str,
+    audited: frozenset[str] = frozenset(),
+) -> Canceled:
     out = Canceled()
     row = tx.one(sql.run_task, {"rid": run_id})
     if row is None:
@@ -175,6 +202,9 @@ def cancel(tx: Tx, run_id: str, reason: str | None, now: float, origin: str) -> 
         )
     )
     announce(tx, out, "RunCanceled", run_id, now, origin, data={"reason": reason})
+    if row["task"] in audited:
+        data = serde.encode({"reason": reason})
+        audit.append(tx, "RunCanceled", run_id, None, data, actor, now)
     return out
 
 

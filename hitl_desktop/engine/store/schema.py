@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ..models import RunStatus
 
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 """The Alembic head this code expects; start() skips Alembic entirely when the store is at it."""
 
 metadata = sa.MetaData()
@@ -141,6 +141,22 @@ events = sa.Table(
     sa.Column("run_id", sa.String(40), nullable=False),
     sa.Column("token_id", sa.String(40), nullable=True),
     sa.Column("data", sa.Text, nullable=True),
+)
+
+audit = sa.Table(
+    "hitl_audit",
+    metadata,
+    # An append-only, hash-chained trail (audit.py): each entry's hash covers its content and
+    # the previous entry's hash. Never pruned.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.String(32), nullable=False),  # ISO 8601 UTC, the server's clock
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("run_id", sa.String(40), nullable=True),
+    sa.Column("token_id", sa.String(40), nullable=True),
+    sa.Column("data", sa.Text, nullable=True),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
 )
 
 engines = sa.Table(

@@ -19,6 +19,7 @@ from .tx import Prepared
 
 RUNS, TOKENS, STEPS = schema.runs, schema.tokens, schema.steps
 EVENTS, WAITS, ENGINES, TOKEN_TAGS = schema.events, schema.waits, schema.engines, schema.token_tags
+AUDIT = schema.audit
 
 
 def lit(value: str) -> sa.ColumnElement[str]:

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from .. import serde
 from ..errors import OutputRefused, TokenAlreadyFinished, TokenNotFound
 from ..models import Token, TokenStatus
+from . import audit, values
 from . import statements as sql
-from . import values
 from .event_log import announce, small
 from .history import wake
 from .records import Committed, Completion, Resume, TimedOut, TokenState
@@ -36,6 +36,7 @@ def complete(
     by: str,
     known: Resume | None = None,
     checks: OutputChecks | None = None,
+    audited: frozenset[str] = frozenset(),
 ) -> Completion:
     """Compare-and-set WAITING and not yet expired → COMPLETED, and wake its run in the same
     transaction (*known*: see history.wake). *checks* are run on the output first. *by* is
@@ -59,7 +60,8 @@ def complete(
                 token_id, str(row["status"]), row["completed_by"], row["completed_at"]
             )
         values.drop(tx, column)  # this commit keeps no output
-        _time_out(tx, out, token_id, row["run_id"], owner, tasks, now, origin, known)
+        run_id = row["run_id"]
+        _time_out(tx, out, token_id, run_id, owner, tasks, now, origin, by, audited, known)
         out.expired_at = float(row["expires_at"])
         return out
     token = tx.one(sql.token_row, {"rid": token_id})
@@ -67,6 +69,8 @@ def complete(
     run_id = token["run_id"]
     data = {"output": small(output)}
     announce(tx, out, "TokenCompleted", run_id or "", now, origin, token_id, data)
+    if audited and _task_of(tx, run_id, known) in audited:
+        audit.append(tx, "TokenCompleted", run_id, token_id, output, by, now)
     state = TokenState(TokenStatus.COMPLETED, output)
     wake(tx, out, token_id, run_id, owner, tasks, now, state, known)
     out.row, out.output = token, output
@@ -113,24 +117,44 @@ def _time_out(
     tasks: frozenset[str],
     now: float,
     origin: str,
+    actor: str,
+    audited: frozenset[str],
     known: Resume | None = None,
 ) -> None:
     """WAITING → TIMED_OUT, and wake its run to handle the expiry."""
     if tx.execute(sql.time_out_token, {"rid": token_id, "now": now}) == 1:
         announce(tx, out, "TokenTimedOut", run_id or "", now, origin, token_id)
+        if audited and _task_of(tx, run_id, known) in audited:
+            audit.append(tx, "TokenTimedOut", run_id, token_id, None, actor, now)
         state = TokenState(TokenStatus.TIMED_OUT, None)
         wake(tx, out, token_id, run_id, owner, tasks, now, state, known)
 
 
 def time_out_due(
-    tx: Tx, owner: str, tasks: frozenset[str], now: float, limit: int = 200
+    tx: Tx,
+    owner: str,
+    tasks: frozenset[str],
+    now: float,
+    actor: str,
+    audited: frozenset[str] = frozenset(),
+    limit: int = 200,
 ) -> TimedOut:
     """Time out every token past its deadline (up to *limit*)."""
     out = TimedOut()
     for row in tx.all(sql.due_tokens, {"now": now, "limit": limit}):
-        _time_out(tx, out, str(row["id"]), row["run_id"], owner, tasks, now, owner)
+        token_id, run_id = str(row["id"]), row["run_id"]
+        _time_out(tx, out, token_id, run_id, owner, tasks, now, owner, actor, audited)
     out.next_deadline = earliest_deadline(tx)
     return out
+
+
+def _task_of(tx: Tx, run_id: str | None, known: Resume | None) -> str | None:
+    if run_id is None:
+        return None
+    if known is not None and known.run_id == run_id:
+        return known.task
+    row = tx.one(sql.run_task, {"rid": run_id})
+    return None if row is None else str(row["task"])
 
 
 def earliest_deadline(tx: Tx) -> float | None:

@@ -1,0 +1,116 @@
+"""The audit trail: entries appended in the transactions whose changes they record, each
+carrying a hash over its content and the previous entry's hash, so that changing, removing or
+inserting an entry breaks the chain at that entry.
+
+An entry's hash is SHA-256 over its fields as netstrings (`len:text`, `~` for NULL): id, at,
+actor, kind, run_id, token_id, data, prev_hash. On SQLite this module computes it (one writer
+at a time: BEGIN IMMEDIATE); on PostgreSQL a trigger does (postgres.py), under the event log's
+lock, with the server's clock and the session's role, whatever a client inserts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from ..models import AuditBreak, AuditEntry
+from . import statements as sql
+from .tx import Prepared, Tx
+
+GENESIS = "0" * 64
+"""The previous hash of the first entry."""
+AUDIT = sql.AUDIT
+_insert = Prepared(AUDIT.insert().values({c.name: sa.bindparam(c.name) for c in AUDIT.c}))
+_insert_on_server = Prepared(
+    AUDIT.insert().values({c.name: sa.bindparam(c.name) for c in AUDIT.c if c.name != "id"})
+)
+_last = Prepared(sa.select(AUDIT.c.id, AUDIT.c.hash).order_by(AUDIT.c.id.desc()).limit(1))
+PAGE = 1000
+
+
+def _field(value: str | None) -> str:
+    return "~" if value is None else f"{len(value)}:{value}"
+
+
+def entry_hash(
+    entry_id: int,
+    at: str,
+    actor: str,
+    kind: str,
+    run_id: str | None,
+    token_id: str | None,
+    data: str | None,
+    prev_hash: str,
+) -> str:
+    fields = (str(entry_id), at, actor, kind, run_id, token_id, data, prev_hash)
+    return hashlib.sha256("".join(map(_field, fields)).encode()).hexdigest()
+
+
+def timestamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def append(
+    tx: Tx,
+    kind: str,
+    run_id: str | None,
+    token_id: str | None,
+    data: str | None,
+    actor: str,
+    now: float,
+) -> None:
+    """Append an entry; *data* is JSON text, kept as written (the hash covers these bytes)."""
+    row = {"kind": kind, "run_id": run_id, "token_id": token_id, "data": data}
+    if tx.dialect == "postgresql":  # the trigger fills in the rest
+        tx.before_log()  # the event log's lock: one lock order for both
+        tx.execute(_insert_on_server, {**row, "at": "", "actor": "", "prev_hash": "", "hash": ""})
+        return
+    last = tx.one(_last)
+    entry_id = 1 if last is None else int(last["id"]) + 1
+    prev = GENESIS if last is None else str(last["hash"])
+    at = timestamp(now)
+    digest = entry_hash(entry_id, at, actor, kind, run_id, token_id, data, prev)
+    tx.execute(
+        _insert,
+        {**row, "id": entry_id, "at": at, "actor": actor, "prev_hash": prev, "hash": digest},
+    )
+
+
+def entries(tx: Tx, after: int, limit: int = PAGE, since: str | None = None) -> list[AuditEntry]:
+    """Entries with an id above *after*, oldest first (and *since*: at or after that ISO time)."""
+    q = sa.select(AUDIT).where(AUDIT.c.id > after).order_by(AUDIT.c.id).limit(limit)
+    if since is not None:
+        q = q.where(AUDIT.c.at >= since)
+    return [
+        AuditEntry(
+            id=int(r["id"]),
+            at=str(r["at"]),
+            actor=str(r["actor"]),
+            kind=str(r["kind"]),
+            run_id=r["run_id"],
+            token_id=r["token_id"],
+            data=r["data"],
+            prev_hash=str(r["prev_hash"]),
+            hash=str(r["hash"]),
+        )
+        for r in tx.all(q)
+    ]
+
+
+def first_break(chain: Iterable[AuditEntry], prev: str = GENESIS) -> AuditBreak | None:
+    """The first entry that does not match its content or its predecessor, or None."""
+    for entry in chain:
+        if entry.prev_hash != prev:
+            return AuditBreak(
+                entry.id,
+                "its previous hash is not the hash of the entry before it: an entry was "
+                "removed or inserted before it, or changed",
+            )
+        fields = (entry.at, entry.actor, entry.kind, entry.run_id, entry.token_id, entry.data)
+        if entry_hash(entry.id, *fields, entry.prev_hash) != entry.hash:
+            return AuditBreak(entry.id, "its content does not match its hash: it was changed")
+        prev = entry.hash
+    return None
