@@ -180,7 +180,7 @@ def _check_decision(data: Any) -> None:
 def db_change_task(targets: Targets) -> TaskFn:
     """The `db-change` task for an engine of this process, executing runs with *targets*."""
 
-    @task(TASK_NAME, check_output=_check_decision)
+    @task(TASK_NAME, check_output=_check_decision, audit=True)
     async def db_change(ctx: RunContext, payload: Any) -> dict[str, Any]:
         """Propose a change for *payload*'s request, wait for a reviewer, then write it or not."""
         return await _execute(ctx, targets, payload)

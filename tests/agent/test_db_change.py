@@ -256,3 +256,27 @@ async def test_an_edit_that_reaches_the_apply_unchecked_ends_invalid_edit(
     outcome = await finish(engine, run_id)
     assert outcome.outcome == "invalid_edit" and outcome.problems[0]["column"] == "amount"
     assert rows(demo_path, "select count(*) from refunds where invoice_id=1042") == [(0,)]
+
+
+async def test_a_decision_and_what_it_wrote_are_in_the_audit_trail(
+    engine: Engine, targets: Targets, demo_path: Path
+) -> None:
+    import json
+
+    run_id, token_id = await waiting(engine, targets, demo_path, "Refund $20 on invoice 1042")
+    await decide(engine, targets, token_id, Decision(True, "ana", comment="customer called"))
+    await finish(engine, run_id)
+    entries = await engine.audit_entries()
+    assert [(e.kind, e.run_id) for e in entries] == [
+        ("TokenCompleted", run_id),
+        ("RunCompleted", run_id),
+    ]
+    decision = json.loads(entries[0].data or "")
+    assert (decision["decision"], decision["reviewer"], decision["comment"]) == (
+        "approve",
+        "ana",
+        "customer called",
+    )
+    assert entries[0].actor == engine.actor and entries[0].token_id == token_id
+    assert json.loads(entries[1].data or "")["outcome"] == "applied"
+    assert await engine.verify_audit() is None
