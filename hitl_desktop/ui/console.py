@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections import OrderedDict
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -29,7 +30,7 @@ from ..agent import (
     request_change,
     review_from_steps,
 )
-from ..application import change_request
+from ..application import Decided, change_request
 from ..config import Settings
 from ..engine import (
     Engine,
@@ -45,7 +46,7 @@ from ..engine import (
     TokenNotFound,
     TokenTimedOut,
 )
-from .records import RunDetails, RunRow, RunView, View
+from .records import RunDetails, RunRow, RunView, View, already_finished, format_when
 from .runs_model import RunsModel
 
 log = logging.getLogger("hitl_desktop.ui")
@@ -87,9 +88,11 @@ class Console(QObject):
         targets: Targets | None = None,
         linger_s: float = 2.5,
         page: int = PAGE,
+        clock: Callable[[], float] = time.time,
         parent: Any = None,
     ) -> None:
         super().__init__(parent)
+        self._clock = clock
         self.engine = engine
         self.model = model
         self.settings = settings
@@ -286,6 +289,8 @@ class Console(QObject):
             and event.origin != self.engine.id  # our own decisions are not news
         ):
             self.run_stopped_waiting.emit(event.run_id, _decided_elsewhere(event.output))
+            # The event carries the decision, not who the store says made it: read that.
+            self._spawn(self._tell_who_decided(event.run_id, event.token_id))
 
     async def _refresh_dirty(self) -> None:
         try:
@@ -402,6 +407,12 @@ class Console(QObject):
         self.current = view
         self.run_view_changed.emit(view)
 
+    async def _tell_who_decided(self, run_id: str, token_id: str) -> None:
+        decided = Decided.of(await self._token(token_id), await self._review(run_id))
+        if decided is not None:
+            when = format_when(decided.at.timestamp(), self._clock())
+            self.run_stopped_waiting.emit(run_id, f"Decided elsewhere: {decided.sentence(when)}")
+
     async def reload(self) -> None:
         if self.selected is not None:
             await self._load_view(self.selected)
@@ -425,8 +436,9 @@ class Console(QObject):
             await self.refresh([view.run.id])
             return False
         except TokenAlreadyFinished as exc:
-            already = "timed out" if exc.status == "TIMED_OUT" else "decided"
-            self.message.emit(f"Nothing changed: this request was already {already} elsewhere.")
+            # Stops the pane too: the banner and the status bar say who was first.
+            text = already_finished(exc.status, exc.by, exc.at, self._clock())
+            self.run_stopped_waiting.emit(view.run.id, text)
             await self.refresh([view.run.id])
             return False
         except TokenNotFound:
@@ -467,4 +479,4 @@ def _decided_elsewhere(output: Any) -> str:
     except Exception:
         return "This request was completed elsewhere; the buttons are disabled."
     verb = "approved" if decision.approve else "rejected"
-    return f"{decision.reviewer} {verb} this request elsewhere; the buttons are disabled."
+    return f"This request was {verb} elsewhere; the buttons are disabled."

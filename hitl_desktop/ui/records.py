@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 from ..agent import OUTCOMES, Outcome, Review, review_from_steps
+from ..application import Decided
 from ..engine import Run, RunStatus, Step, Token, TokenStatus
 
 REQUEST_CHARS = 240
@@ -140,6 +141,8 @@ class RunView:
     steps: tuple[Step, ...]
     token: Token | None
     """The token the run waits on (or last waited on), when there is one."""
+    decided: Decided | None = None
+    """Who completed that token and how, once someone did."""
 
     @classmethod
     def build(cls, run: Run, steps: Sequence[Step], token: Token | None) -> RunView:
@@ -147,7 +150,8 @@ class RunView:
             review = review_from_steps(steps)
         except (KeyError, TypeError, ValueError):
             review = None
-        return cls(run, RunRow.from_run(run), review, tuple(steps), token)
+        decided = Decided.of(token, review)
+        return cls(run, RunRow.from_run(run), review, tuple(steps), token, decided)
 
     @property
     def decidable(self) -> bool:
@@ -240,6 +244,27 @@ def format_time(epoch: float, now: float) -> str:
     if moment.year == today.year:
         return moment.strftime("%b %d %H:%M")
     return moment.strftime("%Y-%m-%d")
+
+
+def format_when(epoch: float, now: float) -> str:
+    """A local time to the minute, for saying when something was decided: "10:42" today,
+    "Dec 04 10:42" this year, "2025-12-04 10:42" before."""
+    moment = datetime.fromtimestamp(epoch)
+    today = datetime.fromtimestamp(now).date()
+    if moment.date() == today:
+        return moment.strftime("%H:%M")
+    if moment.year == today.year:
+        return moment.strftime("%b %d %H:%M")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def already_finished(status: str, by: str | None, at: float | None, now: float) -> str:
+    """What a reviewer is told when their decision came second: who was first and when."""
+    if status == TokenStatus.TIMED_OUT:
+        return "Nothing changed: nobody decided in time and this request expired."
+    who = f" by {by}" if by is not None else " elsewhere"
+    when = "" if at is None else f" at {format_when(at, now)}"
+    return f"Already decided{who}{when} — nothing was changed"
 
 
 def format_rows(rows: int | None, ops: Sequence[tuple[str, int]]) -> str:

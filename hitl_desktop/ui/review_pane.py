@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 from ..engine import RunStatus, Step
 from .diff_view import DARK, LIGHT, Colours, DiffView
 from .plain_text import plain_label
-from .records import RunView, format_countdown, format_duration, format_time
+from .records import RunView, format_countdown, format_duration, format_time, format_when
 from .runs_model import is_dark
 
 
@@ -58,6 +58,24 @@ def timeline_html(view: RunView, colours: Colours, now: float) -> str:
     return "<table cellspacing='0' cellpadding='2' width='100%'>" + "".join(rows) + "</table>"
 
 
+def who_html(view: RunView, colours: Colours, now: float) -> str:
+    """Who decided (the store's identity, the decision's display name beside it), when, with
+    what comment and edits; and who requested the run."""
+    parts = []
+    decided = view.decided
+    if decided is not None:
+        sentence = decided.sentence(format_when(decided.at.timestamp(), now))
+        parts.append(f"<p id='decided'>{html.escape(sentence)}</p>")
+    run = view.run
+    if run.created_by is not None:
+        when = format_when(run.created_at.timestamp(), now)
+        parts.append(
+            f"<p id='requested' style='color:{colours.muted}'>Requested by "
+            f"{html.escape(run.created_by)} at {when}</p>"
+        )
+    return "".join(parts)
+
+
 def _step_row(step: Step, colours: Colours, waited: float | None = None) -> str:
     mark = "✓" if step.ok else "✗"
     colour = colours.op_insert if step.ok else colours.op_delete
@@ -80,7 +98,8 @@ def _step_row(step: Step, colours: Colours, waited: float | None = None) -> str:
 
 
 def details_html(view: RunView, colours: Colours, now: float) -> str:
-    """Summary, rationale, outcome, who proposed it and the timeline."""
+    """Outcome, who decided and who requested it, summary, rationale, who proposed it and the
+    timeline."""
     parts = []
     review = view.review
     outcome = view.row.outcome
@@ -105,6 +124,7 @@ def details_html(view: RunView, colours: Colours, now: float) -> str:
                 f" {html.escape(str(conflict.get('key')))}: "
                 f"{html.escape(str(conflict.get('message')))}</p>"
             )
+    parts.append(who_html(view, colours, now))
     if review is not None:
         parts.append(f"<h4>Summary</h4><p>{html.escape(review.summary)}</p>")
         parts.append(f"<h4>Rationale</h4><p>{html.escape(review.rationale)}</p>")

@@ -4,6 +4,7 @@ files for the store and the target, decisions through the real buttons and keys.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import subprocess
 import sys
@@ -211,15 +212,20 @@ async def test_a_decision_made_through_the_cli_in_another_process_updates_the_wi
         await review_ready(app, run_id)
         token_id = app.window.review.view.token.id  # type: ignore[union-attr]
         decision = json.dumps(Decision(True, "ana-cli").to_json())
+        shown: list[str] = []
+        app.window.statusBar().messageChanged.connect(shown.append)
         done = await asyncio.to_thread(
             _cli, "complete", token_id, "--store", app.settings.store_url, "--data", decision
         )
         assert done.returncode == 0, done.stderr
         pane = app.window.review
         await until(lambda: not pane.approve_button.isEnabled(), what="buttons disabled")
-        # Said at once, in the pane (until the row leaves) and in the status bar.
-        message = app.window.statusBar().currentMessage()
-        assert "ana-cli approved this request elsewhere" in message
+        # Said at once, in the pane (until the row leaves) and in the status bar; then who the
+        # store says decided (the CLI's OS account), the decision's own name beside it.
+        assert "This request was approved elsewhere; the buttons are disabled." in shown
+        who = f"Decided elsewhere: Approved by {getpass.getuser()} at "
+        await until(lambda: any(m.startswith(who) for m in shown), what="who decided")
+        assert any(m.endswith("(display name “ana-cli”)") for m in shown if m.startswith(who))
         assert await outcome(app, run_id) == "applied"
         await until(lambda: app.model.get(run_id) is None, what="the row to leave Waiting")
         assert rows(target_path, "select email from customers where id = 23") == [
@@ -237,10 +243,11 @@ async def test_deciding_a_token_that_no_longer_waits_changes_nothing(
         assert stale is not None and stale.token is not None
         before = rows(target_path, "select email from customers where id = 23")
         messages: list[str] = []
-        app.console.message.connect(messages.append)
+        app.console.run_stopped_waiting.connect(lambda _run, m: messages.append(m))
         await app.engine.complete_token(stale.token.id, Decision(False, "someone").to_json())
         assert await app.console.decide(stale, Decision(True, "tester")) is False
-        assert any("Nothing changed" in m and "already decided" in m for m in messages)
+        first = f"Already decided by {app.engine.actor} at "
+        assert any(m.startswith(first) and m.endswith(" — nothing was changed") for m in messages)
         assert await outcome(app, run_id) == "rejected"
         assert rows(target_path, "select email from customers where id = 23") == before
 

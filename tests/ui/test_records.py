@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from hitl_desktop.agent.review import Outcome
 from hitl_desktop.engine import RunStatus
 from hitl_desktop.ui.records import (
     View,
+    already_finished,
     format_countdown,
     format_duration,
     format_rows,
+    format_when,
     read_outcome,
     request_of,
     state_of,
@@ -69,3 +73,22 @@ def test_views_accept_by_state() -> None:
     assert [v for v in View if v.accepts(waiting)] == [View.WAITING, View.ALL]
     assert [v for v in View if v.accepts(failed)] == [View.ALL, View.FAILED]
     assert View.WAITING.status is RunStatus.WAITING and View.FAILED.status is None
+
+
+def test_decision_times_are_local_minutes_with_the_date_when_not_today() -> None:
+    now = datetime(2026, 12, 4, 18, 0).timestamp()  # naive: local time, whatever the zone
+    assert format_when(datetime(2026, 12, 4, 10, 42, 59).timestamp(), now) == "10:42"
+    assert format_when(datetime(2026, 12, 3, 10, 42).timestamp(), now) == "Dec 03 10:42"
+    assert format_when(datetime(2025, 12, 4, 10, 42).timestamp(), now) == "2025-12-04 10:42"
+
+
+def test_a_second_decision_is_told_who_was_first() -> None:
+    now = datetime(2026, 12, 4, 18, 0).timestamp()
+    at = datetime(2026, 12, 4, 10, 42).timestamp()
+    assert already_finished("COMPLETED", "ana", at, now) == (
+        "Already decided by ana at 10:42 — nothing was changed"
+    )
+    assert already_finished("COMPLETED", None, None, now) == (
+        "Already decided elsewhere — nothing was changed"
+    )
+    assert "expired" in already_finished("TIMED_OUT", None, at, now)
