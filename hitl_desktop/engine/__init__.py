@@ -44,12 +44,25 @@ from .events import (
     TokenCompleted,
     TokenTimedOut,
 )
-from .models import Run, RunStatus, Step, Token, TokenResult, TokenStatus
+from .models import (
+    AuditBreak,
+    AuditEntry,
+    AuditReport,
+    Run,
+    RunStatus,
+    Step,
+    Token,
+    TokenResult,
+    TokenStatus,
+)
 from .tasks import TaskFn, task
 
 __all__ = [
     "MAX_TAGS",
     "MAX_TAG_LENGTH",
+    "AuditBreak",
+    "AuditEntry",
+    "AuditReport",
     "Engine",
     "EngineError",
     "EngineNotStarted",

@@ -20,7 +20,7 @@ from . import liveness, serde
 from .background import TIMER_RECHECK, Background
 from .errors import EngineNotStarted, OutputRefused, TaskNotFound, TokenExpired
 from .events import Event, EventHub, EventStream, event_from
-from .models import AuditBreak, AuditEntry, Run, RunStatus, Step, Token, TokenStatus, to_datetime
+from .models import AuditEntry, AuditReport, Run, RunStatus, Step, Token, TokenStatus, to_datetime
 from .runner import Runner
 from .store import SystemDatabase, open_database
 from .store.audit import GENESIS, first_break
@@ -361,20 +361,22 @@ class Engine:
             after, limit, None if since is None else audit_timestamp(since.timestamp())
         )
 
-    async def verify_audit(self) -> AuditBreak | None:
+    async def verify_audit(self) -> AuditReport:
         """Walk the whole audit trail: the first entry that was changed, or that follows a
-        removed or inserted one; None when the chain is intact."""
+        removed or inserted one (`broken`), and how many entries were checked."""
         db = await self._opened()
-        prev, after = GENESIS, 0
+        head, after, checked = GENESIS, 0, 0
         for _ in range(10_000_000):  # bounded: pages of 1,000
             page = await db.audit_entries(after)
             if not page:
-                return None
-            broken = first_break(page, prev)
+                break
+            broken = first_break(page, head)
             if broken is not None:
-                return broken
-            prev, after = page[-1].hash, page[-1].id
-        return None
+                checked += sum(1 for e in page if e.id < broken.entry_id)
+                return AuditReport(checked, head, broken)
+            checked += len(page)
+            head, after = page[-1].hash, page[-1].id
+        return AuditReport(checked, head, None)
 
     # ------------------------------------------------------------ events
 

@@ -169,3 +169,15 @@ class AuditBreak:
 
     entry_id: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """What walking a whole audit trail found (Engine.verify_audit)."""
+
+    entries: int
+    """Entries checked: up to the first break, or all of them."""
+    head: str
+    """The hash of the last entry checked (the chain's head when intact)."""
+    broken: AuditBreak | None
+    """The first entry that does not match, or None: the chain is intact."""

@@ -279,4 +279,4 @@ async def test_a_decision_and_what_it_wrote_are_in_the_audit_trail(
     )
     assert entries[0].actor == engine.actor and entries[0].token_id == token_id
     assert json.loads(entries[1].data or "")["outcome"] == "applied"
-    assert await engine.verify_audit() is None
+    assert (await engine.verify_audit()).broken is None

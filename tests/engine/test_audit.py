@@ -43,7 +43,7 @@ async def test_a_decision_and_its_runs_end_are_entries_in_an_intact_chain(store_
         assert entries[0].actor == engine.actor
         assert entries[0].data == '{"approve":true,"comment":"ok"}'
         assert entries[1].prev_hash == entries[0].hash
-        assert await engine.verify_audit() is None
+        assert (await engine.verify_audit()).broken is None
 
 
 async def test_expiry_and_cancel_are_entries(store_url):
@@ -59,7 +59,7 @@ async def test_expiry_and_cancel_are_entries(store_url):
             ("RunCompleted", expiring.id),
             ("RunCanceled", canceled.id),
         ]
-        assert await engine.verify_audit() is None
+        assert (await engine.verify_audit()).broken is None
 
 
 async def _three_entries(path) -> list:
@@ -72,7 +72,7 @@ async def _three_entries(path) -> list:
 async def _verify(path):
     engine = Engine(f"sqlite:///{path}")
     try:
-        return await engine.verify_audit()
+        return (await engine.verify_audit()).broken
     finally:
         await engine.stop()
 
@@ -139,7 +139,7 @@ async def test_postgresql_refuses_to_change_the_trail_and_the_server_tells_who_a
     assert forged.actor == "postgres" and forged.at.startswith("20")
     engine = Engine(pg_store)
     try:
-        assert await engine.verify_audit() is None  # chained by the server all the same
+        assert (await engine.verify_audit()).broken is None  # chained by the server all the same
         assert [e.actor for e in await engine.audit_entries()] == ["postgres"] * 3
     finally:
         await engine.stop()
@@ -171,4 +171,4 @@ async def test_concurrent_decisions_from_two_processes_chain_without_a_fork(pg_s
         entries = await worker.audit_entries(limit=10 * n)
         assert len(entries) == 2 * n
         assert len({e.prev_hash for e in entries}) == 2 * n  # no two entries share a parent
-        assert await worker.verify_audit() is None
+        assert (await worker.verify_audit()).broken is None
