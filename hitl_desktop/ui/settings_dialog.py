@@ -9,7 +9,6 @@ naming its field, and nothing is written until all are fixed.
 
 from __future__ import annotations
 
-import dataclasses
 import textwrap
 from collections.abc import Mapping
 from typing import Any
@@ -32,12 +31,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .. import secrets
+from .. import config, secrets
 from ..agent import DEFAULT_PROFILE
 from ..config import API_KEY_ENV, ConfigError, Settings, check_settings, save_settings
 from ..units.defaults import DEFAULT_MODEL, ProposerName
 from ..units.urls import as_store_url, parse_target_url, url_password, without_password
 from .runs_model import is_dark
+from .team_store import TeamStoreGroup
 
 __all__ = ["SettingsDialog"]
 
@@ -208,6 +208,8 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(openai_box)
         layout.addWidget(review_box)
+        self.team_store = TeamStoreGroup(self._settings)
+        layout.addWidget(self.team_store)
         layout.addWidget(self.override_note)
         layout.addWidget(self.error_label)
         layout.addStretch(1)
@@ -222,6 +224,7 @@ class SettingsDialog(QDialog):
             "token_timeout": (TIMEOUT, self.timeout_edit),
             "notifications": ("Notifications", self.notifications_check),
             "close_to_tray": ("Close to tray", self.close_to_tray_check),
+            **self.team_store.fields,
         }
         # Problems are listed in the order their fields appear, top to bottom.
         self._order: list[QWidget] = [
@@ -234,6 +237,7 @@ class SettingsDialog(QDialog):
             self.timeout_edit,
             self.notifications_check,
             self.close_to_tray_check,
+            *self.team_store.widgets,
             self.save_button,
         ]
 
@@ -257,8 +261,8 @@ class SettingsDialog(QDialog):
             names = ", ".join(label for label, _ in fixed)
             self.override_note.setText(
                 _wrap(
-                    f"Set for this launch only (HITL_TARGET or --demo), so not changed here: "
-                    f"{names}.",
+                    "Set for this launch only (HITL_TARGET, HITL_STORE, --store or --demo), so "
+                    f"not changed here: {names}.",
                     _NOTE_COLUMNS,
                 )
             )
@@ -356,6 +360,7 @@ class SettingsDialog(QDialog):
             "token_timeout": self.timeout_edit.text().strip(),
             "notifications": self.notifications_check.isChecked(),
             "close_to_tray": self.close_to_tray_check.isChecked(),
+            **self.team_store.values(),
         }
         for name in self._settings.overridden:
             changes.pop(name, None)  # this launch's value stays; the file keeps its own
@@ -369,6 +374,8 @@ class SettingsDialog(QDialog):
             return
         if changes.get("target_url") is not None:
             changes["target_url"] = parse_target_url(changes["target_url"])
+        if not self.team_store.ready(self._save):  # a changed store is tested first
+            return
 
         # The key first: if the keyring refuses it, nothing at all is saved.
         try:
@@ -385,8 +392,11 @@ class SettingsDialog(QDialog):
             except (secrets.SecretsUnavailable, secrets.InvalidApiKey) as exc:
                 self._show_errors([(self.db_password_edit, DB_PASSWORD, str(exc))])
                 return
+        if errors := self.team_store.save_password():
+            self._show_errors(errors)
+            return
 
-        updated = dataclasses.replace(self._settings, **changes)
+        updated = config.with_preferences(self._settings, changes)
         try:
             save_settings(updated)
         except (OSError, ConfigError) as exc:
