@@ -153,8 +153,9 @@ class Decide(StoreCommand[tuple[Run, list[str]]]):
         expired = f"token {token.id} expired: nothing was decided or written"
         if token.status == TokenStatus.TIMED_OUT:
             raise CliError(expired, EXPIRED)
-        if token.status != TokenStatus.WAITING:
-            raise CliError(f"token {token.id} is {token.status}: it was already decided")
+        if token.status != TokenStatus.WAITING:  # the engine's words: who decided, and when
+            at = None if token.completed_at is None else token.completed_at.timestamp()
+            raise TokenAlreadyFinished(token.id, str(token.status), token.completed_by, at)
         others = await engine.running_engines()
         if not others:
             await engine.start()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
-from ..agent import Targets
+from ..agent import Review, Targets, review_from_steps
+from ..application import Decided
 from ..engine import (
     Engine,
     OutputRefused,
@@ -108,12 +110,16 @@ class Show(StoreCommand[Shown]):
 
     def render(self, result: Shown) -> Output:
         run, steps, tokens = result
+        decided = _decided(steps, tokens)
         doc = {
             "run": record(run),
+            "requested_by": run.created_by,
+            "decided_by": None if decided is None else decided.by,
+            "decided_at": None if decided is None else decided.at.astimezone(UTC).isoformat(),
             "steps": [{**record(s), "duration_s": s.duration_s} for s in steps],
             "tokens": [record(t) for t in tokens],
         }
-        return Output(doc, _show_text(run, steps, tokens))
+        return Output(doc, _show_text(run, steps, tokens, decided))
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,18 @@ class Complete(StoreCommand[tuple[Token, Run | None]]):
         return Output(doc, "\n".join(lines))
 
 
-def _show_text(run: Run, steps: list[Step], tokens: list[Token]) -> str:
+def _decided(steps: list[Step], tokens: list[Token]) -> Decided | None:
+    """Who decided the run's newest completed token (its review, for a db-change run)."""
+    token = next((t for t in tokens if t.status is TokenStatus.COMPLETED), None)
+    review: Review | None
+    try:
+        review = review_from_steps(steps)
+    except (KeyError, TypeError, ValueError):
+        review = None
+    return Decided.of(token, review)
+
+
+def _show_text(run: Run, steps: list[Step], tokens: list[Token], decided: Decided | None) -> str:
     status = str(run.status)
     if run.waiting_token_id:
         status += f" (waiting on token {run.waiting_token_id})"
@@ -170,6 +187,8 @@ def _show_text(run: Run, steps: list[Step], tokens: list[Token]) -> str:
         ("task", run.task),
         ("status", status),
         ("tags", tags(run.tags)),
+        ("requested by", run.created_by or "-"),
+        ("decided", "-" if decided is None else decided.sentence(when(decided.at))),
         ("created", when(run.created_at)),
         ("updated", when(run.updated_at)),
         ("finished", when(run.finished_at)),

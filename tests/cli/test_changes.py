@@ -7,6 +7,7 @@ executes runs, so `approve` leaves the run to it and only reports the outcome.
 
 from __future__ import annotations
 
+import getpass
 import json
 import sqlite3
 import subprocess
@@ -77,7 +78,12 @@ def test_request_then_approve_writes_once(target: Path, capsys: pytest.CaptureFi
     assert code == 0 and out.startswith("applied: ") and "finished here" in out
     assert refunds(target) == [(20, "pending")]
     code, err = fail(capsys, "approve", token)
-    assert "already decided" in err
+    # The engine's words: who the store says decided (the OS account here, not --reviewer).
+    assert (
+        code == 1
+        and f"token {token} is already COMPLETED (decided by {getpass.getuser()} at " in err
+    )
+    assert err.rstrip().endswith("UTC); nothing was changed")
     assert refunds(target) == [(20, "pending")]
 
 

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,9 +19,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import sqlalchemy as sa
 
+from hitl_desktop.agent import Decision, Edit
 from hitl_desktop.cli import main
 from hitl_desktop.engine import Engine, RunStatus, TokenStatus, task, wait
+from tests import pg
 
 T = TypeVar("T")
 
@@ -327,6 +331,109 @@ def test_show_json_has_the_run_steps_and_tokens(seeded: Seeded, cli_env):
     assert all(s["duration_s"] >= 0 for s in doc["steps"])
     assert [t["id"] for t in doc["tokens"]] == [seeded.tokens[seeded.done]]
     assert doc["tokens"][0]["output"] == {"approved": True}
+
+
+async def _decided_by_another(url: str, decider: str, decision: Decision) -> tuple[str, Any]:
+    """A cli-demo run requested here, decided by *decider* through an engine of its own that
+    executes nothing (another reviewer's console); returns the run id and the decided token."""
+    async with Engine(url, tasks=[cli_demo]) as engine:
+        run = await engine.trigger("cli-demo", {"n": 1})
+        waiting = await engine.wait_for(run.id)
+        assert waiting.waiting_token_id is not None
+        other = Engine(url, actor=decider, execute=False)
+        try:
+            await other.open()
+            token = await other.complete_token(waiting.waiting_token_id, decision.to_json())
+        finally:
+            await other.stop()
+        await engine.wait_for(run.id, [RunStatus.COMPLETED], timeout=10)
+    return run.id, token
+
+
+def test_show_says_who_requested_and_who_decided_with_the_display_name_beside(
+    seeded: Seeded, capsys
+):
+    decision = Decision(True, "Ana Lima", "checked", (Edit(0, {"amount": "15.00"}),))
+    run_id, token = asyncio.run(_decided_by_another(seeded.url, "ana", decision))
+    assert token.completed_by == "ana" and token.completed_at is not None
+    out = hitl(capsys, "show", run_id, "--store", seeded.url)
+    head = dict(line.split("  ", 1) for line in out.split("\n\n")[0].splitlines())
+    assert head["requested by"].strip() == getpass.getuser()
+    # A cli-demo run has no proposal to read the proposed values from: the change is numbered.
+    assert head["decided"].strip() == (
+        f"Approved by ana at {token.completed_at.astimezone():%Y-%m-%d %H:%M:%S} "
+        "(display name “Ana Lima”) — comment: checked — edits: change 0: amount → 15.00"
+    )
+    doc = hitl_json(capsys, "show", run_id, "--store", seeded.url)
+    assert (doc["requested_by"], doc["decided_by"]) == (getpass.getuser(), "ana")
+    decided_at = datetime.fromisoformat(doc["decided_at"])
+    assert decided_at.utcoffset() == timedelta(0) and decided_at == token.completed_at
+
+
+def test_show_a_run_nobody_decided_yet(seeded: Seeded, capsys):
+    out = hitl(capsys, "show", seeded.vip, "--store", seeded.url)
+    head = dict(line.split("  ", 1) for line in out.split("\n\n")[0].splitlines())
+    assert head["decided"].strip() == "-"
+    assert head["requested by"].strip() == getpass.getuser()
+    doc = hitl_json(capsys, "show", seeded.vip, "--store", seeded.url)
+    assert (doc["decided_by"], doc["decided_at"]) == (None, None)
+    assert doc["requested_by"] == getpass.getuser()
+
+
+@pytest.fixture
+def reviewer_role():
+    """A PostgreSQL store made by its owner, and a reviewer role allowed to use it."""
+    if not pg.server_url():
+        pytest.skip(pg.SKIP)
+    name, url = pg.create_database("hitl_show")
+    role = f"ana_{uuid.uuid4().hex[:8]}"
+    pg.admin(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        yield url, role
+    finally:
+        pg.drop_database(name)
+        pg.admin(f'DROP ROLE "{role}"')
+
+
+def test_show_on_postgresql_names_the_role_the_server_saw_not_the_name_typed(reviewer_role, capsys):
+    url, role = reviewer_role
+    on_store(url, lambda engine: engine.count_runs())  # the owner creates the schema
+    grants = [
+        f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"',
+        f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"',
+    ]
+    db = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with db.begin() as conn:
+        for grant in grants:
+            conn.execute(sa.text(grant))
+    db.dispose()
+
+    async def decide() -> tuple[str, Any]:
+        async with Engine(url, tasks=[cli_demo]) as engine:
+            run = await engine.trigger("cli-demo", {"n": 1})
+            waiting = await engine.wait_for(run.id)
+            assert waiting.waiting_token_id is not None
+            # The reviewer's console claims to be "mallory" and types "Ana Lima".
+            reviewer = Engine(url.replace("postgres@", f"{role}@"), actor="mallory", execute=False)
+            try:
+                await reviewer.open()
+                token = await reviewer.complete_token(
+                    waiting.waiting_token_id, Decision(False, "Ana Lima", "duplicate").to_json()
+                )
+            finally:
+                await reviewer.stop()
+            await engine.wait_for(run.id, [RunStatus.COMPLETED], timeout=10)
+        return run.id, token
+
+    run_id, token = asyncio.run(decide())
+    doc = hitl_json(capsys, "show", run_id, "--store", url)
+    assert (doc["decided_by"], doc["requested_by"]) == (role, "postgres")
+    assert datetime.fromisoformat(doc["decided_at"]) == token.completed_at
+    out = hitl(capsys, "show", run_id, "--store", url)
+    assert (
+        f"Rejected by {role} at " in out and "(display name “Ana Lima”) — comment: duplicate" in out
+    )
+    assert "mallory" not in out
 
 
 def test_show_an_unknown_run(seeded: Seeded, capsys):
