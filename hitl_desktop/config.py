@@ -212,10 +212,13 @@ def with_profile(settings: Settings, profile: TargetProfile) -> Settings:
 
 def with_preferences(settings: Settings, changes: Mapping[str, Any]) -> Settings:
     """*settings* with the preferences in *changes*, as ``settings.json`` spells them (checked
-    by :func:`check_settings` first): ``store_url`` ``""`` means this machine's own store."""
+    by :func:`check_settings` first): ``store_url`` ``""`` means no team store, so a SQLite
+    store in use stays, and a team store gives way to this machine's own."""
     values = dict(changes)
-    if "store_url" in values:
-        values["store_url"] = values["store_url"] or settings.own_store_url
+    if "store_url" in values and not values["store_url"]:
+        values["store_url"] = (
+            settings.own_store_url if settings.team_store_url else settings.store_url
+        )
     return replace(settings, **values)
 
 

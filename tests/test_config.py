@@ -513,6 +513,9 @@ def test_a_team_store_is_remembered_and_opened_instead_of_the_own_one(env: dict[
     save_settings(back)
     assert json.loads(path.read_text(encoding="utf-8"))["store_url"] == ""
     assert load_settings(env).store_url == first.own_store_url
+    # No team store keeps a SQLite store in use (a --store or HITL_STORE file) as it is.
+    elsewhere = dataclasses.replace(first, store_url="sqlite:///elsewhere.db")
+    assert with_preferences(elsewhere, {"store_url": ""}).store_url == "sqlite:///elsewhere.db"
 
 
 def test_hitl_store_overrides_the_team_store_for_this_launch_only(

@@ -16,7 +16,9 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -27,13 +29,12 @@ from hitl_desktop.config import Settings, load_settings
 from hitl_desktop.engine import Engine, RunStatus, migrate_store
 from hitl_desktop.secrets import SERVICE
 from hitl_desktop.ui.app import ConsoleApp, build_settings, parse_args, run_console
-from hitl_desktop.ui.main_window import MainWindow
 from hitl_desktop.ui.settings_dialog import SettingsDialog
-from hitl_desktop.ui.team_store import check_store, describe_failure
+from hitl_desktop.ui.team_store import StoreProblem, check_store, describe_failure
 from tests import pg
 from tests.keyrings import MemoryKeyring
 
-from .helpers import open_dialog, until
+from .helpers import open_dialog, running_console, until
 
 PASSWORD = "right-pw-7f3a"
 
@@ -97,8 +98,6 @@ async def password_store() -> AsyncIterator[TeamStore]:
     """A store whose role the server admits only with its password. The test server trusts
     every role, so a pg_hba.conf line for this role alone is put first (written by the server
     itself, which needs a superuser) and taken out afterwards."""
-    import psycopg
-
     server = pg.server_url()
     if not server:
         pytest.skip(pg.SKIP)
@@ -106,8 +105,8 @@ async def password_store() -> AsyncIterator[TeamStore]:
         row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
         if row is None or not row[0]:
             pytest.skip("the test server's role cannot change pg_hba.conf (not a superuser)")
-        hba = str(conn.execute("SHOW hba_file").fetchone()[0])  # type: ignore[index]
-        original = str(conn.execute("SELECT pg_read_file(%s)", (hba,)).fetchone()[0])  # type: ignore[index]
+        hba = str(conn.execute("SHOW hba_file").fetchone()[0])
+        original = str(conn.execute("SELECT pg_read_file(%s)", (hba,)).fetchone()[0])
         store = await _new_store("cy", password=PASSWORD)
         try:
             rule = f"host all {store.role} 127.0.0.1/32 scram-sha-256\n"
@@ -119,18 +118,16 @@ async def password_store() -> AsyncIterator[TeamStore]:
             _drop(store)
 
 
-def _write_server_file(conn: object, path: str, text: str) -> None:
+def _write_server_file(conn: psycopg.Connection[Any], path: str, text: str) -> None:
     """Write *path* on the server as the server (a large object exported), then reload."""
-    oid = conn.execute("SELECT lo_from_bytea(0, convert_to(%s, 'UTF8'))", (text,)).fetchone()[0]  # type: ignore[attr-defined]
-    conn.execute("SELECT lo_export(%s, %s)", (oid, path))  # type: ignore[attr-defined]
-    conn.execute("SELECT lo_unlink(%s)", (oid,))  # type: ignore[attr-defined]
-    conn.execute("SELECT pg_reload_conf()")  # type: ignore[attr-defined]
+    oid = conn.execute("SELECT lo_from_bytea(0, convert_to(%s, 'UTF8'))", (text,)).fetchone()[0]
+    conn.execute("SELECT lo_export(%s, %s)", (oid, path))
+    conn.execute("SELECT lo_unlink(%s)", (oid,))
+    conn.execute("SELECT pg_reload_conf()")
 
 
 def _until_refused(url: str) -> None:
     """Wait (bounded) until the server has reloaded and refuses *url*'s password."""
-    import psycopg
-
     for _ in range(100):
         try:
             psycopg.connect(url, connect_timeout=5).close()
@@ -428,12 +425,14 @@ async def test_a_store_fixed_in_settings_at_start_starts_the_console_on_it(
     dialog = await until(lambda: open_dialog(SettingsDialog), what="the settings dialog")
     dialog.team_store.url_edit.setText(team_store.url)
     _click(dialog.save_button)
-    window = await until(
-        lambda: len(consoles) == 2 and consoles[1].engine.started and open_dialog(MainWindow),
+    await until(
+        lambda: len(consoles) == 2 and consoles[1].engine.started,
         timeout=20,
         what="the console on the fixed store",
     )
-    assert team_store.role in window.windowTitle()
+    window = consoles[1].window
+    assert window.isVisible() and team_store.role in window.windowTitle()
+    assert consoles[0].window is not window and not consoles[0].window.isVisible()
     assert consoles[1].engine.actor == team_store.role
     consoles[1].quit.set()
     assert await asyncio.wait_for(task, 20) == 0
@@ -446,3 +445,44 @@ async def test_check_store_and_describe_failure_never_show_the_password(memory_k
         await check_store(url)
     assert "hunter2" not in str(caught.value)
     assert "hunter2" not in describe_failure(url, ValueError(f"echo {url} hunter2-secret"))
+
+
+async def test_test_connection_to_a_store_of_a_newer_version_says_so(
+    qtbot, dialog_settings: Settings, team_store: TeamStore, memory_keyring
+) -> None:
+    admin = team_store.url.replace(f"{team_store.role}@", "postgres@")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    dialog = _dialog(qtbot, dialog_settings)
+    dialog.team_store.url_edit.setText(team_store.url)
+    status = await _tested(dialog)
+    assert "its schema is at revision 9999, written by a newer hitl-desktop" in status
+    assert "upgrade hitl-desktop" in status
+
+
+async def test_a_server_that_never_answers_is_named_within_the_timeout() -> None:
+    # Accepts the connection (the backlog does) but never speaks PostgreSQL.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        with pytest.raises(StoreProblem) as caught:
+            await check_store(f"postgresql://ana@127.0.0.1:{port}/hitl", timeout=0.5)
+    assert str(caught.value) == f"cannot reach 127.0.0.1:{port}: no answer within 0.5 s"
+
+
+async def test_saved_settings_rename_the_reviewer_at_once_and_say_what_needs_a_restart(
+    settings: Settings, memory_keyring
+) -> None:
+    async with running_console(settings) as app:
+        # running_console names the reviewer itself; the app's own choice is what is tested.
+        app._reviewer = None
+        _click(app.window.settings_button)
+        dialog = await until(lambda: open_dialog(SettingsDialog), what="the settings dialog")
+        dialog.team_store.display_name_edit.setText("Ana Lima")
+        dialog.team_store.review_only_check.setChecked(True)
+        _click(dialog.save_button)
+        await until(lambda: app.console.reviewer == "Ana Lima", what="the new reviewer name")
+        message = app.window.statusBar().currentMessage()
+        assert "restart hitl-desktop to use the review-only setting" in message
+        assert app.engine.execute is True  # this run of the console goes on executing
