@@ -35,7 +35,7 @@ from sqlalchemy.exc import ArgumentError
 from .. import secrets
 from ..config import MAX_DISPLAY_NAME, Settings, check_settings
 from ..engine import Engine, StoreNotUsable
-from ..units.urls import display_url, redact_url, url_password, without_password
+from ..units.urls import display_url, redact_url, sqlite_database, url_password, without_password
 from .runs_model import is_dark
 
 __all__ = [
@@ -91,8 +91,9 @@ async def check_store(url: str, *, timeout: float = TEST_TIMEOUT_S) -> str:
 
 def describe_failure(url: str, exc: BaseException) -> str:
     """What went wrong opening the store at *url*, in words that name the problem."""
-    if isinstance(exc, StoreNotUsable | StoreProblem):
-        return _scrub(str(exc), url)
+    said = _scrub(str(exc), url) or type(exc).__name__
+    if isinstance(exc, StoreNotUsable | StoreProblem) or _is_file(url):
+        return said  # a file has no server, role or host to name
     where = _where(url)
     role = _role(url)
     for cause in _causes(exc):
@@ -125,7 +126,7 @@ def describe_failure(url: str, exc: BaseException) -> str:
             return f"cannot reach {where}: no answer"
         if isinstance(cause, OSError):
             return f"cannot reach {where}: {cause.strerror or text}"
-    return f"cannot open the store {redact_url(url)}: {_scrub(str(exc), url) or type(exc).__name__}"
+    return said
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -136,6 +137,13 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
+
+
+def _is_file(url: str) -> bool:
+    try:
+        return sqlite_database(url) is not None
+    except ArgumentError:
+        return False
 
 
 def _where(url: str) -> str:

@@ -486,3 +486,29 @@ async def test_saved_settings_rename_the_reviewer_at_once_and_say_what_needs_a_r
         message = app.window.statusBar().currentMessage()
         assert "restart hitl-desktop to use the review-only setting" in message
         assert app.engine.execute is True  # this run of the console goes on executing
+
+
+async def test_a_missing_database_and_a_role_without_grants_are_named(
+    team_store: TeamStore,
+) -> None:
+    missing = team_store.url.rsplit("/", 1)[0] + "/no_such_store"
+    with pytest.raises(StoreProblem) as caught:
+        await check_store(missing)
+    where = team_store.url.split("@", 1)[1].split("/", 1)[0]
+    assert str(caught.value) == f"there is no database 'no_such_store' on {where}"
+    stranger = f"dee_{uuid.uuid4().hex[:8]}"
+    pg.admin(f'CREATE ROLE "{stranger}" LOGIN')
+    try:
+        with pytest.raises(StoreProblem) as caught:
+            await check_store(team_store.url.replace(f"{team_store.role}@", f"{stranger}@"))
+        assert f"the role '{stranger}' may not use the store" in str(caught.value)
+        assert "permission denied" in str(caught.value) and "docs/team.md" in str(caught.value)
+    finally:
+        pg.admin(f'DROP ROLE "{stranger}"')
+
+
+def test_a_sqlite_store_that_cannot_be_opened_is_said_without_a_server() -> None:
+    problem = describe_failure(
+        "sqlite:///nowhere/runs.db", PermissionError(13, "Permission denied")
+    )
+    assert problem == "[Errno 13] Permission denied" and "cannot reach" not in problem
