@@ -86,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("hitl: error: interrupted", file=sys.stderr)
         return 130
     out = command.render(result)
+    if not out.doc and not out.text:  # it printed as it went (hitl worker)
+        return out.code
     text = to_json(out.doc) if args.json else out.text
     try:
         print(text, flush=True)

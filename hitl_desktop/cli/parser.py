@@ -12,8 +12,10 @@ from ..config import DEFAULT_MAX_ROWS, DEFAULT_MODEL, PROPOSERS
 from ..engine import RunStatus, TokenStatus
 from .changes import Decide, DemoDb, Request
 from .errors import USAGE, CliError
+from .migrate import Migrate
 from .profiles import ProfileAdd, ProfileList, ProfilePassword, ProfileRemove
 from .store import Complete, Runs, Show, Tokens
+from .worker import Worker
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,6 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="the token's output as JSON, '-' to read it from stdin, or @FILE",
     )
     complete.set_defaults(command_type=Complete)
+
+    worker = sub.add_parser(
+        "worker",
+        parents=[common],
+        help="execute runs and fire timers with no window, until SIGTERM or Ctrl-C",
+        description="Execute db-change runs with this machine's target profiles and fire "
+        "their timers, logging one line per run transition (--json: one JSON object per "
+        "line). SIGTERM or Ctrl-C hands the runs in flight back to the queue and exits 0.",
+    )
+    worker.set_defaults(command_type=Worker)
+
+    migrate = sub.add_parser(
+        "migrate",
+        parents=[common],
+        help="create or upgrade the store's schema (once, as the store's owner)",
+    )
+    migrate.set_defaults(command_type=Migrate)
 
     _add_profile_commands(sub)
 

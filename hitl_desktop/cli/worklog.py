@@ -1,0 +1,122 @@
+"""What `hitl worker` prints: one line per run transition, as text for people or as one JSON
+object per line for machines. Each entry is a flat dict first, so both forms say the same."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from ..engine import (
+    Event,
+    RunCanceled,
+    RunCompleted,
+    RunFailed,
+    RunPaused,
+    RunResumed,
+    RunTriggered,
+    TokenCompleted,
+    TokenTimedOut,
+)
+from .render import short
+
+Entry = dict[str, Any]
+
+
+def started(
+    at: float, worker: str, store: str, actor: str, task: str, profiles: list[str]
+) -> Entry:
+    return {
+        "at": at,
+        "event": "started",
+        "worker": worker,
+        "store": store,
+        "actor": actor,
+        "task": task,
+        "profiles": profiles,
+    }
+
+
+def stopped(at: float, worker: str) -> Entry:
+    return {"at": at, "event": "stopped", "worker": worker}
+
+
+def transition(event: Event, decided_by: str | None = None) -> Entry:
+    """The entry for *event*; *decided_by*: who completed the token of a TokenCompleted, as
+    the store recorded it. A run's output is left out: it may hold the target's data."""
+    entry: Entry = {
+        "at": event.at,
+        "event": type(event).__name__,
+        "run_id": event.run_id,
+        "origin": event.origin,
+    }
+    if isinstance(event, RunTriggered):
+        entry["task"] = event.task
+    elif isinstance(event, RunPaused | RunResumed | TokenTimedOut):
+        entry["token_id"] = event.token_id
+    elif isinstance(event, RunCompleted):
+        entry["outcome"] = _field(event.output, "outcome")
+    elif isinstance(event, RunFailed):
+        entry["error"] = short(event.error, 300)
+    elif isinstance(event, RunCanceled):
+        entry["reason"] = None if event.reason is None else short(event.reason, 300)
+    elif isinstance(event, TokenCompleted):
+        entry["token_id"] = event.token_id
+        entry["decision"] = _field(event.output, "decision")
+        entry["by"] = decided_by
+    return entry
+
+
+def as_json(entry: Entry) -> str:
+    return json.dumps({**entry, "at": _moment(entry["at"], "milliseconds")}, ensure_ascii=False)
+
+
+def as_text(entry: Entry, worker: str) -> str:
+    """One line: the time, the run and what happened to it; a change made by another process
+    names that process (the worker logs every change it sees on the store)."""
+    moment = _moment(entry["at"], "seconds")
+    kind = entry["event"]
+    if kind == "started":
+        profiles = ", ".join(entry["profiles"])
+        return (
+            f"{moment} worker {worker} started on {entry['store']} as {entry['actor']}: "
+            f"executes {entry['task']} runs for the profiles {profiles}"
+        )
+    if kind == "stopped":
+        return f"{moment} worker {worker} stopped: its runs in flight went back to the queue"
+    what = _what(entry)
+    origin = "" if entry["origin"] == worker else f" [from {entry['origin']}]"
+    return f"{moment} {entry['run_id']} {what}{origin}"
+
+
+def _what(entry: Entry) -> str:
+    kind = entry["event"]
+    token = f" (token {entry['token_id']})" if entry.get("token_id") else ""
+    if kind == "RunTriggered":
+        return f"triggered: {entry['task']}"
+    if kind == "RunPaused":
+        return f"paused: waiting for review{token}"
+    if kind == "RunResumed":  # claimed: from the queue, after a decision, or taken over
+        return f"resumed{token}" if token else "executing"
+    if kind == "RunCompleted":
+        return "completed" + (f": {entry['outcome']}" if entry["outcome"] else "")
+    if kind == "RunFailed":
+        return f"failed: {entry['error']}"
+    if kind == "RunCanceled":
+        return "canceled" + (f": {entry['reason']}" if entry["reason"] else "")
+    if kind == "TokenCompleted":
+        decision = entry["decision"] or "completed"
+        by = f" by {entry['by']}" if entry["by"] else ""
+        return f"decided: {decision}{by}{token}"
+    if kind == "TokenTimedOut":
+        return f"timed out: nobody decided in time{token}"
+    return str(kind).lower()
+
+
+def _field(output: Any, name: str) -> str | None:
+    value = output.get(name) if isinstance(output, dict) else None
+    return short(value, 60) if isinstance(value, str) else None
+
+
+def _moment(at: float, timespec: str) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
