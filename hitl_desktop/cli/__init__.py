@@ -10,6 +10,8 @@
     hitl request "Refund $20 on invoice 1042" [--profile NAME]
     hitl approve TOKEN_ID [--comment C] [--edit JSON]
     hitl reject TOKEN_ID [--reason R]
+    hitl migrate                   (once per store, as the store's owner)
+    hitl worker                    (executes runs until SIGTERM or Ctrl-C)
 
 Every command takes `--store URL` (default: HITL_STORE, else runs.db in the per-user data
 directory) and `--json` (one JSON document on stdout). `complete` only opens the store: the

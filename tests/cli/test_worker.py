@@ -215,8 +215,9 @@ async def _console(url: str) -> AsyncIterator[Engine]:
         targets.close()
 
 
-async def request(console: Engine, text: str, profile: str) -> Run:
-    run = await request_change(console, change_request(load_settings(), text, profile=profile))
+async def request(console: Engine, text: str, profile: str, timeout: str | None = None) -> Run:
+    change = change_request(load_settings(), text, profile=profile, timeout=timeout)
+    run = await request_change(console, change)
     assert run.status == RunStatus.QUEUED  # a review-only console leaves it to the workers
     return run
 
@@ -296,6 +297,23 @@ async def test_with_json_each_line_is_one_json_object(
     assert by_kind["TokenCompleted"]["by"] == console.actor
     assert by_kind["RunCompleted"]["outcome"] == "rejected"
     assert "output" not in by_kind["RunCompleted"]  # the target's data stays out of the log
+
+
+async def test_a_worker_fires_the_timer_of_a_review_nobody_decided(
+    store: str, shop: Path, console: Engine, workers: list[WorkerProcess]
+) -> None:
+    worker = await start_worker(workers, store)
+    run = await request(console, "Refund $20 on invoice 1042", "shop", timeout="1s")
+    waiting = await until_status(console, run.id, RunStatus.WAITING)
+    # No console executes: only the worker's timer can end the wait.
+    done = await until_status(console, run.id, RunStatus.COMPLETED)
+    assert isinstance(done.output, dict) and done.output["outcome"] == "expired"
+    timed_out = await worker.until(lambda line: f"{run.id} timed out" in line)
+    assert timed_out.endswith(
+        f"{run.id} timed out: nobody decided in time (token {waiting.waiting_token_id})"
+    )
+    await worker.until(lambda line: line.endswith(f"{run.id} completed: expired"))
+    assert refunds(shop, 1042) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
