@@ -409,7 +409,9 @@ async def test_two_workers_on_one_postgresql_store_execute_each_run_once(
     await asyncio.gather(*(console.complete_token(str(t), APPROVE) for t in tokens))
     for run in runs:
         await until_status(console, run.id, RunStatus.COMPLETED)
-    for worker in both:
+    for worker in both:  # each sees every run end, whichever worker ended it
+        for run in runs:
+            await worker.until(lambda line, r=run.id: '"RunCompleted"' in line and r in line)
         assert await worker.stop() == 0
 
     for run, invoice in zip(runs, invoices, strict=True):
@@ -418,7 +420,7 @@ async def test_two_workers_on_one_postgresql_store_execute_each_run_once(
         assert [(s.ok, s.attempts) for s in applies] == [(True, 1)], run.id
         assert refunds(shop, invoice) == [(1, "pending")], invoice
     ids = {w.id for w in both}
-    for worker in both:  # each saw every run end, and which worker ended it
+    for worker in both:
         completed = [e for e in worker.entries() if e["event"] == "RunCompleted"]
         assert sorted(e["run_id"] for e in completed) == sorted(r.id for r in runs)
         assert {e["origin"] for e in completed} <= ids
