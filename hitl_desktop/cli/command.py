@@ -11,8 +11,10 @@ from typing import ClassVar, Generic, Self, TypeVar
 from ..agent import Targets, db_change_task
 from ..application import local_targets
 from ..config import ConfigError, load_settings
-from ..engine import Engine, EngineError, redact_url
+from ..engine import Engine, EngineError
 from .errors import CliError, Output
+from .inputs import connect_url, is_team_store
+from .store_errors import store_error
 
 R = TypeVar("R")
 
@@ -50,7 +52,12 @@ class StoreCommand(Command[R]):
 
     async def _on_store(self) -> R:
         targets = _machine_targets() if self.executes_runs else Targets()
-        engine = Engine(self.store, tasks=[db_change_task(targets)])
+        # A team store is created and upgraded by `hitl migrate` only, never as a side effect.
+        engine = Engine(
+            connect_url(self.store),
+            tasks=[db_change_task(targets)],
+            migrate=not is_team_store(self.store),
+        )
         try:
             await engine.open()
             return await self.fetch(engine, targets)
@@ -59,9 +66,7 @@ class StoreCommand(Command[R]):
         except EngineError as exc:
             raise CliError(str(exc)) from None
         except Exception as exc:  # the store is unreachable, not a store, locked, ...
-            raise CliError(
-                f"cannot use the store {redact_url(self.store)}: {_describe(exc)}"
-            ) from None
+            raise store_error(self.store, exc) from None
         finally:
             await engine.stop()
             targets.close()
@@ -74,9 +79,3 @@ def _machine_targets() -> Targets:
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     return local_targets(settings)
-
-
-def _describe(exc: BaseException) -> str:
-    message = str(exc).strip().splitlines()
-    first = message[0] if message else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

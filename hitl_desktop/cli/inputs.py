@@ -11,7 +11,9 @@ from typing import Any, NoReturn
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from .. import secrets
 from ..config import ConfigError, as_store_url, load_settings
+from ..units.urls import sqlite_database
 from .errors import USAGE, CliError
 
 
@@ -82,3 +84,17 @@ def check_unicode(value: Any, where: str | None = None) -> None:
 
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON value")
+
+
+def connect_url(url: str) -> str:
+    """*url* with the password this machine's keyring keeps for that store put in, to connect
+    (never print or save the result); as given when there is none or no keyring."""
+    try:
+        return secrets.with_store_password(url)
+    except secrets.SecretsUnavailable:
+        return url
+
+
+def is_team_store(url: str) -> bool:
+    """A store on a server (PostgreSQL): created and upgraded only by `hitl migrate`."""
+    return sqlite_database(url) is None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ..engine import migrate_store, redact_url
 from .command import Command
 from .errors import Output
-from .inputs import store_url
+from .inputs import connect_url, store_url
 from .store_errors import store_error
 
 
@@ -27,7 +27,7 @@ class Migrate(Command[str]):
 
     def execute(self) -> str:
         try:
-            return asyncio.run(migrate_store(self.store))
+            return asyncio.run(migrate_store(connect_url(self.store)))
         except Exception as exc:
             raise store_error(self.store, exc, migrating=True) from None
 

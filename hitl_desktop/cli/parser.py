@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 from .. import __version__
 from ..config import DEFAULT_MAX_ROWS, DEFAULT_MODEL, PROPOSERS
 from ..engine import RunStatus, TokenStatus
+from .audit import add_audit_commands
 from .changes import Decide, DemoDb, Request
 from .errors import USAGE, CliError
 from .migrate import Migrate
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.set_defaults(command_type=Migrate)
 
+    add_audit_commands(sub, common)
     _add_profile_commands(sub)
 
     demo = sub.add_parser("demo-db", help="write the demo target database (a SQLite file)")

@@ -4,12 +4,12 @@ role lacks the rights it needs."""
 
 from __future__ import annotations
 
-import os
 import re
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from ..config import process_environment
 from ..engine import EngineError, redact_url
 from .errors import CliError
 
@@ -73,7 +73,7 @@ def _password_given(url: str) -> bool:
         in_url = make_url(url).password is not None
     except ArgumentError:
         in_url = False
-    return in_url or bool(os.environ.get("PGPASSWORD"))
+    return in_url or bool(process_environment().get("PGPASSWORD"))
 
 
 def _sqlstate(exc: BaseException) -> str | None:

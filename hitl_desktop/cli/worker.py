@@ -26,7 +26,7 @@ from ..engine import Engine, EventStream, TokenCompleted, redact_url
 from . import worklog
 from .command import Command
 from .errors import CliError, Output
-from .inputs import store_url
+from .inputs import connect_url, store_url
 from .store_errors import store_error
 
 STOP_WAIT = 30.0
@@ -65,7 +65,7 @@ class Worker(Command[None]):
     async def _serve(self, targets: Targets) -> None:
         stop = asyncio.Event()
         handled = _on_signals(stop.set)
-        engine = Engine(self.store, tasks=[db_change_task(targets)], migrate=False)
+        engine = Engine(connect_url(self.store), tasks=[db_change_task(targets)], migrate=False)
         stream = engine.events()  # before start: its recoveries and claims are logged too
         logger: asyncio.Task[None] | None = None
         try:

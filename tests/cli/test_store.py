@@ -638,7 +638,10 @@ def test_a_file_that_is_not_a_store(tmp_path: Path, capsys):
 def test_an_unreachable_database_server(capsys):
     # Nothing listens on port 1: the connection is refused at once.
     err = fails(capsys, 1, "runs", "--store", "postgresql://ana:s3cret@127.0.0.1:1/hitl")
-    assert err.startswith("hitl: error: cannot use the store postgresql://ana:***@127.0.0.1:1/hitl")
+    assert err.startswith(
+        "hitl: error: cannot reach the database server 127.0.0.1:1 of "
+        "postgresql://ana:***@127.0.0.1:1/hitl"
+    )
     assert "s3cret" not in err
 
 
