@@ -352,14 +352,19 @@ class Engine:
     # ------------------------------------------------------------ the audit trail
 
     async def audit_entries(
-        self, after: int = 0, *, limit: int = 1000, since: datetime | None = None
+        self,
+        after: int = 0,
+        *,
+        limit: int = 1000,
+        since: datetime | None = None,
+        run_id: str | None = None,
     ) -> list[AuditEntry]:
         """Entries of the store's audit trail with an id above *after*, oldest first (and at
-        or after *since*), written by the runs of tasks declared with `audit=True`."""
+        or after *since*; about *run_id* only), written by the runs of tasks declared with
+        `audit=True` and by changes to the approval policy."""
         db = await self._opened()
-        return await db.audit_entries(
-            after, limit, None if since is None else audit_timestamp(since.timestamp())
-        )
+        since_text = None if since is None else audit_timestamp(since.timestamp())
+        return await db.audit_entries(after, limit, since_text, run_id)
 
     async def verify_audit(self) -> AuditReport:
         """Walk the whole audit trail: the first entry that was changed, or that follows a

@@ -44,6 +44,12 @@ async def test_a_decision_and_its_runs_end_are_entries_in_an_intact_chain(store_
         assert entries[0].data == '{"approve":true,"comment":"ok"}'
         assert entries[1].prev_hash == entries[0].hash
         assert (await engine.verify_audit()).broken is None
+        other = await _decide(engine, "audited", {"approve": False})
+        assert [e.kind for e in await engine.audit_entries(run_id=other)] == [
+            "TokenCompleted",
+            "RunCompleted",
+        ]
+        assert await engine.audit_entries(run_id=run_id) == entries
 
 
 async def test_expiry_and_cancel_are_entries(store_url):

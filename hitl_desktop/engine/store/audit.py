@@ -79,11 +79,16 @@ def append(
     )
 
 
-def entries(tx: Tx, after: int, limit: int = PAGE, since: str | None = None) -> list[AuditEntry]:
-    """Entries with an id above *after*, oldest first (and *since*: at or after that ISO time)."""
+def entries(
+    tx: Tx, after: int, limit: int = PAGE, since: str | None = None, run_id: str | None = None
+) -> list[AuditEntry]:
+    """Entries with an id above *after*, oldest first (and *since*: at or after that ISO time;
+    *run_id*: about that run only)."""
     q = sa.select(AUDIT).where(AUDIT.c.id > after).order_by(AUDIT.c.id).limit(limit)
     if since is not None:
         q = q.where(AUDIT.c.at >= since)
+    if run_id is not None:
+        q = q.where(AUDIT.c.run_id == run_id)
     return [
         AuditEntry(
             id=int(r["id"]),

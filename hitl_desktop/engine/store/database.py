@@ -223,9 +223,13 @@ class SystemDatabase:
     # ------------------------------------------------------------ the audit trail
 
     def audit_entries(
-        self, after: int = 0, limit: int = audit.PAGE, since: str | None = None
+        self,
+        after: int = 0,
+        limit: int = audit.PAGE,
+        since: str | None = None,
+        run_id: str | None = None,
     ) -> Awaitable[list[AuditEntry]]:
-        return self._read(audit.entries, after, limit, since)
+        return self._read(audit.entries, after, limit, since, run_id)
 
     # ------------------------------------------------------------ engines
 
