@@ -15,6 +15,7 @@ from . import wait
 from .context import MAX_TAG_LENGTH, MAX_TAGS, RunContext
 from .engine import Engine, migrate_store
 from .errors import (
+    DecisionRefused,
     EngineError,
     EngineNotStarted,
     InvalidDuration,
@@ -42,18 +43,23 @@ from .events import (
     RunResumed,
     RunTriggered,
     TokenCompleted,
+    TokenReviewed,
     TokenTimedOut,
 )
 from .models import (
     AuditBreak,
     AuditEntry,
     AuditReport,
+    Overdue,
+    PolicyRecord,
+    Requirement,
     Run,
     RunStatus,
     Step,
     Token,
     TokenResult,
     TokenStatus,
+    Verdict,
 )
 from .tasks import TaskFn, task
 
@@ -63,6 +69,7 @@ __all__ = [
     "AuditBreak",
     "AuditEntry",
     "AuditReport",
+    "DecisionRefused",
     "Engine",
     "EngineError",
     "EngineNotStarted",
@@ -72,8 +79,11 @@ __all__ = [
     "NotInRun",
     "NotJSON",
     "OutputRefused",
+    "Overdue",
     "PayloadTooLarge",
+    "PolicyRecord",
     "ReplayMismatch",
+    "Requirement",
     "Run",
     "RunCanceled",
     "RunCompleted",
@@ -95,9 +105,11 @@ __all__ = [
     "TokenExpired",
     "TokenNotFound",
     "TokenResult",
+    "TokenReviewed",
     "TokenStatus",
     "TokenTimedOut",
     "TokenTimeoutError",
+    "Verdict",
     "migrate_store",
     "redact_url",
     "task",

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from . import serde
 from .errors import NotInRun, ReplayMismatch, StepFailed
-from .models import TOKEN_STATUSES, Token, TokenResult, TokenStatus, to_datetime
+from .models import (
+    TOKEN_STATUSES,
+    PolicyRecord,
+    Requirement,
+    Token,
+    TokenResult,
+    TokenStatus,
+    to_datetime,
+)
 from .store.records import Paused, Recorded, Resume, StepWrite, TokenState, TokenWrite, Writes
 
 if TYPE_CHECKING:
@@ -152,6 +160,7 @@ class RunContext:
         tags: list[str] | tuple[str, ...] | None = None,
         idempotency_key: str | None = None,
         idempotency_key_ttl: str | float | timedelta | None = None,
+        requirement: Requirement | None = None,
     ) -> Token:
         position, recorded = self._next("token", "create_token")
         if recorded is not None:
@@ -162,6 +171,7 @@ class RunContext:
         tag_list = _check_tags(tags)
         now = self._clock()
         token = TokenWrite(serde.new_id("tok"), self.run_id, tag_list, now, now + seconds)
+        token.requirement = _check_requirement(requirement)
         cached = False
         if idempotency_key is not None:
             token.idempotency_key = str(idempotency_key)
@@ -194,6 +204,9 @@ class RunContext:
         )
         state = self._tokens.get(token.id)
         return _recorded_token(info, state.status if state else TokenStatus.WAITING, cached)
+
+    async def current_policy(self) -> PolicyRecord | None:
+        return await self._db.current_policy()
 
     async def for_token(self, token: Token | str) -> TokenResult:
         token_id = token.id if isinstance(token, Token) else str(token)
@@ -280,3 +293,13 @@ def context() -> RunContext:
         return current.get()
     except LookupError:
         raise NotInRun("wait.create_token / wait.for_token") from None
+
+
+def _check_requirement(requirement: Requirement | None) -> Requirement | None:
+    if requirement is None:
+        return None
+    if not isinstance(requirement.approvals, int) or requirement.approvals < 1:
+        raise ValueError(f"approvals must be a whole number ≥ 1, not {requirement.approvals!r}")
+    if requirement.remind_after is not None and not requirement.remind_after > 0:
+        raise ValueError(f"remind_after must be positive, not {requirement.remind_after!r}")
+    return requirement

@@ -18,9 +18,20 @@ from typing import Any
 from ..units.defaults import DEFAULT_TOKEN_TIMEOUT
 from . import liveness, serde
 from .background import TIMER_RECHECK, Background
-from .errors import EngineNotStarted, OutputRefused, TaskNotFound, TokenExpired
+from .errors import DecisionRefused, EngineNotStarted, OutputRefused, TaskNotFound, TokenExpired
 from .events import Event, EventHub, EventStream, event_from
-from .models import AuditEntry, AuditReport, Run, RunStatus, Step, Token, TokenStatus, to_datetime
+from .models import (
+    AuditEntry,
+    AuditReport,
+    Overdue,
+    PolicyRecord,
+    Run,
+    RunStatus,
+    Step,
+    Token,
+    TokenStatus,
+    to_datetime,
+)
 from .runner import Runner
 from .store import SystemDatabase, open_database
 from .store.audit import GENESIS, first_break
@@ -30,6 +41,8 @@ from .store.schema import SCHEMA_REVISION
 from .tasks import TaskFn, registry
 
 DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
+DECISION_LIMIT = 64 * 1024
+"""A decision's JSON is kept inline with its verdict: at most this many bytes."""
 
 
 class Engine:
@@ -175,7 +188,7 @@ class Engine:
         await self._runner.stop()
         if self._db is not None:
             if self._started:
-                await self._db.release(self.id, self.clock())
+                await self._db.release(self.id, self.clock(), hand_back=self.execute)
             await self._db.close()
             self._db = None
         self._started = False
@@ -331,6 +344,63 @@ class Engine:
         if out.expired_at is not None:  # timed out by this very commit
             raise TokenExpired(token_id, out.expired_at)
         return out.token()
+
+    async def decide(self, token_id: str, decision: Any, *, seen: str | None = None) -> Token:
+        """Record this engine's actor's decision on a review's token: *decision* is a JSON
+        object whose "decision" is "approve" or "reject" (and whatever else the task reads).
+        The token's requirement is checked where the decision commits (on PostgreSQL by the
+        store's own function, as the session's role): `DecisionRefused` names why it may not
+        be made, and nothing is recorded. *seen* is the hash of what the reviewer was shown.
+
+        Returns the token: COMPLETED when this decision was final (a rejection, or the last
+        approval needed), else WAITING with its verdicts so far. Raises TokenAlreadyFinished,
+        TokenExpired and OutputRefused as complete_token does. A token without a requirement
+        takes one decision by anyone."""
+        limit = min(self.max_payload_bytes, DECISION_LIMIT)
+        text = serde.dump(decision, f"the decision on token {token_id}", limit)
+        assert text is not None
+        db = self._db or await self._opened()
+        known = self._runner.take_paused(token_id)
+        try:
+            out = await db.decide(
+                token_id,
+                text,
+                seen,
+                owner=self.id if self._executing else None,
+                tasks=self._runner.task_names,
+                now=self.clock(),
+                origin=self.id,
+                known=known,
+                checks=self._output_checks,
+                then=self._runner.absorb,
+            )
+        except (OutputRefused, DecisionRefused):
+            if known is not None:  # still valid: the run still waits on the token
+                self._runner.keep_paused(token_id, known)
+            raise
+        if out.expired_at is not None:  # timed out by this very commit
+            raise TokenExpired(token_id, out.expired_at)
+        if not out.final and known is not None:
+            self._runner.keep_paused(token_id, known)
+        if out.final and out.row is None and self._executing:  # queued by the store's function
+            await self._background.claim_queued()
+        return await db.get_token(token_id)
+
+    async def overdue_reviews(self) -> list[Overdue]:
+        """Reviews still waiting past their requirement's remind_after, longest overdue first
+        (up to 200): for reminders, and to tell who else may now decide."""
+        return await (await self._opened()).overdue_reviews(self.clock())
+
+    # ------------------------------------------------------------ the approval policy
+
+    async def apply_policy(self, text: str) -> PolicyRecord:
+        """Store *text* as the approval policy's next version (empty: no policy), recorded in
+        the audit trail. The engine keeps it as text: whoever executes the runs reads it."""
+        return await (await self._opened()).apply_policy(text, self.clock())
+
+    async def current_policy(self) -> PolicyRecord | None:
+        """The policy in force, or None (none applied, or the latest one is empty)."""
+        return await (await self._opened()).current_policy()
 
     async def get_token(self, token_id: str) -> Token:
         return await (await self._opened()).get_token(token_id)

@@ -66,6 +66,17 @@ class TokenExpired(TokenAlreadyFinished):
         self.at = self.expires_at = expires_at
 
 
+class DecisionRefused(EngineError):
+    """The review's requirement forbids this decision (not an approver, the requester
+    approving, a second decision by the same reviewer, a different diff…): nothing was
+    recorded, the token still waits."""
+
+    def __init__(self, token_id: str, reason: str) -> None:
+        super().__init__(f"decision on token {token_id} refused: {reason}")
+        self.token_id = token_id
+        self.reason = reason
+
+
 class OutputRefused(EngineError):
     """The check the run's task declares for its tokens' outputs (`@task(check_output=...)`)
     refused an output. The token was not completed: it still waits, and so does its run."""

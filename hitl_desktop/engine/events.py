@@ -72,6 +72,14 @@ class TokenTimedOut(Event):
     token_id: str
 
 
+@quick_init
+@dataclass(frozen=True, slots=True)
+class TokenReviewed(Event):
+    """A reviewer's approval was recorded on a review's token that needs more of them."""
+
+    token_id: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -83,6 +91,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunCanceled,
         TokenCompleted,
         TokenTimedOut,
+        TokenReviewed,
     )
 }
 

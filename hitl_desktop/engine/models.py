@@ -106,6 +106,10 @@ class Token:
     completed_by: str | None = None
     """Who completed it, as the store was told by its server: the database role on
     PostgreSQL, the OS account on SQLite."""
+    requirement: Requirement | None = None
+    """Who may decide it and how many must approve (a review's token); read by get_token."""
+    verdicts: tuple[Verdict, ...] = ()
+    """The decisions recorded on it so far, oldest first; read by get_token."""
 
 
 @quick_init
@@ -181,3 +185,90 @@ class AuditReport:
     """The hash of the last entry checked (the chain's head when intact)."""
     broken: AuditBreak | None
     """The first entry that does not match, or None: the chain is intact."""
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """What deciding a review's token takes, fixed when the token is created: the store checks
+    it in the transaction that records each decision (Engine.decide). Its *rule* names the
+    policy rule it came from (None: no rule, one approval by anyone)."""
+
+    rule: str | None = None
+    approvals: int = 1
+    """Distinct reviewers who must approve; any rejection rejects."""
+    approvers: tuple[str, ...] = ()
+    """Who may decide: database roles (or roles they are members of) on PostgreSQL, OS
+    accounts on SQLite. Empty: anyone who can reach the store."""
+    self_approval: bool = True
+    """False: whoever triggered the run may not approve it (they may reject it)."""
+    remind_after: float | None = None
+    """Seconds after which the review is overdue (reminders), and *escalate_to* may decide."""
+    escalate_to: tuple[str, ...] = ()
+    seen: str | None = None
+    """The hash of what reviewers are shown: a decision naming another hash is refused."""
+    requester: str | None = None
+    """Who triggered the run, as the store recorded it (filled in by the store)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "approvals": self.approvals,
+            "approvers": list(self.approvers),
+            "self_approval": self.self_approval,
+            "remind_after": self.remind_after,
+            "escalate_to": list(self.escalate_to),
+            "seen": self.seen,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], requester: str | None = None) -> Requirement:
+        return cls(
+            rule=data.get("rule"),
+            approvals=int(data.get("approvals", 1)),
+            approvers=tuple(data.get("approvers") or ()),
+            self_approval=bool(data.get("self_approval", True)),
+            remind_after=data.get("remind_after"),
+            escalate_to=tuple(data.get("escalate_to") or ()),
+            seen=data.get("seen"),
+            requester=requester,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One reviewer's recorded decision on a review's token."""
+
+    reviewer: str
+    """Who decided, as the store was told by its server (database role / OS account)."""
+    approve: bool
+    at: datetime
+    output: Any
+    """The decision as sent (comment, edits, display name)."""
+    seen: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Overdue:
+    """A review that has waited longer than its requirement's remind_after."""
+
+    token_id: str
+    run_id: str | None
+    rule: str | None
+    waiting_since: datetime
+    escalate_to: tuple[str, ...]
+    approvals: int
+    """Approvals recorded so far."""
+    needed: int
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRecord:
+    """A version of the store's approval policy (Engine.apply_policy): its text as applied."""
+
+    version: int
+    text: str
+    """The policy file's text; empty: no policy."""
+    sha256: str
+    applied_at: datetime
+    applied_by: str
+    """Who applied it, as the store was told by its server."""

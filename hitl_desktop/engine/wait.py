@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from .context import context
-from .models import Token, TokenResult
+from .models import PolicyRecord, Requirement, Token, TokenResult
 
 
 async def create_token(
@@ -17,14 +17,24 @@ async def create_token(
     tags: list[str] | tuple[str, ...] | None = None,
     idempotency_key: str | None = None,
     idempotency_key_ttl: str | float | timedelta | None = None,
+    requirement: Requirement | None = None,
 ) -> Token:
     """Create a waitpoint token for the current run.
 
     *timeout* defaults to the engine's default (24 h): a token never waits for ever. With an
     *idempotency_key*, a live token holding the same key (within *idempotency_key_ttl*) is
-    returned instead (`is_cached=True`). A replay returns the same token.
+    returned instead (`is_cached=True`). A replay returns the same token. With a
+    *requirement* the token is a review's: decided with Engine.decide, under its rules.
     """
-    return await context().create_token(timeout, tags, idempotency_key, idempotency_key_ttl)
+    return await context().create_token(
+        timeout, tags, idempotency_key, idempotency_key_ttl, requirement
+    )
+
+
+async def current_policy() -> PolicyRecord | None:
+    """The store's approval policy in force (read live: call it inside a step, so that a
+    replay sees what the first execution saw)."""
+    return await context().current_policy()
 
 
 async def for_token(token: Token | str) -> TokenResult:
@@ -35,4 +45,4 @@ async def for_token(token: Token | str) -> TokenResult:
     return await context().for_token(token)
 
 
-__all__ = ["create_token", "for_token"]
+__all__ = ["create_token", "current_policy", "for_token"]

@@ -18,8 +18,27 @@ import sqlalchemy as sa
 
 from ...units.urls import redact_url
 from ..errors import StoreNotUsable
-from ..models import AuditEntry, Run, RunStatus, Step, Token, TokenStatus
-from . import audit, engines, event_log, migrate, runs, tokens
+from ..models import (
+    AuditEntry,
+    Overdue,
+    PolicyRecord,
+    Run,
+    RunStatus,
+    Step,
+    Token,
+    TokenStatus,
+)
+from . import (
+    audit,
+    engines,
+    event_log,
+    migrate,
+    policies,
+    requirements,
+    reviews,
+    runs,
+    tokens,
+)
 from .bell import Then
 from .executors import Executor
 from .records import (
@@ -202,6 +221,40 @@ class SystemDatabase:
             then=then,
         )
 
+    def decide(
+        self,
+        token_id: str,
+        output: str,
+        seen: str | None,
+        *,
+        owner: str | None,
+        tasks: frozenset[str],
+        now: float,
+        origin: str,
+        known: Resume | None = None,
+        checks: OutputChecks | None = None,
+        then: Then = None,
+    ) -> Awaitable[reviews.Decision]:
+        """Record `actor`'s decision on a review's token, checked against its requirement in
+        the same transaction, and complete the token when it is final (reviews.py)."""
+        return self._write(
+            reviews.decide,
+            *(token_id, output, seen, owner, tasks, now, origin, self.actor, known, checks),
+            self.audited,
+            then=then,
+        )
+
+    def overdue_reviews(self, now: float, limit: int = 200) -> Awaitable[list[Overdue]]:
+        return self._read(requirements.overdue, now, limit)
+
+    # ------------------------------------------------------------ the approval policy
+
+    def apply_policy(self, text: str, now: float) -> Awaitable[PolicyRecord]:
+        return self._write(policies.apply, text, self.actor, now)
+
+    def current_policy(self) -> Awaitable[PolicyRecord | None]:
+        return self._read(policies.current)
+
     def time_out_due(self, owner: str, tasks: frozenset[str], now: float) -> Awaitable[TimedOut]:
         return self._write(tokens.time_out_due, owner, tasks, now, self.actor, self.audited)
 
@@ -248,9 +301,9 @@ class SystemDatabase:
     def mark_engines_stopped(self, engine_ids: Iterable[str], now: float) -> Awaitable[None]:
         return self._write(engines.mark_stopped, list(engine_ids), now)
 
-    def release(self, engine_id: str, now: float) -> Awaitable[None]:
+    def release(self, engine_id: str, now: float, hand_back: bool = True) -> Awaitable[None]:
         """Hand back the runs *engine_id* executes (QUEUED) and sign it off."""
-        return self._write(engines.release, engine_id, now)
+        return self._write(engines.release, engine_id, now, hand_back)
 
     # ------------------------------------------------------------ the event log
 

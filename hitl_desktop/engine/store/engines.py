@@ -53,11 +53,15 @@ def mark_stopped(tx: Tx, engine_ids: Iterable[str], now: float) -> None:
         tx.registry_changed()
 
 
-def release(tx: Tx, engine_id: str, now: float) -> None:
-    """A clean stop: hand back the runs this engine was executing, and sign off."""
-    tx.execute(
-        RUNS.update()
-        .where(RUNS.c.owner == engine_id, RUNS.c.status == sql.lit(RunStatus.EXECUTING), sql.LIVE)
-        .values(status=RunStatus.QUEUED, owner=None, updated_at=now)
-    )
+def release(tx: Tx, engine_id: str, now: float, hand_back: bool = True) -> None:
+    """A clean stop: hand back the runs this engine was executing, and sign off. An engine
+    that executes nothing (*hand_back* False) touches no run: a reviewer's role may not."""
+    if hand_back:
+        tx.execute(
+            RUNS.update()
+            .where(
+                RUNS.c.owner == engine_id, RUNS.c.status == sql.lit(RunStatus.EXECUTING), sql.LIVE
+            )
+            .values(status=RunStatus.QUEUED, owner=None, updated_at=now)
+        )
     mark_stopped(tx, [engine_id], now)

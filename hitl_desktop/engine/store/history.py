@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from .. import serde
 from ..models import TOKEN_STATUSES, RunStatus, TokenStatus
+from . import requirements, values
 from . import statements as sql
-from . import values
 from .event_log import announce
 from .records import Committed, Recorded, Resume, TokenState, TokenWrite, Writes
 from .tx import Row, Tx
@@ -74,6 +74,8 @@ def insert_token(tx: Tx, token: TokenWrite) -> None:
     )
     if token.tags:
         tx.execute_many(sql.insert_tag, [{"tag": t, "token_id": token.id} for t in token.tags])
+    if token.requirement is not None:
+        requirements.insert(tx, token.id, token.run_id, token.requirement, token.created_at)
 
 
 def token_state(tx: Tx, row: Row) -> TokenState:

@@ -6,15 +6,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
 from ...units.urls import async_url
-from . import migrate
+from .. import serde
+from ..errors import DecisionRefused, TokenAlreadyFinished, TokenNotFound
+from . import migrate, tokens
+from .bell import Then
 from .database import SystemDatabase
+from .event_log import small
 from .executors import AsyncSaExecutor
+from .records import EventRow, Resume
+from .reviews import Decision
+from .tokens import OutputChecks
 from .tx import EVENT_CHANNEL, Tx
 
 MIGRATION_LOCK = 727274001
@@ -61,6 +69,39 @@ class PostgresDatabase(SystemDatabase):
                 await asyncio.wait_for(self._listener.close(), LISTEN_CONNECT_TIMEOUT)
             self._listener = None
         await super().close()
+
+    async def decide(
+        self,
+        token_id: str,
+        output: str,
+        seen: str | None,
+        *,
+        owner: str | None,
+        tasks: frozenset[str],
+        now: float,
+        origin: str,
+        known: Resume | None = None,
+        checks: OutputChecks | None = None,
+        then: Then = None,
+    ) -> Decision:
+        """The store's own function decides (see REVIEW_FUNCTIONS): the run it completes is
+        queued for whichever engine executes it, not handed to *owner*."""
+        try:
+            return await self._write(_decide, token_id, output, seen, origin, checks, then=then)
+        except sa.exc.DBAPIError as exc:
+            state = getattr(exc.orig, "sqlstate", None)
+            message = str(getattr(exc.orig, "__cause__", None) or exc.orig).strip()
+            if state == "HT404":
+                raise TokenNotFound(token_id) from None
+            if state == "HT409":
+                token = await self.get_token(token_id)
+                at = None if token.completed_at is None else token.completed_at.timestamp()
+                raise TokenAlreadyFinished(
+                    token_id, token.status.value, token.completed_by, at
+                ) from None
+            if state == "HT403":
+                raise DecisionRefused(token_id, message) from None
+            raise
 
     @classmethod
     async def open(cls, url: str, migrate: bool = True) -> PostgresDatabase:
@@ -156,6 +197,201 @@ log's lock, with its clock and the session's role; and no UPDATE, DELETE or TRUN
 (migration 0005 creates the same on older stores)."""
 
 
+_WAKE = """
+    UPDATE hitl_runs SET status = 'QUEUED', owner = NULL, waiting_token_id = NULL,
+        updated_at = now_s
+    WHERE status = 'WAITING' AND waiting_token_id = p_token
+        AND (id = t.run_id OR id IN (SELECT w.run_id FROM hitl_waits w WHERE w.token_id = p_token));
+    DELETE FROM hitl_waits WHERE token_id = p_token;
+"""
+
+REVIEW_FUNCTIONS = [
+    """
+CREATE OR REPLACE FUNCTION hitl_policy_applied() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        RAISE EXCEPTION 'the policy history is append-only: % refused', TG_OP;
+    END IF;
+    NEW.applied_by := session_user;
+    NEW.applied_at := extract(epoch FROM clock_timestamp());
+    RETURN NEW;
+END $$
+""",
+    """
+CREATE OR REPLACE TRIGGER hitl_policies_applied BEFORE INSERT OR UPDATE OR DELETE
+    ON hitl_policies FOR EACH ROW EXECUTE FUNCTION hitl_policy_applied()
+""",
+    """
+CREATE OR REPLACE FUNCTION hitl_may_act_as(who text, names text) RETURNS boolean
+    LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM jsonb_array_elements_text(names::jsonb) AS a(name)
+        WHERE a.name = who OR CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = a.name)
+            THEN pg_has_role(who, a.name, 'MEMBER') ELSE false END)
+$$
+""",
+    """
+CREATE OR REPLACE FUNCTION hitl_decide(p_token text, p_output text, p_seen text, p_origin text)
+RETURNS TABLE (outcome text, run_id text, approvals integer, needed integer,
+               expires_at double precision)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    who text := session_user;
+    now_s double precision := extract(epoch FROM clock_timestamp());
+    t hitl_tokens%ROWTYPE;
+    r hitl_requirements%ROWTYPE;
+    has_rule boolean;
+    verdict text;
+    approve boolean;
+    earlier hitl_verdicts%ROWTYPE;
+    n integer;
+    needed_n integer := 1;
+    overdue boolean := false;
+    rule_name text;
+    edits jsonb;
+    entry text;
+    final boolean;
+BEGIN
+    SELECT * INTO t FROM hitl_tokens WHERE id = p_token FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no token with id %', p_token USING ERRCODE = 'HT404';
+    END IF;
+    IF t.status <> 'WAITING' THEN
+        RAISE EXCEPTION 'token % is already %', p_token, t.status USING ERRCODE = 'HT409';
+    END IF;
+    PERFORM pg_advisory_xact_lock(727274002), pg_notify('hitl_events', '');
+    IF t.expires_at <= now_s THEN
+        UPDATE hitl_tokens SET status = 'TIMED_OUT', output = NULL, completed_at = now_s
+            WHERE id = p_token;
+"""
+    + _WAKE
+    + """
+        INSERT INTO hitl_events (at, origin, kind, run_id, token_id)
+            VALUES (now_s, p_origin, 'TokenTimedOut', coalesce(t.run_id, ''), p_token);
+        INSERT INTO hitl_audit (at, actor, kind, run_id, token_id, prev_hash, hash)
+            VALUES ('', '', 'TokenTimedOut', t.run_id, p_token, '', '');
+        RETURN QUERY SELECT 'expired'::text, t.run_id::text, 0, 0, t.expires_at;
+        RETURN;
+    END IF;
+    IF length(p_output) > 65536 THEN
+        RAISE EXCEPTION 'a decision is at most 64 KiB' USING ERRCODE = 'HT403';
+    END IF;
+    verdict := CASE WHEN jsonb_typeof(p_output::jsonb) = 'object'
+        THEN p_output::jsonb ->> 'decision' END;
+    IF verdict IS NULL OR verdict NOT IN ('approve', 'reject') THEN
+        RAISE EXCEPTION 'a decision is a JSON object whose "decision" is "approve" or "reject"'
+            USING ERRCODE = 'HT403';
+    END IF;
+    approve := verdict = 'approve';
+    SELECT * INTO r FROM hitl_requirements WHERE token_id = p_token;
+    has_rule := FOUND;
+    rule_name := CASE WHEN has_rule AND r.rule IS NOT NULL
+        THEN format('rule %L', r.rule) ELSE 'no rule' END;
+    IF has_rule THEN
+        needed_n := r.approvals;
+        overdue := r.remind_at IS NOT NULL AND now_s >= r.remind_at;
+        IF r.approvers <> '[]' AND NOT (hitl_may_act_as(who, r.approvers)
+                OR (overdue AND hitl_may_act_as(who, r.escalate_to))) THEN
+            RAISE EXCEPTION '% may not decide under %: it needs one of %', who, rule_name,
+                (SELECT string_agg(a, ', ') FROM jsonb_array_elements_text(r.approvers::jsonb) a)
+                || CASE WHEN r.escalate_to <> '[]' AND NOT overdue THEN ' (' ||
+                    (SELECT string_agg(a, ', ')
+                     FROM jsonb_array_elements_text(r.escalate_to::jsonb) a)
+                    || ' once it is overdue)' ELSE '' END
+                USING ERRCODE = 'HT403';
+        END IF;
+        IF approve AND r.self_approval = 0 AND who = r.requester THEN
+            RAISE EXCEPTION '% requested this change and % does not allow self-approval',
+                who, rule_name USING ERRCODE = 'HT403';
+        END IF;
+    END IF;
+    SELECT count(*) INTO n FROM hitl_verdicts v WHERE v.token_id = p_token AND v.approve = 1;
+    SELECT * INTO earlier FROM hitl_verdicts v WHERE v.token_id = p_token AND v.reviewer = who;
+    IF FOUND THEN
+        RAISE EXCEPTION '% already % it at % (% of % approvals so far): each reviewer decides once',
+            who, CASE WHEN earlier.approve = 1 THEN 'approved' ELSE 'rejected' END,
+            to_char(to_timestamp(earlier.at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+            n, needed_n USING ERRCODE = 'HT403';
+    END IF;
+    edits := p_output::jsonb -> 'edits';
+    IF approve AND needed_n > 1 AND jsonb_typeof(edits) = 'array'
+            AND jsonb_array_length(edits) > 0 THEN
+        RAISE EXCEPTION '% needs % approvals of the same change: %', rule_name, needed_n,
+            'edits are not allowed (reject it with a comment instead)' USING ERRCODE = 'HT403';
+    END IF;
+    IF has_rule AND r.seen IS NOT NULL AND p_seen IS DISTINCT FROM r.seen THEN
+        RAISE EXCEPTION 'it was decided on %, but the change waiting is diff %: reload the review',
+            CASE WHEN p_seen IS NULL THEN 'no diff' ELSE 'diff ' || left(p_seen, 12) END,
+            left(r.seen, 12) USING ERRCODE = 'HT403';
+    END IF;
+    INSERT INTO hitl_verdicts (token_id, reviewer, approve, at, seen, output)
+        VALUES (p_token, who, approve::int, now_s, p_seen, p_output);
+    n := n + approve::int;
+    final := NOT approve OR n >= needed_n;
+    entry := jsonb_build_object('verdict', verdict, 'decision', p_output::jsonb,
+        'rule', CASE WHEN has_rule THEN r.rule END, 'seen', p_seen, 'approvals', n,
+        'needed', needed_n, 'final', final)::text;
+    INSERT INTO hitl_audit (at, actor, kind, run_id, token_id, data, prev_hash, hash)
+        VALUES ('', '', 'Decision', t.run_id, p_token, entry, '', '');
+    IF final THEN
+        UPDATE hitl_tokens SET status = 'COMPLETED', output = p_output, completed_at = now_s
+            WHERE id = p_token;
+"""
+    + _WAKE
+    + """
+        INSERT INTO hitl_events (at, origin, kind, run_id, token_id, data)
+            VALUES (now_s, p_origin, 'TokenCompleted', coalesce(t.run_id, ''), p_token,
+                CASE WHEN length(p_output) <= 16384
+                    THEN jsonb_build_object('output', p_output::jsonb)::text END);
+    ELSE
+        INSERT INTO hitl_events (at, origin, kind, run_id, token_id)
+            VALUES (now_s, p_origin, 'TokenReviewed', coalesce(t.run_id, ''), p_token);
+    END IF;
+    RETURN QUERY SELECT CASE WHEN final THEN 'completed' ELSE 'recorded' END, t.run_id::text, n,
+        needed_n, t.expires_at;
+END $$
+""",
+    "REVOKE ALL ON FUNCTION hitl_decide(text, text, text, text) FROM PUBLIC",
+]
+"""Deciding a review's token on PostgreSQL (reviews.py does the same on SQLite): one function
+that runs as the store's owner, so that reviewers need the right to call it and no right to
+write the engine's tables. It checks the token's requirement against the session's role in the
+transaction that records the verdict, and completes the token and queues its run when the
+verdict is final. The store's owner grants who may call it (docs/team.md)."""
+
+
+_DECIDE = sa.text("SELECT * FROM hitl_decide(:token, :output, :seen, :origin)")
+
+
+def _decide(
+    tx: Tx,
+    token_id: str,
+    output: str,
+    seen: str | None,
+    origin: str,
+    checks: OutputChecks | None,
+) -> Decision:
+    if checks:
+        tokens.check_output(tx, token_id, output, checks, time.time())
+    params = {"token": token_id, "output": output, "seen": seen, "origin": origin}
+    row = tx.one(_DECIDE, params)
+    assert row is not None
+    out = Decision(approvals=int(row["approvals"]), needed=int(row["needed"]))
+    run_id = row["run_id"] or ""
+    if row["outcome"] == "expired":
+        out.expired_at = float(row["expires_at"])
+        out.events.append(EventRow(0, time.time(), origin, "TokenTimedOut", run_id, token_id, None))
+        return out
+    out.final = row["outcome"] == "completed"
+    kind, data = (
+        ("TokenCompleted", {"output": small(output)}) if out.final else ("TokenReviewed", None)
+    )
+    text = None if data is None else serde.encode(data)
+    out.events.append(EventRow(0, time.time(), origin, kind, run_id, token_id, text, data))
+    out.output = output
+    return out
+
+
 def _session_user(tx: Tx) -> str:
     row = tx.one(sa.text("SELECT session_user AS name"))
     assert row is not None
@@ -165,5 +401,5 @@ def _session_user(tx: Tx) -> str:
 def _upgrade(conn: sa.Connection) -> None:
     conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
     migrate.upgrade(conn)
-    for statement in IDENTITY_TRIGGERS + AUDIT_TRIGGERS:  # one at a time: asyncpg prepares each
+    for statement in IDENTITY_TRIGGERS + AUDIT_TRIGGERS + REVIEW_FUNCTIONS:  # asyncpg: one each
         conn.exec_driver_sql(statement)

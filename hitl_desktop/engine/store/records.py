@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..models import Run, RunStatus, Token, TokenStatus
+from ..models import Requirement, Run, RunStatus, Token, TokenStatus
 
 
 @dataclass(slots=True)
@@ -32,6 +32,7 @@ class TokenWrite:
     expires_at: float
     idempotency_key: str | None = None
     idempotency_expires_at: float | None = None
+    requirement: Requirement | None = None
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ..models import RunStatus
 
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 """The Alembic head this code expects; start() skips Alembic entirely when the store is at it."""
 
 metadata = sa.MetaData()
@@ -157,6 +157,49 @@ audit = sa.Table(
     sa.Column("data", sa.Text, nullable=True),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_hitl_audit_run", "run_id"),
+)
+
+requirements = sa.Table(
+    "hitl_requirements",
+    metadata,
+    # What deciding a review's token takes (models.Requirement), fixed at its creation by the
+    # engine that executes the run; reviewers cannot write it (docs/team.md).
+    sa.Column("token_id", sa.String(40), primary_key=True),
+    sa.Column("rule", sa.String(200), nullable=True),
+    sa.Column("approvals", sa.Integer, nullable=False),
+    sa.Column("approvers", sa.Text, nullable=False),  # JSON list of names
+    sa.Column("self_approval", sa.Integer, nullable=False),
+    sa.Column("remind_at", sa.Float, nullable=True),
+    sa.Column("escalate_to", sa.Text, nullable=False),  # JSON list of names
+    sa.Column("seen", sa.String(64), nullable=True),
+    sa.Column("requester", sa.String(200), nullable=True),
+    sqlite_with_rowid=False,
+)
+
+verdicts = sa.Table(
+    "hitl_verdicts",
+    metadata,
+    # One row per reviewer and review's token: a second decision by the same reviewer is a
+    # primary-key conflict whatever a client checks.
+    sa.Column("token_id", sa.String(40), primary_key=True),
+    sa.Column("reviewer", sa.String(200), primary_key=True),
+    sa.Column("approve", sa.Integer, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("seen", sa.String(64), nullable=True),
+    sa.Column("output", sa.Text, nullable=True),
+    sqlite_with_rowid=False,
+)
+
+policies = sa.Table(
+    "hitl_policies",
+    metadata,
+    # Every version of the approval policy ever applied; the highest is in force.
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("applied_at", sa.Float, nullable=False),
+    sa.Column("applied_by", sa.String(200), nullable=False),
 )
 
 engines = sa.Table(

@@ -4,14 +4,15 @@ the same transaction), time-outs, and reads."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 
 from .. import serde
-from ..errors import OutputRefused, TokenAlreadyFinished, TokenNotFound
+from ..errors import DecisionRefused, OutputRefused, TokenAlreadyFinished, TokenNotFound
 from ..models import Token, TokenStatus
-from . import audit, values
+from . import audit, requirements, values
 from . import statements as sql
 from .event_log import announce, small
 from .history import wake
@@ -37,16 +38,25 @@ def complete(
     known: Resume | None = None,
     checks: OutputChecks | None = None,
     audited: frozenset[str] = frozenset(),
+    out: Completion | None = None,
+    entry: str | None = None,
 ) -> Completion:
     """Compare-and-set WAITING and not yet expired → COMPLETED, and wake its run in the same
     transaction (*known*: see history.wake). *checks* are run on the output first. *by* is
     who completes it: recorded on SQLite; PostgreSQL records the session's role instead.
 
     A token found WAITING past its deadline is timed out here instead, as time_out_due would,
-    and committed: out.expired_at is then its deadline, and the caller reports the expiry."""
-    out = Completion()
+    and committed: out.expired_at is then its deadline, and the caller reports the expiry.
+    A review's token (one with a requirement) is decided through reviews.decide, which passes
+    the audit *entry* (a Decision's data) it records instead of TokenCompleted's."""
+    if out is None:
+        out = Completion()
+        if requirements.get(tx, token_id) is not None:
+            raise DecisionRefused(
+                token_id, "it is a review under an approval requirement: decide it instead"
+            )
     if checks:
-        _check_output(tx, token_id, output, checks, now)
+        check_output(tx, token_id, output, checks, now)
     column = values.put(tx, output)
     params = {"rid": token_id, "output": column, "now": now, "by": by}
     # Not UPDATE … RETURNING: SQLite buffers RETURNING rows in a temporary b-tree, which
@@ -61,7 +71,7 @@ def complete(
             )
         values.drop(tx, column)  # this commit keeps no output
         run_id = row["run_id"]
-        _time_out(tx, out, token_id, run_id, owner, tasks, now, origin, by, audited, known)
+        time_out(tx, out, token_id, run_id, owner, tasks, now, origin, by, audited, known)
         out.expired_at = float(row["expires_at"])
         return out
     token = tx.one(sql.token_row, {"rid": token_id})
@@ -69,7 +79,9 @@ def complete(
     run_id = token["run_id"]
     data = {"output": small(output)}
     announce(tx, out, "TokenCompleted", run_id or "", now, origin, token_id, data)
-    if audited and _task_of(tx, run_id, known) in audited:
+    if entry is not None:
+        audit.append(tx, "Decision", run_id, token_id, entry, by, now)
+    elif audited and _task_of(tx, run_id, known) in audited:
         audit.append(tx, "TokenCompleted", run_id, token_id, output, by, now)
     state = TokenState(TokenStatus.COMPLETED, output)
     wake(tx, out, token_id, run_id, owner, tasks, now, state, known)
@@ -77,7 +89,7 @@ def complete(
     return out
 
 
-def _check_output(
+def check_output(
     tx: Tx, token_id: str, output: str | None, checks: OutputChecks, now: float
 ) -> None:
     """Run the output checks of the tasks of the runs that created or wait on *token_id*;
@@ -108,7 +120,7 @@ def _check_output(
             raise OutputRefused(token_id, str(exc) or type(exc).__name__) from exc
 
 
-def _time_out(
+def time_out(
     tx: Tx,
     out: Committed,
     token_id: str,
@@ -143,7 +155,7 @@ def time_out_due(
     out = TimedOut()
     for row in tx.all(sql.due_tokens, {"now": now, "limit": limit}):
         token_id, run_id = str(row["id"]), row["run_id"]
-        _time_out(tx, out, token_id, run_id, owner, tasks, now, owner, actor, audited)
+        time_out(tx, out, token_id, run_id, owner, tasks, now, owner, actor, audited)
     out.next_deadline = earliest_deadline(tx)
     return out
 
@@ -169,7 +181,11 @@ def get_token(tx: Tx, token_id: str) -> Token:
     row = tx.one(sql.token_row, {"rid": token_id})
     if row is None:
         raise TokenNotFound(token_id)
-    return token_record(row, values.get(tx, row["output"]))
+    token = token_record(row, values.get(tx, row["output"]))
+    requirement = requirements.get(tx, token_id)
+    if requirement is None:
+        return token
+    return replace(token, requirement=requirement, verdicts=requirements.verdicts(tx, token_id))
 
 
 def list_tokens(

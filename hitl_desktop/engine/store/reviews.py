@@ -1,0 +1,163 @@
+"""Deciding a review's token: the requirement fixed at its creation is checked in the same
+transaction that records the verdict and, once enough reviewers approved (or one rejected),
+completes the token. This is the SQLite path; on PostgreSQL the store's own function
+hitl_decide (postgres.py) does the same as its owner, so that a reviewer's role needs no
+right to write the engine's tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import serde
+from ..errors import DecisionRefused, TokenAlreadyFinished, TokenNotFound
+from ..models import Requirement, TokenStatus
+from . import audit, requirements, tokens
+from . import statements as sql
+from .event_log import announce
+from .records import Completion, Resume
+from .tokens import OutputChecks
+from .tx import Tx
+
+ANYONE = Requirement()
+"""A token without a requirement: one approval by anyone decides it."""
+
+
+@dataclass(slots=True)
+class Decision(Completion):
+    approvals: int = 0
+    """Approvals recorded so far, this one included."""
+    needed: int = 1
+    final: bool = False
+    """This decision completed the token."""
+
+
+def verdict_of(token_id: str, output: str | None) -> tuple[bool, Any]:
+    """(approve, the decision) from a decision's JSON text; DecisionRefused otherwise."""
+    data = serde.load(output)
+    verdict = data.get("decision") if isinstance(data, dict) else None
+    if verdict not in ("approve", "reject"):
+        raise DecisionRefused(
+            token_id, 'a decision is a JSON object whose "decision" is "approve" or "reject"'
+        )
+    return verdict == "approve", data
+
+
+def refusal(
+    req: Requirement,
+    who: str,
+    approve: bool,
+    decision: Any,
+    seen: str | None,
+    overdue: bool,
+    earlier: tuple[bool, float] | None,
+    approved: int,
+) -> str | None:
+    """Why *who* may not make this decision under *req*, or None (SQLite's check; the
+    PostgreSQL function words the same refusals)."""
+    rule = "no rule" if req.rule is None else f"rule '{req.rule}'"
+    allowed = req.approvers + (req.escalate_to if overdue else ())
+    if req.approvers and who not in allowed:
+        also = ""
+        if req.escalate_to and not overdue:
+            also = f" ({', '.join(req.escalate_to)} once it is overdue)"
+        return (
+            f"{who} may not decide under {rule}: it needs one of {', '.join(req.approvers)}{also}"
+        )
+    if approve and not req.self_approval and who == req.requester:
+        return f"{who} requested this change and {rule} does not allow self-approval"
+    if earlier is not None:
+        did = "approved" if earlier[0] else "rejected"
+        at = datetime.fromtimestamp(earlier[1], UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return (
+            f"{who} already {did} it at {at} ({approved} of {req.approvals} approvals so far): "
+            "each reviewer decides once"
+        )
+    if approve and req.approvals > 1 and decision.get("edits"):
+        return (
+            f"{rule} needs {req.approvals} approvals of the same change: edits are not "
+            "allowed (reject it with a comment instead)"
+        )
+    if req.seen is not None and seen != req.seen:
+        shown = "no diff" if seen is None else f"diff {seen[:12]}"
+        return (
+            f"it was decided on {shown}, but the change waiting is diff {req.seen[:12]}: "
+            "reload the review"
+        )
+    return None
+
+
+def decide(
+    tx: Tx,
+    token_id: str,
+    output: str | None,
+    seen: str | None,
+    owner: str | None,
+    tasks: frozenset[str],
+    now: float,
+    origin: str,
+    by: str,
+    known: Resume | None = None,
+    checks: OutputChecks | None = None,
+    audited: frozenset[str] = frozenset(),
+) -> Decision:
+    """Record *by*'s decision on *token_id* (see the module's docstring)."""
+    out = Decision()
+    row = tx.one(sql.token_deadline, {"rid": token_id})
+    if row is None:
+        raise TokenNotFound(token_id)
+    if row["status"] != TokenStatus.WAITING:
+        raise TokenAlreadyFinished(
+            token_id, str(row["status"]), row["completed_by"], row["completed_at"]
+        )
+    run_id = row["run_id"]
+    if row["expires_at"] <= now:
+        tokens.time_out(tx, out, token_id, run_id, owner, tasks, now, origin, by, audited, known)
+        out.expired_at = float(row["expires_at"])
+        return out
+    approve, decision = verdict_of(token_id, output)
+    req = requirements.get(tx, token_id) or ANYONE
+    overdue = req.remind_after is not None and now >= _created(tx, token_id) + req.remind_after
+    mine = tx.one(requirements.verdict_of, {"rid": token_id, "who": by})
+    earlier = None if mine is None else (bool(mine["approve"]), float(mine["at"]))
+    approved = _approvals(tx, token_id)
+    reason = refusal(req, by, approve, decision, seen, overdue, earlier, approved)
+    if reason is not None:
+        raise DecisionRefused(token_id, reason)
+    if checks:
+        tokens.check_output(tx, token_id, output, checks, now)
+    verdict = {"token_id": token_id, "reviewer": by, "approve": int(approve), "at": now}
+    tx.execute(requirements.insert_verdict, {**verdict, "seen": seen, "output": output})
+    out.approvals, out.needed = approved + int(approve), req.approvals
+    out.final = not approve or out.approvals >= req.approvals
+    entry = serde.encode(
+        {
+            "verdict": "approve" if approve else "reject",
+            "decision": decision,
+            "rule": req.rule,
+            "seen": seen,
+            "approvals": out.approvals,
+            "needed": out.needed,
+            "final": out.final,
+        }
+    )
+    if out.final:
+        tokens.complete(
+            tx, token_id, output, owner, tasks, now, origin, by, known, None, audited, out, entry
+        )
+    else:
+        audit.append(tx, "Decision", run_id, token_id, entry, by, now)
+        announce(tx, out, "TokenReviewed", run_id or "", now, origin, token_id)
+    return out
+
+
+def _approvals(tx: Tx, token_id: str) -> int:
+    row = tx.one(requirements.approvals, {"rid": token_id})
+    return 0 if row is None else int(row["n"])
+
+
+def _created(tx: Tx, token_id: str) -> float:
+    row = tx.one(sql.token_row, {"rid": token_id})
+    assert row is not None
+    return float(row["created_at"])
