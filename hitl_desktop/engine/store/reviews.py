@@ -116,6 +116,8 @@ def decide(
         tokens.time_out(tx, out, token_id, run_id, owner, tasks, now, origin, by, audited, known)
         out.expired_at = float(row["expires_at"])
         return out
+    if checks:
+        tokens.check_output(tx, token_id, output, checks, now)
     approve, decision = verdict_of(token_id, output)
     req = requirements.get(tx, token_id) or ANYONE
     overdue = req.remind_after is not None and now >= _created(tx, token_id) + req.remind_after
@@ -125,8 +127,6 @@ def decide(
     reason = refusal(req, by, approve, decision, seen, overdue, earlier, approved)
     if reason is not None:
         raise DecisionRefused(token_id, reason)
-    if checks:
-        tokens.check_output(tx, token_id, output, checks, now)
     verdict = {"token_id": token_id, "reviewer": by, "approve": int(approve), "at": now}
     tx.execute(requirements.insert_verdict, {**verdict, "seen": seen, "output": output})
     out.approvals, out.needed = approved + int(approve), req.approvals
