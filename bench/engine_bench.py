@@ -8,6 +8,18 @@ What it measures, on a file-backed SQLite store (WAL, synchronous=FULL, the engi
 * cycles/s, 32 runs in flight: 32 drivers doing the same cycle, a new run as soon as one ends.
 * resume latency p50/p99: from `complete_token` returning to `RunCompleted` seen by the driver,
   over every sequential cycle.
+* the review cycle, beside the plain one: the same cycle in a task declared `audit=True` whose
+  token carries a `Requirement` (a rule, one approval, the hash of what was seen), decided with
+  `engine.decide(..., seen=HASH)`: the requirement is checked, the verdict recorded and the
+  decision made an audit-trail entry in the decision's transaction, and the run's end is one
+  too. Its sequential chunks are interleaved with the plain ones in every repetition. Review
+  cycles/s and review resume p50/p99, from `decide` returning to `RunCompleted` as for the
+  plain one. That one is not comparable: `decide` reads the token back before it returns, a
+  read queued behind the resumed run's own transactions, so it returns once the run has ended.
+  What compares the two is the decision: from the call (`complete_token` / `decide`) to
+  `RunCompleted`, p50/p99 of each (`decision_p50_ms`, `review_decision_p50_ms`, ...), and
+  `review_ratio` = review ÷ plain at p50 in this run (target ≤ 1.20); `review_ratio_paired` is
+  the median of that ratio per repetition, `review_resume_ratio` the ratio of the resume p50s.
 * added RSS per waiting run: VmRSS (after gc) before and after 10,000 runs were triggered and
   all paused, divided by 10,000; with the asyncio tasks and threads alive at that point.
 * the physical limit: the raw `sqlite3` rate, on the same disk and the same settings, of four
@@ -51,6 +63,7 @@ from machine import filesystem_of, load_average, percentile, pick_dir  # noqa: E
 from hitl_desktop.engine import (  # noqa: E402
     Engine,
     EventStream,
+    Requirement,
     RunCompleted,
     RunFailed,
     RunPaused,
@@ -59,6 +72,9 @@ from hitl_desktop.engine import (  # noqa: E402
 )
 
 TASK = "engine-bench"
+REVIEW_TASK = "engine-bench-review"
+SEEN = "5e" * 32
+"""The hash of what the reviewer was shown (any 64 hex digits: the store compares it)."""
 CONCURRENCY = 32
 WAITING_RUNS = 10_000
 SYNCHRONOUS = "FULL"
@@ -67,7 +83,12 @@ CHUNK = 100
 MIN_REPS = 3
 BUDGET_S = 120.0
 """Repetitions past MIN_REPS are skipped when the machine is so slow the run would exceed this."""
-TARGETS = {"resume_p50_ms": 5.0, "ratio": 0.5, "rss_bytes_per_waiting_run": 2048}
+TARGETS = {
+    "resume_p50_ms": 5.0,
+    "ratio": 0.5,
+    "rss_bytes_per_waiting_run": 2048,
+    "review_ratio": 1.20,
+}
 
 
 def _add(x: int, y: int) -> int:
@@ -75,11 +96,20 @@ def _add(x: int, y: int) -> int:
 
 
 @task(TASK)
-async def bench_task(ctx: Any, payload: int) -> int:
+async def bench_task(ctx: Any, payload: int) -> Any:
     a = await ctx.step("a", _add, payload, 1)
     token = await wait.create_token(timeout="1h")
     result = await wait.for_token(token)
     return await ctx.step("b", _add, a, result.output)
+
+
+@task(REVIEW_TASK, audit=True)
+async def bench_review_task(ctx: Any, payload: int) -> Any:
+    a = await ctx.step("a", _add, payload, 1)
+    requirement = Requirement(rule="bench", approvals=1, seen=SEEN)
+    token = await wait.create_token(timeout="1h", requirement=requirement)
+    result = await wait.for_token(token)
+    return await ctx.step("b", _add, a, result.output["value"])
 
 
 # ---------------------------------------------------------------- helpers
@@ -127,27 +157,38 @@ class Sequential:
     cycles: int
     seconds: float
     resume_ms: list[float] = field(default_factory=list)
+    decision_ms: list[float] = field(default_factory=list)
+    """From the call that decides to RunCompleted: resume_ms plus the decision's commit."""
 
     @property
     def rate(self) -> float:
         return self.cycles / self.seconds
 
 
-async def sequential(engine: Engine, cycles: int) -> Sequential:
-    """One run in flight: each cycle starts when the previous one's RunCompleted arrives."""
+async def sequential(engine: Engine, cycles: int, review: bool = False) -> Sequential:
+    """One run in flight: each cycle starts when the previous one's RunCompleted arrives.
+    With *review*, the run is the review task's and its token is decided with engine.decide."""
     clock = time.perf_counter
+    name = REVIEW_TASK if review else TASK
     latencies: list[float] = []
+    calls: list[float] = []
     async with engine.events() as stream:
         start = clock()
         for i in range(cycles):
-            run = await engine.trigger(TASK, i)
+            run = await engine.trigger(name, i)
             paused = await next_event(stream, RunPaused, run.id)
-            await engine.complete_token(paused.token_id, i)
+            called = clock()
+            if review:
+                await engine.decide(paused.token_id, {"decision": "approve", "value": i}, seen=SEEN)
+            else:
+                await engine.complete_token(paused.token_id, i)
             decided = clock()
             await next_event(stream, RunCompleted, run.id)
-            latencies.append((clock() - decided) * 1000.0)
+            done = clock()
+            latencies.append((done - decided) * 1000.0)
+            calls.append((done - called) * 1000.0)
         seconds = clock() - start
-    return Sequential(cycles, seconds, latencies)
+    return Sequential(cycles, seconds, latencies, calls)
 
 
 class Dispatcher:
@@ -340,8 +381,8 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     print(f"store directory : {workdir}  ({fstype} on {mount})")
     print(
         f"settings        : WAL, synchronous={SYNCHRONOUS}; {reps} interleaved repetitions of "
-        f"{chunk} raw cycles, {chunk} cycles with 1 run in flight and {conc_chunk} with "
-        f"{CONCURRENCY} in flight; rates are medians over the repetitions"
+        f"{chunk} raw cycles, {chunk} cycles with 1 run in flight, {chunk} review cycles and "
+        f"{conc_chunk} with {CONCURRENCY} in flight; rates are medians over the repetitions"
     )
     print(
         f"machine         : python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, "
@@ -354,12 +395,14 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     try:
         # Warm-up: imports, statement compilation, the page cache, the WAL files.
         await sequential(engine, 30 if quick else 100)
+        await sequential(engine, 30 if quick else 100, review=True)
         await concurrent(engine, CONCURRENCY * 2)
         raw_limit(workdir / "limit.db", 50)
 
         # Short chunks, interleaved: a burst of load from other processes spoils a few
         # chunks of each kind, and the medians leave them out.
         seq_runs: list[Sequential] = []
+        review_runs: list[Sequential] = []
         conc_rates: list[float] = []
         limits: list[float] = []
         paired: list[float] = []
@@ -368,7 +411,13 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 print(f"  (the machine is slow: stopping after {rep} repetitions)")
                 break
             limits.append(raw_limit(workdir / "limit.db", chunk))
-            seq_runs.append(await sequential(engine, chunk))
+            # Alternate which cycle goes first, so neither always follows the raw limit's fsyncs.
+            if rep % 2:
+                review_runs.append(await sequential(engine, chunk, review=True))
+                seq_runs.append(await sequential(engine, chunk))
+            else:
+                seq_runs.append(await sequential(engine, chunk))
+                review_runs.append(await sequential(engine, chunk, review=True))
             conc_rates.append(await concurrent(engine, conc_chunk))
             paired.append(seq_runs[-1].rate / limits[-1])
         print()
@@ -376,12 +425,21 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for name, xs in (
             ("raw sqlite3 limit", limits),
             ("engine, 1 in flight", [r.rate for r in seq_runs]),
+            ("review, 1 in flight", [r.rate for r in review_runs]),
             (f"engine, {CONCURRENCY} in flight", conc_rates),
         ):
             print(f"{name:<28}{min(xs):>8,.0f}{statistics.median(xs):>8,.0f}{max(xs):>8,.0f}")
         print(
             f"{'ratio, paired':<28}{min(paired):>8.2f}{statistics.median(paired):>8.2f}"
             f"{max(paired):>8.2f}"
+        )
+        review_paired = [
+            percentile(r.decision_ms, 50) / percentile(s.decision_ms, 50)
+            for s, r in zip(seq_runs, review_runs, strict=True)
+        ]
+        print(
+            f"{'review ÷ plain decision p50':<28}{min(review_paired):>8.2f}"
+            f"{statistics.median(review_paired):>8.2f}{max(review_paired):>8.2f}"
         )
 
         waiting = await waiting_runs(engine, WAITING_RUNS)
@@ -393,6 +451,10 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         await engine.stop()
 
     latencies = [ms for s in seq_runs for ms in s.resume_ms]
+    review_latencies = [ms for s in review_runs for ms in s.resume_ms]
+    decisions = [ms for s in seq_runs for ms in s.decision_ms]
+    review_decisions = [ms for s in review_runs for ms in s.decision_ms]
+    review_rate = statistics.median(s.rate for s in review_runs)
     rate = statistics.median(s.rate for s in seq_runs)
     rate32 = statistics.median(conc_rates)
     limit = statistics.median(limits)
@@ -409,6 +471,18 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "ratio_median": round(rate / limit, 3),
         "cycles_per_s_best": round(best_rate, 1),
         "limit_cycles_per_s_best": round(best_limit, 1),
+        "review_cycles_per_s": round(review_rate, 1),
+        "review_resume_p50_ms": round(percentile(review_latencies, 50), 3),
+        "review_resume_p99_ms": round(percentile(review_latencies, 99), 3),
+        "review_ratio": round(percentile(review_decisions, 50) / percentile(decisions, 50), 3),
+        "review_ratio_paired": round(statistics.median(review_paired), 3),
+        "review_resume_ratio": round(
+            percentile(review_latencies, 50) / percentile(latencies, 50), 3
+        ),
+        "decision_p50_ms": round(percentile(decisions, 50), 3),
+        "decision_p99_ms": round(percentile(decisions, 99), 3),
+        "review_decision_p50_ms": round(percentile(review_decisions, 50), 3),
+        "review_decision_p99_ms": round(percentile(review_decisions, 99), 3),
     }
 
     rows = [
@@ -436,6 +510,37 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             f"target ≤ 5: {verdict('resume_p50_ms', result['resume_p50_ms'])}",
         ),
         ("resume p99, ms", f"{result['resume_p99_ms']:.2f}", f"{len(latencies)} samples"),
+        (
+            "review cycles/s, 1 in flight",
+            fmt_rate(review_rate),
+            f"{1000 / review_rate:.2f} ms per cycle; {review_rate / rate:.2f}× the plain rate",
+        ),
+        (
+            "review resume p50, ms",
+            f"{result['review_resume_p50_ms']:.2f}",
+            f"÷ plain {result['review_resume_ratio']:.3f}: decide returns after the run ended",
+        ),
+        (
+            "review resume p99, ms",
+            f"{result['review_resume_p99_ms']:.2f}",
+            f"{len(review_latencies)} samples",
+        ),
+        (
+            "decision p50 / p99, ms",
+            f"{result['decision_p50_ms']:.2f}",
+            f"/ {result['decision_p99_ms']:.2f}: complete_token called → RunCompleted",
+        ),
+        (
+            "review decision p50 / p99, ms",
+            f"{result['review_decision_p50_ms']:.2f}",
+            f"/ {result['review_decision_p99_ms']:.2f}: decide called → RunCompleted",
+        ),
+        (
+            "review ÷ plain decision p50",
+            f"{result['review_ratio']:.3f}",
+            f"target ≤ 1.20: {verdict('review_ratio', result['review_ratio'])}; paired median "
+            f"{result['review_ratio_paired']:.3f}",
+        ),
         (
             "RSS per waiting run, bytes",
             f"{waiting.per_run:,.0f}",

@@ -1,5 +1,6 @@
 """Team mode on PostgreSQL: how soon another process hears of a commit, and that it hears of
-every one. `bench/team_latency.py [--runs N]`.
+every one; and what a review's decision costs beside a plain completion.
+`bench/team_latency.py [--runs N] [--decisions N]`.
 
 Starts a private PostgreSQL server with fsync and synchronous commits on (tests/pg.py), a
 listening engine in this process (review only: it executes nothing) and a writer in another
@@ -7,6 +8,13 @@ process that triggers runs one at a time, printing each one's id once its commit
 Prints, from that moment to the event in this process (one wall clock, one machine), the
 median and 90th percentile with LISTEN/NOTIFY and with polling only (every 50 ms), and how
 many of the events arrived.
+
+Then the decision path, in one engine that decides and executes (this process): a plain run's
+token completed with `complete_token`, against a review's (a task declared `audit=True`, a
+requirement with a rule, one approval and the hash seen) decided with `decide`, which goes
+through the store's function hitl_decide and writes the decision's audit entry. Each is timed
+from the call to the run's RunCompleted in this process, in short interleaved chunks; printed:
+p50 and p99 of each, and review ÷ plain at p50.
 """
 
 from __future__ import annotations
@@ -20,12 +28,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hitl_desktop.engine import Engine, RunTriggered  # noqa: E402
+from hitl_desktop.engine import (  # noqa: E402
+    Engine,
+    EventStream,
+    Requirement,
+    RunCompleted,
+    RunFailed,
+    RunPaused,
+    RunTriggered,
+    task,
+    wait,
+)
 from tests import pg  # noqa: E402
+
+PLAIN = "team-bench"
+REVIEW = "team-bench-review"
+SEEN = "5e" * 32
+CHUNK = 20
+"""Decisions of each kind per interleaved chunk."""
 
 WRITER = """
 import asyncio, json, sys, time
@@ -79,9 +104,91 @@ def _quantile(xs: list[float], q: float) -> float:
     return sorted(xs)[min(len(xs) - 1, int(q * len(xs)))]
 
 
+def _add(x: int, y: int) -> int:
+    return x + y
+
+
+@task(PLAIN)
+async def plain_task(ctx: Any, payload: int) -> Any:
+    a = await ctx.step("a", _add, payload, 1)
+    token = await wait.create_token(timeout="1h")
+    result = await wait.for_token(token)
+    return await ctx.step("b", _add, a, result.output)
+
+
+@task(REVIEW, audit=True)
+async def review_task(ctx: Any, payload: int) -> Any:
+    a = await ctx.step("a", _add, payload, 1)
+    requirement = Requirement(rule="bench", approvals=1, seen=SEEN)
+    token = await wait.create_token(timeout="1h", requirement=requirement)
+    result = await wait.for_token(token)
+    return await ctx.step("b", _add, a, result.output["value"])
+
+
+async def _next(stream: EventStream, kind: type, run_id: str) -> Any:
+    async with asyncio.timeout(30):
+        async for event in stream:
+            if event.run_id != run_id:
+                continue
+            if isinstance(event, kind):
+                return event
+            if isinstance(event, RunFailed):
+                raise RuntimeError(f"run {run_id} failed: {event.error}")
+    raise RuntimeError("the event stream closed")
+
+
+async def _decisions(engine: Engine, stream: EventStream, n: int, review: bool) -> list[float]:
+    """Milliseconds from the deciding call to RunCompleted, for *n* runs one after another."""
+    ms: list[float] = []
+    for i in range(n):
+        run = await engine.trigger(REVIEW if review else PLAIN, i)
+        paused = await _next(stream, RunPaused, run.id)
+        called = time.perf_counter()
+        if review:
+            await engine.decide(paused.token_id, {"decision": "approve", "value": i}, seen=SEEN)
+        else:
+            await engine.complete_token(paused.token_id, i)
+        await _next(stream, RunCompleted, run.id)
+        ms.append((time.perf_counter() - called) * 1000)
+    return ms
+
+
+async def decision_path(url: str, n: int) -> tuple[list[float], list[float], list[float]]:
+    """(plain ms, review ms, review ÷ plain p50 per chunk), *n* of each, interleaved."""
+    engine = Engine(url, tasks=[plain_task, review_task])
+    await engine.start()
+    plain: list[float] = []
+    review: list[float] = []
+    paired: list[float] = []
+    try:
+        async with engine.events() as stream:
+            await _decisions(engine, stream, 10, False)  # warm-up: statements, the pool
+            await _decisions(engine, stream, 10, True)
+            for chunk in range(max(1, n // CHUNK)):
+                # Alternate which goes first, so neither always follows the other.
+                if chunk % 2:
+                    r = await _decisions(engine, stream, CHUNK, True)
+                    p = await _decisions(engine, stream, CHUNK, False)
+                else:
+                    p = await _decisions(engine, stream, CHUNK, False)
+                    r = await _decisions(engine, stream, CHUNK, True)
+                plain += p
+                review += r
+                paired.append(statistics.median(r) / statistics.median(p))
+    finally:
+        await engine.stop()
+    return plain, review, paired
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=300, help="commits per mode (default 300)")
+    parser.add_argument(
+        "--decisions",
+        type=int,
+        default=200,
+        help=f"decisions of each kind, in interleaved chunks of {CHUNK} (default 200)",
+    )
     args = parser.parse_args()
     server = pg.start(durable=True)
     if server is None:
@@ -101,6 +208,21 @@ async def main() -> int:
                 f"{mode:16s} commit → event in another process: median {median:.1f} ms, "
                 f"p90 {p90:.1f} ms; heard {heard} of {args.runs}"
             )
+        name, url = pg.create_database("hitl_decisions")
+        try:
+            plain, review, paired = await decision_path(url, args.decisions)
+        finally:
+            pg.drop_database(name)
+        for label, ms in (("complete_token", plain), ("decide (review)", review)):
+            print(
+                f"{label:16s} call → run completed in the deciding process: median "
+                f"{statistics.median(ms):.1f} ms, p99 {_quantile(ms, 0.99):.1f} ms; {len(ms)} runs"
+            )
+        ratio = statistics.median(review) / statistics.median(plain)
+        print(
+            f"review ÷ plain at p50: {ratio:.2f} (per chunk of {CHUNK}: min {min(paired):.2f}, "
+            f"median {statistics.median(paired):.2f}, max {max(paired):.2f})"
+        )
     finally:
         server.stop()
     return 0
