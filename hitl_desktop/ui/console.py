@@ -33,6 +33,9 @@ from ..agent import (
 from ..application import Decided, change_request
 from ..config import Settings
 from ..engine import (
+    AuditEntry,
+    AuditReport,
+    DecisionRefused,
     Engine,
     Event,
     OutputRefused,
@@ -60,6 +63,23 @@ BATCH_READ = 20
 """More runs than this to re-read at once: read the newest runs in one query."""
 ANNOUNCE_EACH = 3
 """More runs than this starting to wait at once get one notification for all of them."""
+AUDIT_PAGE = 1000
+AUDIT_PAGES = 100
+"""Pages of a run's audit entries read at most (a run has a handful of entries)."""
+
+
+class NotWaiting(Exception):
+    """A run that was to be decided no longer waits for a decision: nothing was changed."""
+
+    def __init__(self, view: RunView, now: float) -> None:
+        decided = view.decided
+        if decided is not None:
+            when = format_when(decided.at.timestamp(), now)
+            reason = f"already decided: {decided.sentence(when)}"
+        else:
+            reason = f"it is not waiting for a decision (it is {view.row.state})"
+        super().__init__(reason)
+        self.run_id = view.run.id
 
 
 class Console(QObject):
@@ -388,14 +408,20 @@ class Console(QObject):
             return
         self._loading_view = self._spawn(self._load_view(run_id))
 
+    async def run_view(self, run_id: str) -> RunView:
+        """Everything the review pane shows for *run_id*, read now (`RunNotFound` when it is
+        gone); the selection is left as it is."""
+        run = await self.engine.get_run(run_id)
+        steps = await self.engine.get_steps(run_id)
+        token = await self._token(run.waiting_token_id)
+        if token is None:
+            tokens = await self.engine.list_tokens(run_id=run_id, limit=1)
+            token = tokens[0] if tokens else None
+        return RunView.build(run, steps, token)
+
     async def _load_view(self, run_id: str) -> None:
         try:
-            run = await self.engine.get_run(run_id)
-            steps = await self.engine.get_steps(run_id)
-            token = await self._token(run.waiting_token_id)
-            if token is None:
-                tokens = await self.engine.list_tokens(run_id=run_id, limit=1)
-                token = tokens[0] if tokens else None
+            view = await self.run_view(run_id)
         except RunNotFound:
             if self.selected == run_id:
                 self.current = None
@@ -403,7 +429,6 @@ class Console(QObject):
             return
         if self.selected != run_id:
             return
-        view = RunView.build(run, steps, token)
         self.current = view
         self.run_view_changed.emit(view)
 
@@ -422,13 +447,12 @@ class Console(QObject):
     async def decide(self, view: RunView, decision: Decision) -> bool:
         """Complete the run's token with *decision*; False (and a message) when it no longer
         waits, in which case nothing changed."""
-        token = view.token
-        if token is None or not view.decidable:
+        if not view.decidable:
             self.message.emit("This run is not waiting for a decision; nothing was changed.")
             return False
         try:
-            await decide(self.engine, self.targets, token.id, decision)
-        except (EditRefused, OutputRefused) as exc:
+            await self.submit(view, decision)
+        except (EditRefused, OutputRefused, DecisionRefused) as exc:
             self.message.emit(f"Nothing changed, the run still waits: {exc}")
             return False
         except TokenExpired:
@@ -449,6 +473,32 @@ class Console(QObject):
         what = view.review.summary if view.review is not None else view.row.request
         self.message.emit(f"{verb}: {what}")
         return True
+
+    async def submit(self, view: RunView, decision: Decision) -> None:
+        """Decide *view*'s run, raising what stopped it, in which case nothing changed for the
+        run: `NotWaiting`, the engine's errors (`TokenAlreadyFinished` says who was first,
+        `DecisionRefused` which rule refused), the agent's (`EditRefused`), or a store failure.
+        `decide` is this with each error said in the status bar; bulk decisions collect them."""
+        token = view.token
+        if token is None or not view.decidable:
+            raise NotWaiting(view, self._clock())
+        await decide(self.engine, self.targets, token.id, decision)
+
+    async def audit_entries(self, run_id: str) -> list[AuditEntry]:
+        """The run's audit entries, oldest first."""
+        found: list[AuditEntry] = []
+        after = 0
+        for _ in range(AUDIT_PAGES):
+            page = await self.engine.audit_entries(after, limit=AUDIT_PAGE, run_id=run_id)
+            found += page
+            if len(page) < AUDIT_PAGE:
+                break
+            after = page[-1].id
+        return found
+
+    async def verify_audit(self) -> AuditReport:
+        """Walk the store's whole audit trail (every run's entries and the policy's)."""
+        return await self.engine.verify_audit()
 
     async def check_edits(self, view: RunView, edits: tuple[Edit, ...]) -> list[Problem]:
         """What is wrong with approving *view*'s run with *edits* (empty: nothing), checked

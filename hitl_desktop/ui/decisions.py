@@ -4,6 +4,9 @@ Each flow is an async slot: dialogs are awaited (`dialogs.ask`), never `exec()`-
 buttons are disabled while a decision is on its way and restored in `finally`. The flows see the
 window only through `Desk`: where to put messages, how to move on to the next waiting run, and
 whether a request is on its way; the review pane and the console are given to them.
+
+With several runs selected, Approve and Reject act on the waiting ones among them (`bulk`);
+Edit & approve is for one run only.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from ..agent import Decision, RequestInvalid
+from .bulk import BulkDecisions
 from .console import Console
 from .dialogs import (
     EditDialog,
@@ -40,6 +44,16 @@ class Desk(Protocol):
     def set_requesting(self, busy: bool) -> None:
         """A new request is on its way (True) or done (False)."""
 
+    def selected_runs(self) -> list[str]:
+        """The runs selected in the table, in its order."""
+        ...
+
+    def set_deciding_many(self, busy: bool) -> None:
+        """Decisions on several runs are on their way (True) or done (False)."""
+
+    def after_bulk(self, run_ids: Sequence[str]) -> None:
+        """Decisions on *run_ids* were sent: focus the table on the next waiting run."""
+
 
 class Decisions(QObject):
     """The window's decision flows; one decision at a time. Dialogs open over *parent*."""
@@ -58,7 +72,13 @@ class Decisions(QObject):
         self.desk = desk
         self.parent_widget = parent
         self.examples = tuple(examples)
+        self.bulk = BulkDecisions(console, desk, parent)
         self._deciding = False
+
+    @property
+    def busy(self) -> bool:
+        """A decision (or several) is on its way."""
+        return self._deciding
 
     def _decidable(self) -> RunView | None:
         view = self.review.view
@@ -74,11 +94,33 @@ class Decisions(QObject):
 
     @async_slot
     async def approve(self) -> None:
-        await self._decide(edit=False)
+        if not await self._decide_many(approve=True):
+            await self._decide(edit=False)
 
     @async_slot
     async def edit_and_approve(self) -> None:
+        if len(self.desk.selected_runs()) > 1:
+            self.desk.show_message("Edit & approve is for one run at a time: select only one.")
+            return
         await self._decide(edit=True)
+
+    async def _decide_many(self, *, approve: bool) -> bool:
+        """With several runs selected, decide the waiting ones (True); else False."""
+        run_ids = self.desk.selected_runs()
+        if len(run_ids) < 2:
+            return False
+        if self._deciding:
+            return True
+        self._deciding = True
+        self.review.set_busy(True)
+        self.desk.set_deciding_many(True)
+        try:
+            await self.bulk.decide(run_ids, approve=approve)
+        finally:
+            self._deciding = False
+            self.review.set_busy(False)
+            self.desk.set_deciding_many(False)
+        return True
 
     async def _decide(self, *, edit: bool) -> None:
         view = self._decidable()
@@ -127,6 +169,8 @@ class Decisions(QObject):
 
     @async_slot
     async def reject(self) -> None:
+        if await self._decide_many(approve=False):
+            return
         view = self._decidable()
         if view is None or self._deciding:
             return

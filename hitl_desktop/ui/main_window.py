@@ -1,4 +1,8 @@
-"""The main window: views and filter, the live runs table, the review pane, the status bar."""
+"""The main window: views and filter, the live runs table, the review pane, the status bar.
+
+The table takes several rows (Shift/Ctrl+click, Shift+arrows, Ctrl+A): the review pane shows the
+current one, and Approve / Reject act on the waiting runs of the selection (`bulk`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from PySide6.QtCore import (
     QEvent,
     QItemSelectionModel,
     QModelIndex,
+    QObject,
     QSettings,
     Qt,
     QTimer,
@@ -23,6 +28,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
+    QMenu,
     QPushButton,
     QSplitter,
     QTabBar,
@@ -32,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..units.urls import display_url
+from .audit_view import AuditView
 from .console import Console
 from .decisions import Decisions
 from .plain_text import tooltip
@@ -121,7 +128,7 @@ class MainWindow(QMainWindow):
         self.table.setObjectName("runsTable")
         self.table.setModel(self.proxy)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
@@ -142,6 +149,7 @@ class MainWindow(QMainWindow):
         self.table.setSortingEnabled(True)
         self.proxy.sort(-1)
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        self.table.selectionModel().selectionChanged.connect(self._sync_buttons)
         self.proxy.rowsInserted.connect(self._on_rows_inserted)
         self.proxy.modelReset.connect(self._on_reset)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
@@ -153,6 +161,19 @@ class MainWindow(QMainWindow):
         self.review.approve_requested.connect(self.decisions.approve)
         self.review.reject_requested.connect(self.decisions.reject)
         self.review.edit_requested.connect(self.decisions.edit_and_approve)
+        self.audit_view: AuditView | None = None
+        self._deciding_many = False
+        self._syncing = False
+        self._many = False
+        self._tips: dict[QPushButton, str] = {}
+        self._texts = {b: b.text() for b in (self.review.approve_button, self.review.reject_button)}
+        # The pane sets its buttons for its one run (each second too): with several runs
+        # selected the window corrects them whenever the pane changes them.
+        for button in (self.review.approve_button, self.review.reject_button):
+            self._tips[button] = button.toolTip()
+            button.installEventFilter(self)
+        self._tips[self.review.edit_button] = self.review.edit_button.toolTip()
+        self.review.edit_button.installEventFilter(self)
 
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(self.table)
@@ -216,11 +237,28 @@ class MainWindow(QMainWindow):
 
         decide = self.decisions
         self.approve_action = action("Approve", ["A", "Ctrl+Return", "Ctrl+Enter"], decide.approve)
-        self.reject_action = action("Reject", ["R"], decide.reject)
-        self.edit_action = action("Edit & approve", ["E"], decide.edit_and_approve)
+        self.reject_action = action("Reject…", ["R"], decide.reject)
+        self.edit_action = action("Edit && approve…", ["E"], decide.edit_and_approve)
+        self.audit_action = action("Audit trail…", ["Ctrl+U"], self.show_audit)
+        self.audit_action.setToolTip(
+            "The selected run's audit entries, and whether the trail verifies"
+        )
         self.new_action = action(
             "New request", [QKeySequence(QKeySequence.StandardKey.New)], decide.new_request
         )
+        run_menu = QMenu("&Run", self)
+        run_menu.setObjectName("runMenu")
+        for act in (self.approve_action, self.reject_action, self.edit_action):
+            run_menu.addAction(act)
+        run_menu.addSeparator()
+        run_menu.addAction(self.audit_action)
+        run_menu.addSeparator()
+        run_menu.addAction(self.new_action)
+        self.menuBar().addMenu(run_menu)
+        self.run_menu = run_menu
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        self.table.addActions([self.approve_action, self.reject_action, self.edit_action])
+        self.table.addAction(self.audit_action)
         action("Filter", [QKeySequence(QKeySequence.StandardKey.Find)], self._focus_filter)
         action("Quit", [QKeySequence(QKeySequence.StandardKey.Quit)], self.quit_requested.emit)
         for i, view in enumerate(VIEWS):
@@ -257,6 +295,28 @@ class MainWindow(QMainWindow):
     def selected_run(self) -> str | None:
         index = self.table.currentIndex()
         return self.proxy.run_id(index.row()) if index.isValid() else None
+
+    def selected_runs(self) -> list[str]:
+        """The selected runs, in the table's order."""
+        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+        found = (self.proxy.run_id(row) for row in rows)
+        return [run_id for run_id in found if run_id is not None]
+
+    def select_runs(self, run_ids: Sequence[str]) -> None:
+        """Select these runs' rows (those in the table), the first one current."""
+        flags = QItemSelectionModel.SelectionFlag
+        selection = self.table.selectionModel()
+        first = True
+        for run_id in run_ids:
+            row = self.proxy.row_of(run_id)
+            if row < 0:
+                continue
+            index = self.proxy.index(row, 0)
+            if first:
+                selection.setCurrentIndex(index, flags.ClearAndSelect | flags.Rows)
+                first = False
+            else:
+                selection.select(index, flags.Select | flags.Rows)
 
     def select_run(self, run_id: str) -> bool:
         """Select the run's row (when it is in the table); True if it is."""
@@ -297,8 +357,9 @@ class MainWindow(QMainWindow):
         if not self.table.currentIndex().isValid() and self.proxy.rowCount() > 0:
             self.table.selectRow(0)
 
-    def next_waiting(self, after: str) -> str | None:
-        """The waiting run below *after* in the table (or else above it), for clearing a queue."""
+    def next_waiting(self, after: str, skip: frozenset[str] = frozenset()) -> str | None:
+        """The waiting run below *after* in the table (or else above it), for clearing a queue;
+        never one of *skip* (runs decided a moment ago that may still show as waiting)."""
         start = self.proxy.row_of(after)
         count = self.proxy.rowCount()
         order = list(range(start + 1, count)) + list(range(start - 1, -1, -1))
@@ -309,6 +370,7 @@ class MainWindow(QMainWindow):
             if (
                 found is not None
                 and found.id != after
+                and found.id not in skip
                 and found.waiting
                 and not self.model.is_leaving(found.id)
             ):
@@ -319,10 +381,12 @@ class MainWindow(QMainWindow):
 
     def _on_run_view(self, view: RunView | None) -> None:
         self.review.set_view(view)
+        self._sync_buttons()
 
     def _on_stopped(self, run_id: str, message: str) -> None:
         if self.review.view is not None and self.review.view.run.id == run_id:
             self.review.stop(message)
+            self._sync_buttons()
         self.show_message(message)
 
     def show_message(self, text: str) -> None:
@@ -335,6 +399,91 @@ class MainWindow(QMainWindow):
 
     def set_requesting(self, busy: bool) -> None:
         self.new_button.setEnabled(not busy)
+
+    def set_deciding_many(self, busy: bool) -> None:
+        self._deciding_many = busy
+        for act in (self.approve_action, self.reject_action):
+            act.setEnabled(not busy)
+        self._sync_buttons()
+
+    def after_bulk(self, run_ids: Sequence[str]) -> None:
+        """After decisions on several runs: the next waiting run, alone, and the table's focus."""
+        decided = frozenset(run_ids)
+        following = self.next_waiting(run_ids[-1], decided) if run_ids else None
+        if following is not None:
+            self.select_run(following)
+        else:
+            current = self.table.currentIndex()
+            if current.isValid():
+                self.table.selectionModel().select(
+                    current,
+                    QItemSelectionModel.SelectionFlag.ClearAndSelect
+                    | QItemSelectionModel.SelectionFlag.Rows,
+                )
+        self.table.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    # ------------------------------------------------------------ several runs selected
+
+    def _sync_buttons(self, *_: Any) -> None:
+        """With several runs selected: Approve and Reject while any of them waits, never
+        Edit & approve; with one, whatever the review pane says for it."""
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            self._apply_selection_state()
+        finally:
+            self._syncing = False
+
+    def _apply_selection_state(self) -> None:
+        pane = self.review
+        selected = self.selected_runs()
+        many = len(selected) > 1
+        self.edit_action.setEnabled(not many)
+        was_many, self._many = self._many, many
+        if not many:
+            if was_many:  # back to one run: the pane's own state for it
+                for button, tip in self._tips.items():
+                    button.setToolTip(tip)
+                for button, text in self._texts.items():
+                    button.setText(text)
+                pane.set_busy(self.decisions.busy)
+            return
+        waiting = sum(
+            1
+            for run_id in selected
+            if (row := self.model.get(run_id)) is not None
+            and row.waiting
+            and not self.model.is_leaving(run_id)
+        )
+        enable = waiting > 0 and not self._deciding_many
+        for button in (pane.approve_button, pane.reject_button):
+            if button.isEnabled() != enable:
+                button.setEnabled(enable)
+        what = f"the {waiting} waiting of the {len(selected)} selected runs"
+        runs = f"{waiting} run{'s' if waiting != 1 else ''}"
+        pane.approve_button.setText(f"Approve {runs}…")
+        pane.reject_button.setText(f"Reject {runs}…")
+        pane.approve_button.setToolTip(tooltip(f"Approve {what} (A)"))
+        pane.reject_button.setToolTip(tooltip(f"Reject {what}; nothing is written (R)"))
+        if pane.edit_button.isEnabled():
+            pane.edit_button.setEnabled(False)
+        pane.edit_button.setToolTip(
+            f"Edit & approve is for one run: {len(selected)} are selected, select only one"
+        )
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.EnabledChange and watched in self._tips:
+            self._sync_buttons()
+        return super().eventFilter(watched, event)
+
+    # ------------------------------------------------------------ the audit trail
+
+    def show_audit(self) -> None:
+        """Open the audit trail window on the selected run (it follows the selection)."""
+        if self.audit_view is None:
+            self.audit_view = AuditView(self.console, self)
+        self.audit_view.open_for(self.console.current)
 
     def _on_counts(self, counts: dict[str, int]) -> None:
         waiting = counts.get("WAITING", 0)
