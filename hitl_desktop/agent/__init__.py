@@ -52,6 +52,7 @@ from .diff import (
 )
 from .errors import AgentError, CatalogueError, Problem, ProblemCode, ProposalInvalid
 from .offline import DEMO_REQUESTS, SHAPES, OfflineProposer
+from .policy import Policy, PolicyInvalid, Rule, parse_policy
 from .profiles import (
     DEFAULT_PROFILE,
     DEMO_PROFILE,
@@ -142,6 +143,8 @@ __all__ = [
     "OpenAIProposer",
     "Outcome",
     "OutcomeKind",
+    "Policy",
+    "PolicyInvalid",
     "Problem",
     "ProblemCode",
     "ProfileUnavailable",
@@ -155,6 +158,7 @@ __all__ = [
     "RequestInvalid",
     "Review",
     "RowChange",
+    "Rule",
     "Scalar",
     "TableInfo",
     "Target",
@@ -179,6 +183,7 @@ __all__ = [
     "find_conflicts",
     "fingerprint",
     "parse_edits",
+    "parse_policy",
     "profile_name",
     "proposal_json_schema",
     "proposal_response_format",
