@@ -264,7 +264,10 @@ def parse_policy(text: str) -> Policy:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise PolicyInvalid(f"the policy is not valid TOML: {exc}") from None
+        where = str(exc)
+        if "line " not in where:  # "at end of document": still name the line
+            where += f", line {len(text.splitlines())}"
+        raise PolicyInvalid(f"the policy is not valid TOML: {where}") from None
     other = sorted(set(doc) - {"rule"})
     if other:
         raise PolicyInvalid(

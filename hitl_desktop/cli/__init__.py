@@ -12,6 +12,7 @@
     hitl reject TOKEN_ID [--reason R]
     hitl migrate                   (once per store, as the store's owner)
     hitl worker                    (executes runs until SIGTERM or Ctrl-C)
+    hitl policy apply FILE | show | clear   (the approval policy: TOML [[rule]] tables)
 
 Every command takes `--store URL` (default: HITL_STORE, else runs.db in the per-user data
 directory) and `--json` (one JSON document on stdout). `complete` only opens the store: the

@@ -14,6 +14,7 @@ from .audit import add_audit_commands
 from .changes import Decide, DemoDb, Request
 from .errors import USAGE, CliError
 from .migrate import Migrate
+from .policy import add_policy_commands
 from .profiles import ProfileAdd, ProfileList, ProfilePassword, ProfileRemove
 from .store import Complete, Runs, Show, Tokens
 from .worker import Worker
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(command_type=Migrate)
 
     add_audit_commands(sub, common)
+    add_policy_commands(sub, common)
     _add_profile_commands(sub)
 
     demo = sub.add_parser("demo-db", help="write the demo target database (a SQLite file)")

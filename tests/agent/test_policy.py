@@ -108,6 +108,8 @@ def test_a_toml_syntax_error_names_its_line() -> None:
     message = invalid('[[rule]]\nname = "a"\ntable = refunds\n')
     assert message.startswith("the policy is not valid TOML: ")
     assert "line 3" in message
+    unfinished = invalid('[[rule]]\nname = "a"\nwhen = [\n')
+    assert unfinished == "the policy is not valid TOML: Invalid value (at end of document), line 3"
 
 
 @pytest.mark.parametrize(
