@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine import Engine, Run, RunContext, TaskFn, Token, task, wait
+from ..engine import Engine, Requirement, Run, RunContext, TaskFn, Token, task, wait
 from ..units.defaults import DEFAULT_TOKEN_TIMEOUT, OFFLINE
 from ..units.durations import text_seconds
 from ..units.urls import redact_url
@@ -29,6 +29,7 @@ from .diff import diff_proposal, diffs_from_json
 from .edit_check import check_decision_edits
 from .errors import AgentError, Problem, ProposalInvalid
 from .offline import OfflineProposer
+from .policy import PolicyInvalid, Rule, parse_policy
 from .profiles import DEFAULT_PROFILE, TargetProfile, profile_name
 from .proposal import Proposal
 from .proposer import ProposalSession, Proposer, ReadTools
@@ -142,6 +143,50 @@ def _review(
     ).to_json()
 
 
+async def _propose(
+    target: Target,
+    change: ChangeRequest,
+    profile: TargetProfile,
+    label: str,
+    wire: dict[str, Any],
+    reads: tuple[Read, ...],
+) -> Any:
+    """The review, with the approval policy's rule that matches it. The policy is read here,
+    inside the step, so that a replay sees the rule the first execution matched. A policy that
+    cannot be read fails the run: it never falls back to no policy."""
+    record = await wait.current_policy()
+    data = await asyncio.to_thread(_review, target, change, profile, label, wire, reads)
+    if record is not None:
+        try:
+            policy = parse_policy(record.text)
+        except PolicyInvalid as exc:
+            raise PolicyInvalid(
+                f"the approval policy in force (version {record.version}) cannot be read: {exc}"
+            ) from exc
+        review = Review.from_json(data)
+        rule = policy.match(profile.name, review.diffs)
+        if rule is not None:
+            data["rule"] = {**rule.to_json(), "policy_version": record.version}
+    return data
+
+
+def requirement(review: Review) -> Requirement:
+    """What deciding *review* takes: its rule's, or one approval by anyone; always the hash of
+    its diffs, so that a decision on anything else is refused."""
+    if review.rule is None:
+        return Requirement(seen=review.diff_hash)
+    rule = Rule.from_json(review.rule)
+    return Requirement(
+        rule=rule.name,
+        approvals=rule.approvals,
+        approvers=rule.approvers,
+        self_approval=rule.self_approval,
+        remind_after=rule.remind_after,
+        escalate_to=rule.escalate_to,
+        seen=review.diff_hash,
+    )
+
+
 def _apply(
     target: Target,
     profile: TargetProfile,
@@ -206,8 +251,7 @@ async def _execute(ctx: RunContext, targets: Targets, payload: Any) -> dict[str,
     review = Review.from_json(
         await ctx.step(
             PROPOSE_STEP,
-            asyncio.to_thread,
-            _review,
+            _propose,
             target,
             change,
             profile,
@@ -216,13 +260,20 @@ async def _execute(ctx: RunContext, targets: Targets, payload: Any) -> dict[str,
             session.reads,
         )
     )
-    token = await wait.create_token(timeout=change.timeout, tags=token_tags(review.tables))
-    result = await wait.for_token(token)
-    if not result.ok:
-        return Outcome(
-            "expired", None, None, f"no decision within {change.timeout}; nothing was written"
-        ).to_json()
-    decision = Decision.from_json(result.output)
+    rule = None if review.rule is None else Rule.from_json(review.rule)
+    if rule is not None and rule.auto_approve:
+        decision = Decision(approve=True, reviewer=f"policy rule '{rule.name}'")
+    else:
+        timeout = rule.timeout if rule is not None and rule.timeout else change.timeout
+        token = await wait.create_token(
+            timeout=timeout, tags=token_tags(review.tables), requirement=requirement(review)
+        )
+        result = await wait.for_token(token)
+        if not result.ok:
+            return Outcome(
+                "expired", None, None, f"no decision within {timeout}; nothing was written"
+            ).to_json()
+        decision = Decision.from_json(result.output)
     if not decision.approve:
         reason = f": {decision.comment}" if decision.comment else ""
         return Outcome(
@@ -258,18 +309,32 @@ class EditRefused(AgentError):
         self.problems = problems
 
 
-async def decide(engine: Engine, targets: Targets, token_id: str, decision: Decision) -> Token:
-    """Complete a review's token with *decision*. Edits are checked against the target first:
-    `EditRefused` when one would not apply, and the run still waits. Raises the engine's
-    `TokenAlreadyFinished` when the token was decided or timed out meanwhile (nothing changes
-    then)."""
-    if decision.approve and decision.edits:
+async def decide(
+    engine: Engine,
+    targets: Targets,
+    token_id: str,
+    decision: Decision,
+    *,
+    seen: str | None = None,
+) -> Token:
+    """Record *decision* on a review's token; *seen* is the `Review.diff_hash` of the review
+    the reviewer was shown (by default, the run's review as read now). Edits are checked
+    against the target first: `EditRefused` when one would not apply, and the run still
+    waits. The store checks the review's rule: the engine's `DecisionRefused` says why a
+    decision may not be made, `TokenAlreadyFinished` that it was decided or timed out
+    meanwhile (nothing changes then). The token is returned COMPLETED, or still WAITING for
+    more approvals."""
+    if seen is None or (decision.approve and decision.edits):
         token = await engine.get_token(token_id)
         if token.run_id is not None:
-            problems = await check_edits(engine, targets, token.run_id, decision.edits)
-            if problems:
-                raise EditRefused(problems)
-    return await engine.complete_token(token_id, decision.to_json())
+            if seen is None:
+                review = review_from_steps(await engine.get_steps(token.run_id))
+                seen = None if review is None else review.diff_hash
+            if decision.approve and decision.edits:
+                problems = await check_edits(engine, targets, token.run_id, decision.edits)
+                if problems:
+                    raise EditRefused(problems)
+    return await engine.decide(token_id, decision.to_json(), seen=seen)
 
 
 async def check_edits(

@@ -12,11 +12,12 @@ Three JSON shapes the engine stores and the console and the CLI read:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .diff import Diff
+from .diff import Diff, canonical_json
 from .errors import AgentError
 from .reads import Read, reads_from_json, reads_to_json
 
@@ -50,6 +51,15 @@ class Review:
     """What the proposal relied on: every read of the proposer and the parent rows of its
     inserts, with the rows they returned. The apply step re-reads them; a difference is a
     conflict. Reviews stored before read sets were recorded have none."""
+    rule: dict[str, Any] | None = None
+    """The approval policy's rule that matched the proposal (`Rule.to_json()`), with the
+    policy's version as "policy_version"; None: no policy, or no rule matched."""
+
+    @property
+    def diff_hash(self) -> str:
+        """SHA-256 of the diffs a reviewer is shown: a decision names it as what it saw."""
+        diffs = [diff.to_json() for diff in self.diffs]
+        return hashlib.sha256(canonical_json(diffs).encode()).hexdigest()
 
     @property
     def rows(self) -> int:
@@ -74,6 +84,7 @@ class Review:
             "target": self.target,
             "proposer": self.proposer,
             "reads": reads_to_json(self.reads),
+            "rule": self.rule,
         }
 
     @classmethod
@@ -88,6 +99,7 @@ class Review:
             target=str(data["target"]),
             proposer=str(data["proposer"]),
             reads=reads_from_json(data.get("reads") or ()),
+            rule=data.get("rule"),
         )
 
 

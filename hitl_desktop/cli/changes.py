@@ -28,15 +28,26 @@ from ..agent import (
 from ..application import change_request
 from ..config import ConfigError, load_settings, sqlite_url
 from ..engine import (
+    DecisionRefused,
     Engine,
     OutputRefused,
     Run,
     RunStatus,
+    Token,
     TokenAlreadyFinished,
     TokenStatus,
 )
 from .command import Command, StoreCommand
-from .errors import EXPIRED, INVALID_EDIT, OUTCOME_CODES, RUN_FAILED, USAGE, CliError, Output
+from .errors import (
+    EXPIRED,
+    INVALID_EDIT,
+    OUTCOME_CODES,
+    REFUSED,
+    RUN_FAILED,
+    USAGE,
+    CliError,
+    Output,
+)
 from .inputs import parse_data, store_url
 from .render import record, short
 
@@ -126,7 +137,16 @@ class Request(StoreCommand[tuple[Run, Review | None]]):
 
 
 @dataclass(frozen=True)
-class Decide(StoreCommand[tuple[Run, list[str]]]):
+class Decided:
+    run: Run
+    others: list[str]
+    """Engines already executing runs on the store (then one of them finishes the run)."""
+    token: Token
+    """The review's token after the decision: WAITING when more approvals are needed."""
+
+
+@dataclass(frozen=True)
+class Decide(StoreCommand[Decided]):
     """`hitl approve` and `hitl reject`: decide a review, then drive its run to the end (or
     watch the running console do it)."""
 
@@ -143,7 +163,7 @@ class Decide(StoreCommand[tuple[Run, list[str]]]):
         decision = _decision(args.command, args.reviewer, args.comment, getattr(args, "edit", None))
         return cls(store, args.token_id, decision, args.wait)
 
-    async def fetch(self, engine: Engine, targets: Targets) -> tuple[Run, list[str]]:
+    async def fetch(self, engine: Engine, targets: Targets) -> Decided:
         token = await engine.get_token(self.token_id)
         run = None if token.run_id is None else await engine.get_run(token.run_id)
         if run is None or run.task != TASK_NAME:
@@ -160,14 +180,18 @@ class Decide(StoreCommand[tuple[Run, list[str]]]):
         if not others:
             await engine.start()
         try:
-            await decide(engine, targets, token.id, self.decision)
+            token = await decide(engine, targets, token.id, self.decision)
         except (EditRefused, OutputRefused) as exc:
             raise CliError(f"{exc}; run {run.id} still waits", INVALID_EDIT) from None
+        except DecisionRefused as exc:
+            raise CliError(f"{exc}; run {run.id} still waits", REFUSED) from None
         except TokenAlreadyFinished as exc:
             # TIMED_OUT covers TokenExpired too: this very completion came past the deadline.
             if exc.status != "TIMED_OUT":
                 raise
             raise CliError(expired, EXPIRED) from None
+        if token.status == TokenStatus.WAITING:  # more approvals are needed
+            return Decided(run, others, token)
         try:
             async with asyncio.timeout(self.wait):
                 if others:  # a console executes it: watch the store until it is done
@@ -182,10 +206,12 @@ class Decide(StoreCommand[tuple[Run, list[str]]]):
             ) from None
         if run.status != RunStatus.COMPLETED:
             raise CliError(f"decided; but run {run.id} ended {run.status}: {run.error}", RUN_FAILED)
-        return run, others
+        return Decided(run, others, token)
 
-    def render(self, result: tuple[Run, list[str]]) -> Output:
-        run, others = result
+    def render(self, result: Decided) -> Output:
+        run, others, token = result.run, result.others, result.token
+        if token.status == TokenStatus.WAITING:
+            return _still_waiting(run, token)
         outcome = Outcome.from_json(run.output)
         where = "by the running console" if others else "here"
         lines = [f"{outcome.outcome}: {outcome.message}", f"run {run.id} finished {where}"]
@@ -198,6 +224,26 @@ class Decide(StoreCommand[tuple[Run, list[str]]]):
             lines.append(f"  change {problem['index']}: {problem['message']}")
         code = OUTCOME_CODES[outcome.outcome]
         return Output({"run": record(run), "outcome": outcome.to_json()}, "\n".join(lines), code)
+
+
+def _still_waiting(run: Run, token: Token) -> Output:
+    approved = [v for v in token.verdicts if v.approve]
+    needed = token.requirement.approvals if token.requirement else 1
+    rule = token.requirement.rule if token.requirement else None
+    names = ", ".join(v.reviewer for v in approved)
+    lines = [
+        f"approved: {len(approved)} of {needed} approvals ({names})"
+        + (f" under rule '{rule}'" if rule else ""),
+        f"run {run.id} still waits for {needed - len(approved)} more",
+    ]
+    doc = {
+        "run": record(run),
+        "approvals": len(approved),
+        "needed": needed,
+        "rule": rule,
+        "approved_by": [v.reviewer for v in approved],
+    }
+    return Output(doc, "\n".join(lines))
 
 
 def _change_request(text: str, profile: str | None, timeout: str | None) -> ChangeRequest:

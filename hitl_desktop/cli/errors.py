@@ -11,6 +11,8 @@ CONFLICT = 3
 INVALID_EDIT = 4
 EXPIRED = 5
 RUN_FAILED = 6
+REFUSED = 7
+"""The review's rule does not let this reviewer make this decision (nothing was recorded)."""
 
 OUTCOME_CODES = {"applied": 0, "rejected": 0, "conflict": CONFLICT}
 OUTCOME_CODES.update(invalid_edit=INVALID_EDIT, expired=EXPIRED)

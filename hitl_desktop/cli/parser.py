@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         "their timers, logging one line per run transition (--json: one JSON object per "
         "line). SIGTERM or Ctrl-C hands the runs in flight back to the queue and exits 0.",
     )
+    worker.add_argument(
+        "--check-overdue",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how often to look for reviews past their rule's remind_after (default 30)",
+    )
     worker.set_defaults(command_type=Worker)
 
     migrate = sub.add_parser(
@@ -220,6 +227,16 @@ def _status(enum: type[StrEnum], noun: str) -> Callable[[str], StrEnum]:
             ) from None
 
     return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
 
 
 def _positive(text: str) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 from ..agent import Review, Targets, review_from_steps
 from ..application import Decided
 from ..engine import (
+    DecisionRefused,
     Engine,
     OutputRefused,
     Run,
@@ -147,6 +148,10 @@ class Complete(StoreCommand[tuple[Token, Run | None]]):
             ) from None
         except TokenExpired as exc:
             raise CliError(str(exc), EXPIRED) from None
+        except DecisionRefused as exc:
+            raise CliError(
+                f"{exc}: a review's token is decided with hitl approve/reject", USAGE
+            ) from None
         # Read back: a running console may already have claimed (or even finished) the run.
         run = None if token.run_id is None else await engine.get_run(token.run_id)
         return token, run

@@ -33,6 +33,8 @@ STOP_WAIT = 30.0
 """Longest wait for the engine to hand its runs back, and for the log to drain, on a signal."""
 LOOKUP_WAIT = 5.0
 """Longest wait for who decided a token, read for its log line (the line goes without it)."""
+CHECK_OVERDUE = 30.0
+"""How often the worker looks for reviews past their rule's remind_after, by default."""
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,12 @@ class Worker(Command[None]):
 
     store: str
     json: bool
+    check_overdue: float = CHECK_OVERDUE
 
     @classmethod
     def prepare(cls, args: argparse.Namespace) -> Worker:
-        return cls(store_url(args.store), args.json)
+        every = getattr(args, "check_overdue", None) or CHECK_OVERDUE
+        return cls(store_url(args.store), args.json, every)
 
     def execute(self) -> None:
         targets = _machine_targets()
@@ -68,6 +72,7 @@ class Worker(Command[None]):
         engine = Engine(connect_url(self.store), tasks=[db_change_task(targets)], migrate=False)
         stream = engine.events()  # before start: its recoveries and claims are logged too
         logger: asyncio.Task[None] | None = None
+        reminders: asyncio.Task[None] | None = None
         try:
             try:
                 await engine.start()
@@ -79,8 +84,11 @@ class Worker(Command[None]):
             )
             self._emit(entry, engine.id)
             logger = asyncio.create_task(self._log(engine, stream), name="hitl-worker-log")
+            reminders = asyncio.create_task(self._remind(engine), name="hitl-worker-overdue")
             await stop.wait()
         finally:
+            if reminders is not None:
+                reminders.cancel()
             await _stop(engine, logger)
             for sig in handled:
                 asyncio.get_running_loop().remove_signal_handler(sig)
@@ -92,6 +100,20 @@ class Worker(Command[None]):
             if isinstance(event, TokenCompleted):
                 decided_by = await _decided_by(engine, event.token_id)
             self._emit(worklog.transition(event, decided_by), engine.id)
+
+    async def _remind(self, engine: Engine) -> None:
+        """One line per review that waited past its rule's remind_after (each once)."""
+        told: set[str] = set()
+        while True:  # cancelled when the worker stops
+            await asyncio.sleep(self.check_overdue)
+            try:
+                overdue = await engine.overdue_reviews()
+            except Exception:  # a lost connection: the engine logs it; try again later
+                continue
+            for review in overdue:
+                if review.token_id not in told:
+                    told.add(review.token_id)
+                    self._emit(worklog.overdue(time.time(), review), engine.id)
 
     def _emit(self, entry: worklog.Entry, worker: str) -> None:
         line = worklog.as_json(entry) if self.json else worklog.as_text(entry, worker)

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..engine import (
     Event,
+    Overdue,
     RunCanceled,
     RunCompleted,
     RunFailed,
@@ -16,6 +17,7 @@ from ..engine import (
     RunResumed,
     RunTriggered,
     TokenCompleted,
+    TokenReviewed,
     TokenTimedOut,
 )
 from .render import short
@@ -41,6 +43,21 @@ def stopped(at: float, worker: str) -> Entry:
     return {"at": at, "event": "stopped", "worker": worker}
 
 
+def overdue(at: float, review: Overdue) -> Entry:
+    return {
+        "at": at,
+        "event": "Overdue",
+        "run_id": review.run_id or "",
+        "origin": "",
+        "token_id": review.token_id,
+        "rule": review.rule,
+        "waiting_since": _moment(review.waiting_since.timestamp(), "seconds"),
+        "approvals": review.approvals,
+        "needed": review.needed,
+        "escalate_to": list(review.escalate_to),
+    }
+
+
 def transition(event: Event, decided_by: str | None = None) -> Entry:
     """The entry for *event*; *decided_by*: who completed the token of a TokenCompleted, as
     the store recorded it. A run's output is left out: it may hold the target's data."""
@@ -52,7 +69,7 @@ def transition(event: Event, decided_by: str | None = None) -> Entry:
     }
     if isinstance(event, RunTriggered):
         entry["task"] = event.task
-    elif isinstance(event, RunPaused | RunResumed | TokenTimedOut):
+    elif isinstance(event, RunPaused | RunResumed | TokenTimedOut | TokenReviewed):
         entry["token_id"] = event.token_id
     elif isinstance(event, RunCompleted):
         entry["outcome"] = _field(event.output, "outcome")
@@ -85,7 +102,7 @@ def as_text(entry: Entry, worker: str) -> str:
     if kind == "stopped":
         return f"{moment} worker {worker} stopped: its runs in flight went back to the queue"
     what = _what(entry)
-    origin = "" if entry["origin"] == worker else f" [from {entry['origin']}]"
+    origin = "" if entry["origin"] in (worker, "") else f" [from {entry['origin']}]"
     return f"{moment} {entry['run_id']} {what}{origin}"
 
 
@@ -110,6 +127,16 @@ def _what(entry: Entry) -> str:
         return f"decided: {decision}{by}{token}"
     if kind == "TokenTimedOut":
         return f"timed out: nobody decided in time{token}"
+    if kind == "TokenReviewed":
+        return f"reviewed: an approval was recorded, more are needed{token}"
+    if kind == "Overdue":
+        rule = f" under rule '{entry['rule']}'" if entry["rule"] else ""
+        escalated = ", ".join(entry["escalate_to"])
+        also = f"; {escalated} may now decide too" if escalated else ""
+        return (
+            f"overdue: waiting for review since {entry['waiting_since']}{rule} "
+            f"({entry['approvals']} of {entry['needed']} approvals){also}{token}"
+        )
     return str(kind).lower()
 
 

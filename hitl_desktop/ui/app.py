@@ -40,6 +40,7 @@ from .display import display_problem
 from .icons import app_icon
 from .main_window import MainWindow
 from .plain_text import plain_box
+from .reminders import Reminders
 from .runs_model import RunsModel
 from .settings_dialog import SettingsDialog
 from .team_store import TEST_TIMEOUT_S, describe_failure, os_account
@@ -126,6 +127,10 @@ class ConsoleApp:
                 )
             )
             self.console.run_waiting.connect(self.tray.notify_waiting)
+        self.reminders = Reminders(self.engine, parent=self.window)
+        self.reminders.overdue.connect(lambda _run, text: self.window.show_message(text))
+        if self.tray is not None:
+            self.reminders.overdue.connect(self.tray.notify_overdue)
         self._apply_close_to_tray()
         self.quit = asyncio.Event()
         self.window.quit_requested.connect(self.quit.set)
@@ -166,6 +171,7 @@ class ConsoleApp:
             "review only: workers execute the runs" if self.review_only else "engine running"
         )
         await self.console.start()
+        self.reminders.start()
         if self.tray is not None and self.tray.unavailable_message:
             self.window.show_message(self.tray.unavailable_message)
         if self.demo:
@@ -175,6 +181,7 @@ class ConsoleApp:
         gc.freeze()
 
     async def stop(self) -> None:
+        self.reminders.stop()
         self.window.save_state()
         await self.console.close()
         await self.bridge.stop()

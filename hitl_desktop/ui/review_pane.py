@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..engine import RunStatus, Step
+from ..engine import RunStatus, Step, TokenStatus
 from .diff_view import DARK, LIGHT, Colours, DiffView
 from .plain_text import plain_label
 from .records import RunView, format_countdown, format_duration, format_time, format_when
@@ -62,6 +62,12 @@ def who_html(view: RunView, colours: Colours, now: float) -> str:
     """Who decided (the store's identity, the decision's display name beside it), when, with
     what comment and edits; and who requested the run."""
     parts = []
+    rule = rule_text(view, now)
+    if rule is not None:
+        parts.append(f"<p id='rule'>{html.escape(rule)}</p>")
+    so_far = approvals_text(view, now)
+    if so_far is not None:
+        parts.append(f"<p id='approvals'><b>{html.escape(so_far)}</b></p>")
     decided = view.decided
     if decided is not None:
         sentence = decided.sentence(format_when(decided.at.timestamp(), now))
@@ -74,6 +80,41 @@ def who_html(view: RunView, colours: Colours, now: float) -> str:
             f"{html.escape(run.created_by)} at {when}</p>"
         )
     return "".join(parts)
+
+
+def rule_text(view: RunView, now: float) -> str | None:
+    """What deciding this review takes, when a policy rule governs it: "Rule 'big refunds':
+    2 approvals by finance, not by the requester; overdue: lead may decide too"."""
+    token = view.token
+    req = None if token is None else token.requirement
+    if req is None or req.rule is None:
+        return None
+    who = f" by {', '.join(req.approvers)}" if req.approvers else " by anyone"
+    plural = "approval" if req.approvals == 1 else "approvals"
+    text = f"Rule '{req.rule}': {req.approvals} {plural}{who}"
+    if not req.self_approval:
+        text += ", not by the requester"
+    waiting = token is not None and token.status is TokenStatus.WAITING
+    if waiting and token is not None and req.escalate_to and req.remind_after is not None:
+        due = token.created_at.timestamp() + req.remind_after
+        escalated = ", ".join(req.escalate_to)
+        if now >= due:
+            text += f"; overdue since {format_when(due, now)}: {escalated} may decide too"
+        else:
+            text += f"; {escalated} may decide too from {format_when(due, now)}"
+    return text
+
+
+def approvals_text(view: RunView, now: float) -> str | None:
+    """The approvals so far on a review that needs more than one: "1 of 2: ana, 10:42"."""
+    token = view.token
+    req = None if token is None else token.requirement
+    if token is None or req is None or req.approvals < 2:
+        return None
+    approved = [v for v in token.verdicts if v.approve]
+    names = ", ".join(f"{v.reviewer}, {format_when(v.at.timestamp(), now)}" for v in approved)
+    text = f"{len(approved)} of {req.approvals}"
+    return f"{text}: {names}" if names else f"{text} approvals so far"
 
 
 def _step_row(step: Step, colours: Colours, waited: float | None = None) -> str:

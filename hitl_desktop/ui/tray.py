@@ -20,6 +20,7 @@ from .plain_text import notification_body, notifications_use_markup
 __all__ = ["Notifier", "Tray", "TrayNotifier", "waiting_text"]
 
 NOTIFICATION_TITLE = "Waiting for your review"
+OVERDUE_TITLE = "Overdue review"
 NOTIFICATION_MS = 8000
 
 
@@ -166,6 +167,14 @@ class Tray(QObject):
             return False
         self._last_run_id = run_id
         self._notifier.notify(NOTIFICATION_TITLE, message)
+        return True
+
+    def notify_overdue(self, run_id: str, message: str) -> bool:
+        """Remind that run *run_id*'s review is overdue (as notify_waiting, another title)."""
+        if self._muted or self._notifier is None:
+            return False
+        self._last_run_id = run_id
+        self._notifier.notify(OVERDUE_TITLE, message)
         return True
 
     def set_muted(self, muted: bool) -> None:

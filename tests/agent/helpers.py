@@ -5,7 +5,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hitl_desktop.agent import ChangeRequest, Proposal, TargetProfile, Targets
+from hitl_desktop.agent import ChangeRequest, Proposal, TargetProfile, Targets, review_from_steps
+from hitl_desktop.engine import Engine
 
 MakeDb = Callable[..., sa.Engine]
 
@@ -60,3 +61,10 @@ REFUND = {
         }
     ],
 }
+
+
+async def seen(engine: Engine, run_id: str) -> str:
+    """The hash of a db-change run's review: what a console that shows it sends as *seen*."""
+    review = review_from_steps(await engine.get_steps(run_id))
+    assert review is not None, f"run {run_id} has no review yet"
+    return review.diff_hash

@@ -238,10 +238,10 @@ async def test_the_engine_refuses_a_completion_that_is_no_decision(
     run_id, token_id = await waiting(engine, targets, demo_path, "Void invoice 4854")
     for output in ({"approved": True}, {"decision": "approve"}, "yes", None):
         with pytest.raises(OutputRefused, match="still waits"):
-            await engine.complete_token(token_id, output)
+            await engine.decide(token_id, output)
         assert (await engine.get_token(token_id)).status == "WAITING"
     assert (await engine.get_run(run_id)).status == RunStatus.WAITING
-    await engine.complete_token(token_id, Decision(False, "bo").to_json())
+    await decide(engine, targets, token_id, Decision(False, "bo"))
     assert (await finish(engine, run_id)).outcome == "rejected"
 
 
@@ -252,7 +252,9 @@ async def test_an_edit_that_reaches_the_apply_unchecked_ends_invalid_edit(
     make the apply write a bad value: the locked re-validation ends the run invalid_edit."""
     run_id, token_id = await waiting(engine, targets, demo_path, "Refund $20 on invoice 1042")
     edited = Decision(True, "ana", edits=(Edit(0, {"amount": "twelve"}),))
-    await engine.complete_token(token_id, edited.to_json())
+    review = review_from_steps(await engine.get_steps(run_id))
+    assert review is not None
+    await engine.decide(token_id, edited.to_json(), seen=review.diff_hash)
     outcome = await finish(engine, run_id)
     assert outcome.outcome == "invalid_edit" and outcome.problems[0]["column"] == "amount"
     assert rows(demo_path, "select count(*) from refunds where invoice_id=1042") == [(0,)]
@@ -268,14 +270,23 @@ async def test_a_decision_and_what_it_wrote_are_in_the_audit_trail(
     await finish(engine, run_id)
     entries = await engine.audit_entries()
     assert [(e.kind, e.run_id) for e in entries] == [
-        ("TokenCompleted", run_id),
+        ("Decision", run_id),
         ("RunCompleted", run_id),
     ]
-    decision = json.loads(entries[0].data or "")
+    entry = json.loads(entries[0].data or "")
+    decision = entry["decision"]
     assert (decision["decision"], decision["reviewer"], decision["comment"]) == (
         "approve",
         "ana",
         "customer called",
+    )
+    review = review_from_steps(await engine.get_steps(run_id))
+    assert review is not None and entry["seen"] == review.diff_hash
+    assert (entry["verdict"], entry["rule"], entry["approvals"], entry["final"]) == (
+        "approve",
+        None,
+        1,
+        True,
     )
     assert entries[0].actor == engine.actor and entries[0].token_id == token_id
     assert json.loads(entries[1].data or "")["outcome"] == "applied"

@@ -220,17 +220,15 @@ def _expires(capsys: pytest.CaptureFixture[str], token_id: str) -> float:
     return datetime.fromisoformat(found["expires_at"]).timestamp() + 0.05
 
 
-def test_complete_checks_a_db_change_decision_before_using_the_token(
+def test_a_review_is_decided_with_approve_or_reject_not_complete(
     target: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     doc = request(capsys, "Void invoice 4854")
-    code, err = fail(capsys, "complete", doc["token_id"], "--data", '{"approved": true}')
-    assert code == USAGE and "decision" in err
+    for data in ('{"approved": true}', '{"decision": "reject", "reviewer": "ana"}'):
+        code, err = fail(capsys, "complete", doc["token_id"], "--data", data)
+        assert code == USAGE and "decided with hitl approve/reject" in err
     assert run_json(capsys, "show", doc["run"]["id"])["run"]["status"] == "WAITING"
-    data = '{"decision": "reject", "reviewer": "ana"}'
-    assert run_json(capsys, "complete", doc["token_id"], "--data", data)["token"]["status"] == (
-        "COMPLETED"
-    )
+    assert run_json(capsys, "reject", doc["token_id"])["outcome"]["outcome"] == "rejected"
 
 
 def test_runs_stored_with_a_password_in_their_payload_print_without_it(

@@ -29,7 +29,7 @@ from hitl_desktop.cli import main
 from hitl_desktop.config import load_settings
 from hitl_desktop.engine import Engine, Run, RunStatus
 from tests import pg
-from tests.agent.helpers import REFUND
+from tests.agent.helpers import REFUND, seen
 from tests.agent.openai_server import OpenAIServer, answer, delayed, tool_calls
 
 WAIT = 60.0
@@ -252,7 +252,7 @@ async def test_a_worker_executes_what_another_process_requests_and_logs_each_tra
     triggered = await worker.until(lambda line: f"{run.id} triggered" in line)
     assert triggered.endswith(f"triggered: db-change [from {console.id}]")
 
-    await console.complete_token(str(token), APPROVE)
+    await console.decide(str(token), APPROVE, seen=await seen(console, run.id))
     await until_status(console, run.id, RunStatus.COMPLETED)
     decided = await worker.until(lambda line: f"{run.id} decided" in line)
     assert f"decided: approve by {console.actor} (token {token}) [from {console.id}]" in decided
@@ -275,7 +275,11 @@ async def test_with_json_each_line_is_one_json_object(
     run = await request(console, "Void invoice 4854", "shop")
     waiting = await until_status(console, run.id, RunStatus.WAITING)
     await worker.until(lambda line: '"RunPaused"' in line)
-    await console.complete_token(str(waiting.waiting_token_id), {**APPROVE, "decision": "reject"})
+    await console.decide(
+        str(waiting.waiting_token_id),
+        {**APPROVE, "decision": "reject"},
+        seen=await seen(console, run.id),
+    )
     await until_status(console, run.id, RunStatus.COMPLETED)
     await worker.until(lambda line: '"RunCompleted"' in line)
     assert await worker.stop(signal.SIGINT) == 0
@@ -314,6 +318,23 @@ async def test_a_worker_fires_the_timer_of_a_review_nobody_decided(
     )
     await worker.until(lambda line: line.endswith(f"{run.id} completed: expired"))
     assert refunds(shop, 1042) == []
+
+
+async def test_a_worker_logs_a_review_past_its_rules_remind_after_once(
+    store: str, shop: Path, console: Engine, workers: list[WorkerProcess]
+) -> None:
+    await console.apply_policy(
+        '[[rule]]\nname = "slow"\napprovers = ["ana"]\nremind_after = "1s"\n'
+        'escalate_to = ["lead"]\n'
+    )
+    worker = await start_worker(workers, store, "--check-overdue", "0.2")
+    run = await request(console, "Refund $20 on invoice 1042", "shop")
+    waiting = await until_status(console, run.id, RunStatus.WAITING)
+    line = await worker.until(lambda line: f"{run.id} overdue" in line)
+    assert "under rule 'slow' (0 of 1 approvals); lead may now decide too (token " in line
+    assert line.endswith(f"(token {waiting.waiting_token_id})")
+    await asyncio.sleep(0.6)  # a few more looks: said once
+    assert sum(f"{run.id} overdue" in x for x in worker.lines) == 1
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -377,7 +398,7 @@ async def test_a_killed_workers_run_is_taken_over_by_another_worker(
             f"{run.id} paused: waiting for review (token {waiting.waiting_token_id})"
         )
     )
-    await console.complete_token(str(waiting.waiting_token_id), APPROVE)
+    await console.decide(str(waiting.waiting_token_id), APPROVE, seen=await seen(console, run.id))
     await until_status(console, run.id, RunStatus.COMPLETED)
     await second.until(lambda line: line.endswith(f"{run.id} completed: applied"))
     assert refunds(llm, 1042) == [(20, "pending")]
@@ -406,7 +427,10 @@ async def test_two_workers_on_one_postgresql_store_execute_each_run_once(
     ]
     runs = [await request(console, f"Refund $1 on invoice {i}", "shop") for i in invoices]
     tokens = [(await until_status(console, r.id, RunStatus.WAITING)).waiting_token_id for r in runs]
-    await asyncio.gather(*(console.complete_token(str(t), APPROVE) for t in tokens))
+    hashes = [await seen(console, r.id) for r in runs]
+    await asyncio.gather(
+        *(console.decide(str(t), APPROVE, seen=h) for t, h in zip(tokens, hashes, strict=True))
+    )
     for run in runs:
         await until_status(console, run.id, RunStatus.COMPLETED)
     for worker in both:  # each sees every run end, whichever worker ended it

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from hitl_desktop.engine import RunStatus
 from hitl_desktop.ui.app import ConsoleApp
 from hitl_desktop.ui.dialogs import EditDialog, NewRequestDialog, RejectDialog
 from hitl_desktop.ui.records import View
+from tests.agent.helpers import seen
 
 from .helpers import open_dialog, rows, running_console, until
 
@@ -211,11 +211,10 @@ async def test_a_decision_made_through_the_cli_in_another_process_updates_the_wi
         run_id = await waiting_run(app, EMAIL)
         await review_ready(app, run_id)
         token_id = app.window.review.view.token.id  # type: ignore[union-attr]
-        decision = json.dumps(Decision(True, "ana-cli").to_json())
         shown: list[str] = []
         app.window.statusBar().messageChanged.connect(shown.append)
         done = await asyncio.to_thread(
-            _cli, "complete", token_id, "--store", app.settings.store_url, "--data", decision
+            _cli, "approve", token_id, "--store", app.settings.store_url, "--reviewer", "ana-cli"
         )
         assert done.returncode == 0, done.stderr
         pane = app.window.review
@@ -244,7 +243,11 @@ async def test_deciding_a_token_that_no_longer_waits_changes_nothing(
         before = rows(target_path, "select email from customers where id = 23")
         messages: list[str] = []
         app.console.run_stopped_waiting.connect(lambda _run, m: messages.append(m))
-        await app.engine.complete_token(stale.token.id, Decision(False, "someone").to_json())
+        await app.engine.decide(
+            stale.token.id,
+            Decision(False, "someone").to_json(),
+            seen=await seen(app.engine, run_id),
+        )
         assert await app.console.decide(stale, Decision(True, "tester")) is False
         first = f"Already decided by {app.engine.actor} at "
         assert any(m.startswith(first) and m.endswith(" — nothing was changed") for m in messages)

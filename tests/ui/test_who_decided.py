@@ -14,6 +14,7 @@ from hitl_desktop.agent import Decision, Edit
 from hitl_desktop.config import Settings
 from hitl_desktop.engine import Engine, RunStatus
 from hitl_desktop.ui.records import View
+from tests.agent.helpers import seen
 
 from .helpers import rows, running_console, until
 from .test_main_window import EMAIL, REFUND, outcome, review_ready, waiting_run
@@ -36,7 +37,9 @@ async def test_the_review_pane_says_who_decided_when_with_what_comment_and_edits
         comment = "checked <b>twice</b><!-- with finance"
         decision = Decision(True, "Ana Lima", comment, (Edit(0, {"amount": "15.00"}),))
         async with Engine(settings.store_url, actor="ana", execute=False) as other:
-            decided = await other.complete_token(token_id, decision.to_json())
+            decided = await other.decide(
+                token_id, decision.to_json(), seen=await seen(other, run_id)
+            )
         assert decided.completed_by == "ana"
         assert await outcome(app, run_id) == "applied"
         assert rows(target_path, "select amount from refunds where invoice_id = 1042")[-1][0] == 15
@@ -64,7 +67,9 @@ async def test_a_display_name_equal_to_the_identity_is_shown_once(settings: Sett
         pane = app.window.review
         token_id = pane.view.token.id  # type: ignore[union-attr]
         async with Engine(settings.store_url, actor="ana", execute=False) as other:
-            await other.complete_token(token_id, Decision(False, "ana").to_json())
+            await other.decide(
+                token_id, Decision(False, "ana").to_json(), seen=await seen(other, run_id)
+            )
         assert await outcome(app, run_id) == "rejected"
         app.window.set_view(View.ALL)
         await until(lambda: app.window.select_run(run_id), what="the run in All")
@@ -89,8 +94,10 @@ async def test_a_second_decision_is_told_who_decided_first_and_changes_nothing(
         shown: list[str] = []
         app.window.statusBar().messageChanged.connect(shown.append)
         async with Engine(settings.store_url, actor="ana", execute=False) as other:
-            first = await other.complete_token(
-                stale.token.id, Decision(False, "Ana Lima", "duplicate").to_json()
+            first = await other.decide(
+                stale.token.id,
+                Decision(False, "Ana Lima", "duplicate").to_json(),
+                seen=await seen(other, run_id),
             )
         assert first.completed_at is not None
         # This console's reviewer decides from what the pane showed, after ana's commit.
