@@ -166,8 +166,7 @@ async def _decide_from_processes(url: str, tmp: Path, n: int, processes: int) ->
             assert json.loads(str(first.data))["verdict"] == action.removeprefix("decide-")
     assert len({e.prev_hash for e in entries}) == len(entries)  # no two share a parent: no fork
     assert all(a.id < b.id for a, b in itertools.pairwise(entries))
-    if url.startswith("sqlite"):  # PostgreSQL's ids skip: see the xfail at the end
-        assert [e.id for e in entries] == list(range(1, len(entries) + 1))
+    assert [e.id for e in entries] == list(range(1, len(entries) + 1))  # a gap is a removal
     assert [e.prev_hash for e in entries] == [GENESIS] + [e.hash for e in entries[:-1]]
     assert report.head == entries[-1].hash
 
@@ -441,12 +440,6 @@ def test_the_cli_names_the_entry_changed_on_postgresql(
     assert (code, doc["intact"], doc["first_bad_entry"], doc["reason"]) == (1, False, bad, CHANGED)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on PostgreSQL each entry takes two values of hitl_audit's id sequence (the column's "
-    "default nextval, then hitl_audit_chain's own nextval): ids run 2, 4, 6, … where SQLite's "
-    "run 1, 2, 3, so a gap in the ids does not tell an auditor that an entry is missing",
-)
 async def test_entries_on_postgresql_are_numbered_1_2_3_as_on_sqlite(pg_store: str) -> None:
     entries = await _three_decisions(pg_store)
     assert [e.id for e in entries] == [1, 2, 3, 4, 5, 6]

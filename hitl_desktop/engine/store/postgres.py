@@ -161,11 +161,13 @@ $$
     """
 CREATE OR REPLACE FUNCTION hitl_audit_chain() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
+    last_id integer;
     last_hash text;
 BEGIN
     PERFORM pg_advisory_xact_lock(727274002);
-    NEW.id := nextval(pg_get_serial_sequence('hitl_audit', 'id'));
-    SELECT hash INTO last_hash FROM hitl_audit ORDER BY id DESC LIMIT 1;
+    -- The next id after the last, under the lock: ids run 1, 2, 3… so a gap is a removal.
+    SELECT id, hash INTO last_id, last_hash FROM hitl_audit ORDER BY id DESC LIMIT 1;
+    NEW.id := coalesce(last_id, 0) + 1;
     NEW.prev_hash := coalesce(last_hash, repeat('0', 64));
     NEW.actor := session_user;
     NEW.at := to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
