@@ -12,6 +12,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -382,9 +383,11 @@ class Engine:
             raise TokenExpired(token_id, out.expired_at)
         if not out.final and known is not None:
             self._runner.keep_paused(token_id, known)
-        if out.final and out.row is None and self._executing:  # queued by the store's function
-            await self._background.claim_queued()
-        return await db.get_token(token_id)
+        if out.row is None:  # PostgreSQL: the store's function queued the run it completed
+            if out.final and self._executing:
+                await self._background.claim_queued()
+            return await db.get_token(token_id)
+        return replace(out.token(), requirement=out.requirement, verdicts=out.verdicts)
 
     async def overdue_reviews(self) -> list[Overdue]:
         """Reviews still waiting past their requirement's remind_after, longest overdue first

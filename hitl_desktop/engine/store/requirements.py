@@ -52,16 +52,6 @@ _verdicts = Prepared(
 insert_verdict = Prepared(
     VERDICTS.insert().values({c.name: sa.bindparam(c.name) for c in VERDICTS.c})
 )
-approvals = Prepared(
-    sa.select(sa.func.count().label("n")).where(
-        VERDICTS.c.token_id == sa.bindparam("rid"), VERDICTS.c.approve == 1
-    )
-)
-verdict_of = Prepared(
-    sa.select(VERDICTS.c.approve, VERDICTS.c.at).where(
-        VERDICTS.c.token_id == sa.bindparam("rid"), VERDICTS.c.reviewer == sa.bindparam("who")
-    )
-)
 _overdue = Prepared(
     sa.select(
         REQUIREMENTS,

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import serde
 from ..errors import DecisionRefused, TokenAlreadyFinished, TokenNotFound
-from ..models import Requirement, TokenStatus
+from ..models import Requirement, TokenStatus, Verdict, to_datetime
 from . import audit, requirements, tokens
 from . import statements as sql
 from .event_log import announce
@@ -31,6 +31,9 @@ class Decision(Completion):
     needed: int = 1
     final: bool = False
     """This decision completed the token."""
+    requirement: Requirement | None = None
+    verdicts: tuple[Verdict, ...] = ()
+    """Every verdict on the token, this one included (with out.row: the token as decided)."""
 
 
 def verdict_of(token_id: str, output: str | None) -> tuple[bool, Any]:
@@ -119,16 +122,23 @@ def decide(
     if checks:
         tokens.check_output(tx, token_id, output, checks, now)
     approve, decision = verdict_of(token_id, output)
-    req = requirements.get(tx, token_id) or ANYONE
-    overdue = req.remind_after is not None and now >= _created(tx, token_id) + req.remind_after
-    mine = tx.one(requirements.verdict_of, {"rid": token_id, "who": by})
-    earlier = None if mine is None else (bool(mine["approve"]), float(mine["at"]))
-    approved = _approvals(tx, token_id)
+    found = requirements.get(tx, token_id)
+    req = found or ANYONE
+    overdue = req.remind_after is not None and now >= row["created_at"] + req.remind_after
+    # With one approval needed, any verdict finished the token: there is none before this one.
+    earlier_verdicts = requirements.verdicts(tx, token_id) if req.approvals > 1 else ()
+    mine = next((v for v in earlier_verdicts if v.reviewer == by), None)
+    earlier = None if mine is None else (mine.approve, mine.at.timestamp())
+    approved = sum(v.approve for v in earlier_verdicts)
     reason = refusal(req, by, approve, decision, seen, overdue, earlier, approved)
     if reason is not None:
         raise DecisionRefused(token_id, reason)
     verdict = {"token_id": token_id, "reviewer": by, "approve": int(approve), "at": now}
     tx.execute(requirements.insert_verdict, {**verdict, "seen": seen, "output": output})
+    at = to_datetime(now)
+    assert at is not None
+    out.requirement = found
+    out.verdicts = (*earlier_verdicts, Verdict(by, approve, at, decision, seen))
     out.approvals, out.needed = approved + int(approve), req.approvals
     out.final = not approve or out.approvals >= req.approvals
     entry = serde.encode(
@@ -147,17 +157,7 @@ def decide(
             tx, token_id, output, owner, tasks, now, origin, by, known, None, audited, out, entry
         )
     else:
+        out.row, out.output = tx.one(sql.token_row, {"rid": token_id}), None
         audit.append(tx, "Decision", run_id, token_id, entry, by, now)
         announce(tx, out, "TokenReviewed", run_id or "", now, origin, token_id)
     return out
-
-
-def _approvals(tx: Tx, token_id: str) -> int:
-    row = tx.one(requirements.approvals, {"rid": token_id})
-    return 0 if row is None else int(row["n"])
-
-
-def _created(tx: Tx, token_id: str) -> float:
-    row = tx.one(sql.token_row, {"rid": token_id})
-    assert row is not None
-    return float(row["created_at"])

@@ -142,6 +142,7 @@ time_out_token = Prepared(
 token_deadline = Prepared(
     sa.select(
         TOKENS.c.status,
+        TOKENS.c.created_at,
         TOKENS.c.expires_at,
         TOKENS.c.run_id,
         TOKENS.c.completed_at,
