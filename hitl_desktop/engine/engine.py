@@ -389,6 +389,13 @@ class Engine:
             return await db.get_token(token_id)
         return replace(out.token(), requirement=out.requirement, verdicts=out.verdicts)
 
+    async def waiting_for_me(self) -> list[str]:
+        """The tokens of reviews still waiting that this engine's actor may decide and has not
+        (by their requirement: approvers, escalation once overdue, no self-approval), up to
+        1,000, soonest deadline first. What the store would accept, read: a decision is still
+        checked where it commits."""
+        return await (await self._opened()).waiting_for_me(self.clock())
+
     async def overdue_reviews(self) -> list[Overdue]:
         """Reviews still waiting past their requirement's remind_after, longest overdue first
         (up to 200): for reminders, and to tell who else may now decide."""

@@ -254,3 +254,17 @@ async def test_the_policy_versions_are_kept_and_audited(store_url):
         assert [json.loads(e.data)["version"] for e in entries] == [1, 2, 3]
         assert json.loads(entries[2].data)["empty"] is True
         assert (await engine.verify_audit()).broken is None
+
+
+async def test_waiting_for_me_lists_what_i_may_still_decide(desk):
+    worker = await desk.engine("svc", execute=True)
+    ana, bob, carol = [await desk.engine(n) for n in ("ana", "bob", "carol")]
+    _, anyone = await _waiting(worker)
+    _, two = await _waiting(worker, rule="two", approvals=2, approvers=["ana", "bob"])
+    _, mine = await _waiting(ana, rule="not mine", self_approval=False)
+    assert set(await ana.waiting_for_me()) == {anyone, two}
+    assert set(await bob.waiting_for_me()) == {anyone, two, mine}
+    assert set(await carol.waiting_for_me()) == {anyone, mine}
+    await ana.decide(two, approve())
+    assert set(await ana.waiting_for_me()) == {anyone}  # decided by me: not mine any more
+    assert two in await bob.waiting_for_me()

@@ -231,3 +231,11 @@ async def test_a_worker_role_runs_everything_and_an_admin_applies_the_policy(tea
     finally:
         db.dispose()
     assert (await worker.current_policy()).version == 1
+
+
+async def test_waiting_for_me_follows_role_membership(team):
+    worker = await team.engine("worker1", execute=True)
+    ana, mallory = await team.engine("ana"), await team.engine("mallory")
+    _, token_id = await _waiting(team, worker, worker, rule="f", approvers=[team.role("finance")])
+    assert token_id in await ana.waiting_for_me()  # a member of finance
+    assert token_id not in await mallory.waiting_for_me()

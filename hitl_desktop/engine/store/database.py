@@ -57,7 +57,7 @@ from .records import (
     Writes,
 )
 from .tokens import OutputChecks
-from .tx import Body
+from .tx import Body, Tx
 
 T = TypeVar("T")
 
@@ -243,6 +243,16 @@ class SystemDatabase:
             self.audited,
             then=then,
         )
+
+    def waiting_for_me(self, now: float, limit: int = 1000) -> Awaitable[list[str]]:
+        return self._read(self._waiting_for_me, now, limit)
+
+    def _waiting_for_me(self, tx: Tx, now: float, limit: int) -> list[str]:
+        return requirements.waiting_for(tx, self.actor, self.roles(tx), now, limit)
+
+    def roles(self, tx: Tx) -> frozenset[str]:
+        """The names a requirement's approvers may give this session: on SQLite, its actor."""
+        return frozenset({self.actor})
 
     def overdue_reviews(self, now: float, limit: int = 200) -> Awaitable[list[Overdue]]:
         return self._read(requirements.overdue, now, limit)

@@ -103,6 +103,10 @@ class PostgresDatabase(SystemDatabase):
                 raise DecisionRefused(token_id, message) from None
             raise
 
+    def roles(self, tx: Tx) -> frozenset[str]:
+        rows = tx.all(_MY_ROLES)
+        return frozenset(str(r["rolname"]) for r in rows) | {self.actor}
+
     @classmethod
     async def open(cls, url: str, migrate: bool = True) -> PostgresDatabase:
         """*migrate*: create or upgrade the schema when needed; otherwise refuse such a store
@@ -362,6 +366,7 @@ transaction that records the verdict, and completes the token and queues its run
 verdict is final. The store's owner grants who may call it (docs/team.md)."""
 
 
+_MY_ROLES = sa.text("SELECT rolname FROM pg_roles WHERE pg_has_role(session_user, oid, 'MEMBER')")
 _DECIDE = sa.text("SELECT * FROM hitl_decide(:token, :output, :seen, :origin)")
 
 

@@ -138,3 +138,43 @@ def overdue(tx: Tx, now: float, limit: int) -> list[Overdue]:
             )
         )
     return out
+
+
+_waiting = Prepared(
+    sa.select(
+        TOKENS.c.id,
+        TOKENS.c.created_at,
+        REQUIREMENTS.c.approvers,
+        REQUIREMENTS.c.escalate_to,
+        REQUIREMENTS.c.remind_at,
+        REQUIREMENTS.c.self_approval,
+        REQUIREMENTS.c.requester,
+        sa.select(VERDICTS.c.approve)
+        .where(VERDICTS.c.token_id == TOKENS.c.id, VERDICTS.c.reviewer == sa.bindparam("me"))
+        .scalar_subquery()
+        .label("mine"),
+    )
+    .select_from(TOKENS.outerjoin(REQUIREMENTS, REQUIREMENTS.c.token_id == TOKENS.c.id))
+    .where(TOKENS.c.status == TokenStatus.WAITING.value, TOKENS.c.expires_at > sa.bindparam("now"))
+    .order_by(TOKENS.c.expires_at)
+    .limit(sa.bindparam("limit"))
+)
+
+
+def waiting_for(tx: Tx, me: str, roles: frozenset[str], now: float, limit: int) -> list[str]:
+    """The waiting tokens *me* (acting with *roles*) may still decide: allowed by their
+    requirement and not yet decided by *me*; the same rules as a decision's check."""
+    out = []
+    for r in tx.all(_waiting, {"me": me, "now": now, "limit": limit}):
+        if r["mine"] is not None:
+            continue
+        if r["approvers"] is not None:
+            allowed = set(serde.load(r["approvers"]))
+            if r["remind_at"] is not None and now >= r["remind_at"]:
+                allowed |= set(serde.load(r["escalate_to"]))
+            if allowed and not allowed & roles:
+                continue
+            if not r["self_approval"] and r["requester"] == me:
+                continue  # they may still reject it: not "waiting for" them
+        out.append(str(r["id"]))
+    return out
