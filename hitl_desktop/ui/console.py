@@ -128,6 +128,8 @@ class Console(QObject):
         self._dirty: set[str] = set()
         self._refreshing = False
         self._reviews: OrderedDict[str, Review | None] = OrderedDict()
+        self._mine: set[str] = set()
+        """In View.MINE: the tokens the store says this reviewer may still decide."""
         self._loading_view: asyncio.Task[None] | None = None
         self._counts_timer = QTimer(self)
         self._counts_timer.setSingleShot(True)
@@ -182,9 +184,19 @@ class Console(QObject):
     def _on_fetch_wanted(self) -> None:
         self._spawn(self._fetch(self._generation))
 
+    def _admits(self, row: RunRow) -> bool:
+        if not self.view.accepts(row):
+            return False
+        return self.view is not View.MINE or row.token_id in self._mine
+
+    async def _update_mine(self) -> None:
+        if self.view is View.MINE:
+            self._mine = set(await self.engine.waiting_for_me())
+
     async def _fetch(self, generation: int) -> None:
         view = self.view
         cursor = self.model.oldest
+        await self._update_mine()
         found: list[RunRow] = []
         exhausted = False
         try:
@@ -207,7 +219,7 @@ class Console(QObject):
                     rows = [RunRow.from_run(r) for r in runs]
                     fresh = rows
                 exhausted = len(rows) < limit
-                found += [r for r in fresh if view.accepts(r)]
+                found += [r for r in fresh if self._admits(r)]
                 if rows:
                     cursor = min(r.created_at for r in rows)
                 if exhausted or len(found) >= self.page // 4 or view.status is not None:
@@ -228,7 +240,7 @@ class Console(QObject):
                 return
             rows = [RunRow.from_run(r) for r in runs]
             exhausted = len(rows) < self.page
-            wanted = [r for r in rows if view.accepts(r) and self.model.get(r.id) is None]
+            wanted = [r for r in rows if self._admits(r) and self.model.get(r.id) is None]
             self.model.append_page(wanted, exhausted=exhausted)
             if not wanted and not exhausted and rows:
                 self._scan_from(min(r.created_at for r in rows), generation)
@@ -339,6 +351,7 @@ class Console(QObject):
                 found[run_id] = await self.engine.get_run(run_id)
             except RunNotFound:
                 gone.append(run_id)
+        await self._update_mine()
         self.apply(found[i] for i in wanted if i in found)
         if gone:
             self.model.remove(gone)
@@ -347,7 +360,6 @@ class Console(QObject):
 
     def apply(self, runs: Iterable[Run]) -> None:
         """Put these (freshly read) runs into the table as the current view wants them."""
-        view = self.view
         upserts: list[RunRow] = []
         leaving: list[str] = []
         for run in runs:
@@ -355,7 +367,7 @@ class Console(QObject):
             present = self.model.get(row.id)
             if present is not None and present.status is not row.status:
                 self.model.forget_details(row.id)
-            if view.accepts(row):
+            if self._admits(row):
                 if present is not None or self.model.covers(row):
                     upserts.append(row)
             elif present is not None:

@@ -180,6 +180,8 @@ class View(Enum):
     REJECTED = "Rejected"
     EXPIRED = "Expired"
     FAILED = "Failed"
+    MINE = "Waiting for me"
+    """Waiting runs this reviewer may still decide (the console asks the store which)."""
 
     @property
     def status(self) -> RunStatus | None:
@@ -200,6 +202,7 @@ _VIEW_STATUS: dict[View, RunStatus | None] = {
     # Failed runs and changes that could not be made (a conflict, a refused edit) together:
     # everything that needs someone to look at why.
     View.FAILED: None,
+    View.MINE: RunStatus.WAITING,
 }
 
 _VIEW_STATES: dict[View, frozenset[str] | None] = {
@@ -209,6 +212,7 @@ _VIEW_STATES: dict[View, frozenset[str] | None] = {
     View.REJECTED: frozenset({"rejected"}),
     View.EXPIRED: frozenset({"expired"}),
     View.FAILED: frozenset({"failed", "canceled", "conflict", "invalid edit"}),
+    View.MINE: frozenset({"waiting"}),
 }
 
 

@@ -70,7 +70,7 @@ def test_views_accept_by_state() -> None:
     failed = row(4, RunStatus.FAILED)
     assert [v for v in View if v.accepts(applied)] == [View.ALL, View.APPLIED]
     assert [v for v in View if v.accepts(conflict)] == [View.ALL, View.FAILED]
-    assert [v for v in View if v.accepts(waiting)] == [View.WAITING, View.ALL]
+    assert [v for v in View if v.accepts(waiting)] == [View.WAITING, View.ALL, View.MINE]
     assert [v for v in View if v.accepts(failed)] == [View.ALL, View.FAILED]
     assert View.WAITING.status is RunStatus.WAITING and View.FAILED.status is None
 

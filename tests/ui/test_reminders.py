@@ -86,3 +86,23 @@ async def test_the_pane_says_the_rule_and_the_approvals_so_far(tmp_path: Path) -
 async def _view(engine: Engine, run_id: str, token_id: str) -> RunView:
     run = await engine.get_run(run_id)
     return RunView.build(run, await engine.get_steps(run_id), await engine.get_token(token_id))
+
+
+async def test_waiting_for_me_lists_only_the_runs_i_may_decide(settings, target_path) -> None:
+    from hitl_desktop.ui.records import View
+
+    from .helpers import running_console
+    from .test_main_window import EMAIL, REFUND, waiting_run
+
+    async with running_console(settings) as app:
+        await app.engine.apply_policy(
+            '[[rule]]\nname = "customer data"\ntable = "customers"\napprovers = ["dpo"]\n'
+        )
+        email = await waiting_run(app, EMAIL)
+        refund = await waiting_run(app, REFUND)
+        app.window.set_view(View.MINE)
+        await until(lambda: app.model.get(refund) is not None, what="the refund in Waiting for me")
+        await app.console.idle()
+        assert app.model.get(email) is None  # only "dpo" may decide it
+        app.window.set_view(View.WAITING)
+        await until(lambda: app.model.get(email) is not None, what="both in Waiting")
