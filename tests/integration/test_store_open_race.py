@@ -68,7 +68,8 @@ async def test_processes_opening_a_new_postgresql_store_at_once_migrate_it_once(
                     sa.text("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'hitl_%'")
                 ).scalar_one()
             db.dispose()
-            assert [s[0] for s in stamps] == [SCHEMA_REVISION] and triggers == 4
+            # who completed, who created, the audit chain, append-only audit, policy history
+            assert [s[0] for s in stamps] == [SCHEMA_REVISION] and triggers == 5
     finally:
         for i in range(count):
             pg.admin(f'DROP DATABASE IF EXISTS "{prefix}{i}" WITH (FORCE)')
