@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from ..units.defaults import DEFAULT_TOKEN_TIMEOUT
 from . import liveness, serde
@@ -37,11 +37,13 @@ from .runner import Runner
 from .store import SystemDatabase, open_database
 from .store.audit import GENESIS, first_break
 from .store.audit import timestamp as audit_timestamp
-from .store.records import EventRow, NewRun, Resume, Triggered
+from .store.records import Completion, EventRow, NewRun, Resume, Triggered
 from .store.schema import SCHEMA_REVISION
 from .tasks import TaskFn, registry
 
 DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
+C = TypeVar("C", bound=Completion)
+
 DECISION_LIMIT = 64 * 1024
 """A decision's JSON is kept inline with its verdict: at most this many bytes."""
 
@@ -325,11 +327,21 @@ class Engine:
         raises, and the token and run keep waiting."""
         text = serde.dump(output, f"the output for token {token_id}", self.max_payload_bytes)
         db = self._db or await self._opened()
+        out, _ = await self._finishing(
+            token_id, functools.partial(db.complete_token, token_id, text)
+        )
+        return out.token()
+
+    async def _finishing(
+        self, token_id: str, write: Callable[..., Awaitable[C]]
+    ) -> tuple[C, Resume | None]:
+        """Commit *write* (a completion or a decision on *token_id*) on behalf of this engine,
+        with the history kept of the run waiting on it; that history is kept again when the
+        write is refused. Raises TokenExpired when the write found the token past its deadline
+        (and timed it out). Returns what was committed and the history it was given."""
         known = self._runner.take_paused(token_id)
         try:
-            out = await db.complete_token(
-                token_id,
-                text,
+            out = await write(
                 owner=self.id if self._executing else None,
                 tasks=self._runner.task_names,
                 now=self.clock(),
@@ -338,13 +350,13 @@ class Engine:
                 checks=self._output_checks,
                 then=self._runner.absorb,
             )
-        except OutputRefused:
+        except (OutputRefused, DecisionRefused):
             if known is not None:  # still valid: the run still waits on the token
                 self._runner.keep_paused(token_id, known)
             raise
         if out.expired_at is not None:  # timed out by this very commit
             raise TokenExpired(token_id, out.expired_at)
-        return out.token()
+        return out, known
 
     async def decide(self, token_id: str, decision: Any, *, seen: str | None = None) -> Token:
         """Record this engine's actor's decision on a review's token: *decision* is a JSON
@@ -361,26 +373,9 @@ class Engine:
         text = serde.dump(decision, f"the decision on token {token_id}", limit)
         assert text is not None
         db = self._db or await self._opened()
-        known = self._runner.take_paused(token_id)
-        try:
-            out = await db.decide(
-                token_id,
-                text,
-                seen,
-                owner=self.id if self._executing else None,
-                tasks=self._runner.task_names,
-                now=self.clock(),
-                origin=self.id,
-                known=known,
-                checks=self._output_checks,
-                then=self._runner.absorb,
-            )
-        except (OutputRefused, DecisionRefused):
-            if known is not None:  # still valid: the run still waits on the token
-                self._runner.keep_paused(token_id, known)
-            raise
-        if out.expired_at is not None:  # timed out by this very commit
-            raise TokenExpired(token_id, out.expired_at)
+        out, known = await self._finishing(
+            token_id, functools.partial(db.decide, token_id, text, seen)
+        )
         if not out.final and known is not None:
             self._runner.keep_paused(token_id, known)
         if out.row is None:  # PostgreSQL: the store's function queued the run it completed

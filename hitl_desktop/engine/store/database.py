@@ -248,7 +248,7 @@ class SystemDatabase:
         return self._read(self._waiting_for_me, now, limit)
 
     def _waiting_for_me(self, tx: Tx, now: float, limit: int) -> list[str]:
-        return requirements.waiting_for(tx, self.actor, self.roles(tx), now, limit)
+        return reviews.waiting_for(tx, self.actor, self.roles(tx), now, limit)
 
     def roles(self, tx: Tx) -> frozenset[str]:
         """The names a requirement's approvers may give this session: on SQLite, its actor."""

@@ -144,15 +144,15 @@ _waiting = Prepared(
     sa.select(
         TOKENS.c.id,
         TOKENS.c.created_at,
-        REQUIREMENTS.c.approvers,
-        REQUIREMENTS.c.escalate_to,
-        REQUIREMENTS.c.remind_at,
-        REQUIREMENTS.c.self_approval,
-        REQUIREMENTS.c.requester,
+        REQUIREMENTS,
         sa.select(VERDICTS.c.approve)
         .where(VERDICTS.c.token_id == TOKENS.c.id, VERDICTS.c.reviewer == sa.bindparam("me"))
         .scalar_subquery()
         .label("mine"),
+        sa.select(VERDICTS.c.at)
+        .where(VERDICTS.c.token_id == TOKENS.c.id, VERDICTS.c.reviewer == sa.bindparam("me"))
+        .scalar_subquery()
+        .label("mine_at"),
     )
     .select_from(TOKENS.outerjoin(REQUIREMENTS, REQUIREMENTS.c.token_id == TOKENS.c.id))
     .where(TOKENS.c.status == TokenStatus.WAITING.value, TOKENS.c.expires_at > sa.bindparam("now"))
@@ -161,20 +161,8 @@ _waiting = Prepared(
 )
 
 
-def waiting_for(tx: Tx, me: str, roles: frozenset[str], now: float, limit: int) -> list[str]:
-    """The waiting tokens *me* (acting with *roles*) may still decide: allowed by their
-    requirement and not yet decided by *me*; the same rules as a decision's check."""
-    out = []
-    for r in tx.all(_waiting, {"me": me, "now": now, "limit": limit}):
-        if r["mine"] is not None:
-            continue
-        if r["approvers"] is not None:
-            allowed = set(serde.load(r["approvers"]))
-            if r["remind_at"] is not None and now >= r["remind_at"]:
-                allowed |= set(serde.load(r["escalate_to"]))
-            if allowed and not allowed & roles:
-                continue
-            if not r["self_approval"] and r["requester"] == me:
-                continue  # they may still reject it: not "waiting for" them
-        out.append(str(r["id"]))
-    return out
+def waiting(tx: Tx, me: str, now: float, limit: int) -> list[tuple[str, Requirement | None, Row]]:
+    """The waiting tokens (soonest deadline first) with their requirement, if any, and their
+    row (created_at; *me*'s verdict on it as mine / mine_at)."""
+    rows = tx.all(_waiting, {"me": me, "now": now, "limit": limit})
+    return [(str(r["id"]), None if r["token_id"] is None else requirement(r), r) for r in rows]

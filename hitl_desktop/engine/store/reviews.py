@@ -50,6 +50,7 @@ def verdict_of(token_id: str, output: str | None) -> tuple[bool, Any]:
 def refusal(
     req: Requirement,
     who: str,
+    roles: frozenset[str],
     approve: bool,
     decision: Any,
     seen: str | None,
@@ -57,11 +58,12 @@ def refusal(
     earlier: tuple[bool, float] | None,
     approved: int,
 ) -> str | None:
-    """Why *who* may not make this decision under *req*, or None (SQLite's check; the
-    PostgreSQL function words the same refusals)."""
+    """Why *who*, acting with *roles* (its own name among them), may not make this decision
+    under *req*, or None (SQLite's check, and what waiting_for reads; the PostgreSQL
+    function words the same refusals)."""
     rule = "no rule" if req.rule is None else f"rule '{req.rule}'"
     allowed = req.approvers + (req.escalate_to if overdue else ())
-    if req.approvers and who not in allowed:
+    if req.approvers and not roles.intersection(allowed):
         also = ""
         if req.escalate_to and not overdue:
             also = f" ({', '.join(req.escalate_to)} once it is overdue)"
@@ -130,7 +132,8 @@ def decide(
     mine = next((v for v in earlier_verdicts if v.reviewer == by), None)
     earlier = None if mine is None else (mine.approve, mine.at.timestamp())
     approved = sum(v.approve for v in earlier_verdicts)
-    reason = refusal(req, by, approve, decision, seen, overdue, earlier, approved)
+    roles = frozenset({by})
+    reason = refusal(req, by, roles, approve, decision, seen, overdue, earlier, approved)
     if reason is not None:
         raise DecisionRefused(token_id, reason)
     verdict = {"token_id": token_id, "reviewer": by, "approve": int(approve), "at": now}
@@ -160,4 +163,18 @@ def decide(
         out.row, out.output = tx.one(sql.token_row, {"rid": token_id}), None
         audit.append(tx, "Decision", run_id, token_id, entry, by, now)
         announce(tx, out, "TokenReviewed", run_id or "", now, origin, token_id)
+    return out
+
+
+def waiting_for(tx: Tx, me: str, roles: frozenset[str], now: float, limit: int) -> list[str]:
+    """The waiting tokens *me* (acting with *roles*) may still approve: refusal() finds
+    nothing against an approval of the diff they show, and *me* has not decided them."""
+    out = []
+    for token_id, found, row in requirements.waiting(tx, me, now, limit):
+        req = found or ANYONE
+        created = float(row["created_at"])
+        overdue = req.remind_after is not None and now >= created + req.remind_after
+        earlier = None if row["mine"] is None else (bool(row["mine"]), float(row["mine_at"]))
+        if refusal(req, me, roles, True, {}, req.seen, overdue, earlier, 0) is None:
+            out.append(token_id)
     return out
