@@ -100,9 +100,8 @@ class SystemDatabase:
         it is there already or must not be touched; close *executor* if anything fails.
         Without *upgrade*, a store that is not at the head is refused, saying what to run."""
         try:
-            revision = await executor.read(migrate.current_revision)
+            revision, reason = await executor.read(migrate.inspect_store)
             if not migrate.is_current(revision):
-                reason = await executor.read(migrate.refusal, revision)
                 if reason is None and upgrade is None:
                     reason = migrate.not_migrated(revision, redact_url(url))
                 if reason is not None:

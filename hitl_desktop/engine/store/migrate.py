@@ -34,7 +34,21 @@ def current_revision(tx: Tx) -> str | None:
     return None if row is None else str(row["version_num"])
 
 
-def refusal(tx: Tx, revision: str | None) -> str | None:
+def inspect_store(tx: Tx) -> tuple[str | None, str | None]:
+    """The store's revision, and why it must not be opened as a store (or None). A store at
+    the head costs one read. Otherwise its tables are listed and then its revision read again:
+    a store another process committed meanwhile shows its revision, never only its tables."""
+    revision = current_revision(tx)
+    if is_current(revision):
+        return revision, None
+    tables = _table_names(tx)
+    revision = current_revision(tx)
+    if is_current(revision):
+        return revision, None
+    return revision, refusal(tx, revision, tables)
+
+
+def refusal(tx: Tx, revision: str | None, tables: list[str] | None = None) -> str | None:
     """Why the database behind *tx* must not be opened as a store, or None.
 
     A database with no revision is made a store only when it holds no tables of its own: a
@@ -48,6 +62,18 @@ def refusal(tx: Tx, revision: str | None) -> str | None:
                 f"version knows revisions up to {SCHEMA_REVISION}: upgrade hitl-desktop"
             )
         return None
+    names = _table_names(tx) if tables is None else tables
+    foreign = sorted(name for name in names if not name.startswith("hitl_"))
+    if not foreign:
+        return None
+    shown = ", ".join(foreign[:6]) + (", …" if len(foreign) > 6 else "")
+    return (
+        f"it is another application's database (it holds the tables {shown}); give the store "
+        "its own file or database"
+    )
+
+
+def _table_names(tx: Tx) -> list[str]:
     if tx.dialect == "sqlite":
         rows = tx.all(
             sa.text(
@@ -58,14 +84,7 @@ def refusal(tx: Tx, revision: str | None) -> str | None:
         rows = tx.all(
             sa.text("SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema()")
         )
-    foreign = sorted(str(r["name"]) for r in rows if not str(r["name"]).startswith("hitl_"))
-    if not foreign:
-        return None
-    shown = ", ".join(foreign[:6]) + (", …" if len(foreign) > 6 else "")
-    return (
-        f"it is another application's database (it holds the tables {shown}); give the store "
-        "its own file or database"
-    )
+    return [str(r["name"]) for r in rows]
 
 
 def sqlite_refusal(path: str) -> str | None:
