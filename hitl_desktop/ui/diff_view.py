@@ -253,6 +253,13 @@ class DiffView(QWidget):
         self.raw = QPlainTextEdit()
         self.raw.setReadOnly(True)
         self.raw.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.browser.setAccessibleName("Changes")
+        self.browser.setAccessibleDescription(
+            "Each row the proposal writes: field, value before and value after"
+        )
+        self.raw.setAccessibleName("Raw proposal JSON")
+        self.raw.setAccessibleDescription("The proposal exactly as the agent wrote it")
+        self.raw_toggle.setAccessibleDescription("Switch between the changes and the raw JSON")
         self.stack = QStackedWidget()
         self.stack.addWidget(self.browser)
         self.stack.addWidget(self.raw)

@@ -246,6 +246,22 @@ class ReviewPane(QWidget):
         for button in (self.approve_button, self.reject_button, self.edit_button):
             button.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed)
             button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.details.setAccessibleName("Run details")
+        self.details.setAccessibleDescription(
+            "The selected run's outcome, summary, rationale and timeline"
+        )
+        self.approve_button.setAccessibleName("Approve")
+        self.approve_button.setAccessibleDescription(
+            "Approve the selected run and write its change to the target database (A)"
+        )
+        self.reject_button.setAccessibleName("Reject")
+        self.reject_button.setAccessibleDescription(
+            "Reject the selected run with a reason; nothing is written (R)"
+        )
+        self.edit_button.setAccessibleName("Edit and approve")
+        self.edit_button.setAccessibleDescription(
+            "Change the proposed values, then approve the selected run (E)"
+        )
         self.approve_button.clicked.connect(self.approve_requested)
         self.reject_button.clicked.connect(self.reject_requested)
         self.edit_button.clicked.connect(self.edit_requested)
