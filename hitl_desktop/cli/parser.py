@@ -13,6 +13,7 @@ from ..engine import RunStatus, TokenStatus
 from .audit import add_audit_commands
 from .changes import Decide, DemoDb, Request
 from .errors import USAGE, CliError
+from .link import add_link_commands
 from .migrate import Migrate
 from .policy import add_policy_commands
 from .profiles import ProfileAdd, ProfileList, ProfilePassword, ProfileRemove
@@ -157,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--wait", type=_positive, default=60, metavar="S", help="give up after S seconds (60)"
         )
         decide.set_defaults(command_type=Decide)
+
+    add_link_commands(sub, common)
     return parser
 
 

@@ -5,12 +5,17 @@ store it does not migrate (`hitl migrate` does, once). It prints one line per ru
 sees on the store, its own and other processes'. Stopped by a signal it hands its runs in
 flight back to the queue; killed, it is taken over by another engine (at once on this host,
 after the lease on another).
+
+With --http HOST:PORT it also serves signed links (`hitl link`) in the same loop, beside its
+run execution: the decisions made through them are its engine's, recorded via link by the
+name each link was made for.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -18,11 +23,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ..agent import TASK_NAME, Targets, db_change_task
 from ..application import local_targets
 from ..config import ConfigError, load_settings
 from ..engine import Engine, EventStream, TokenCompleted, redact_url
+from ..links import LinkSecretUnavailable, LinkServer, ServeFailed, link_app, link_secret
 from . import worklog
 from .command import Command
 from .errors import CliError, Output
@@ -44,21 +51,30 @@ class Worker(Command[None]):
     store: str
     json: bool
     check_overdue: float = CHECK_OVERDUE
+    http: tuple[str, int] | None = None
+    """Where to serve signed links, or None."""
 
     @classmethod
     def prepare(cls, args: argparse.Namespace) -> Worker:
         every = getattr(args, "check_overdue", None) or CHECK_OVERDUE
-        return cls(store_url(args.store), args.json, every)
+        return cls(store_url(args.store), args.json, every, getattr(args, "http", None))
 
     def execute(self) -> None:
         targets = _machine_targets()
+        secret = None
+        if self.http is not None:  # before anything starts: no secret, no worker
+            try:
+                secret = link_secret(self.store)
+            except LinkSecretUnavailable as exc:
+                targets.close()
+                raise CliError(f"--http: {exc}") from None
         # The engine logs what it retries (a lost connection, a failed heartbeat): show it.
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         handler.setLevel(logging.WARNING)
         logging.getLogger("hitl_desktop").addHandler(handler)
         try:
-            asyncio.run(self._serve(targets))
+            asyncio.run(self._serve(targets, secret))
         finally:
             logging.getLogger("hitl_desktop").removeHandler(handler)
             targets.close()
@@ -66,13 +82,14 @@ class Worker(Command[None]):
     def render(self, result: None) -> Output:
         return Output({}, "")  # every line, "stopped" the last, was printed as it happened
 
-    async def _serve(self, targets: Targets) -> None:
+    async def _serve(self, targets: Targets, secret: bytes | None) -> None:
         stop = asyncio.Event()
         handled = _on_signals(stop.set)
         engine = Engine(connect_url(self.store), tasks=[db_change_task(targets)], migrate=False)
         stream = engine.events()  # before start: its recoveries and claims are logged too
         logger: asyncio.Task[None] | None = None
         reminders: asyncio.Task[None] | None = None
+        links: LinkServer | None = None
         try:
             try:
                 await engine.start()
@@ -85,8 +102,18 @@ class Worker(Command[None]):
             self._emit(entry, engine.id)
             logger = asyncio.create_task(self._log(engine, stream), name="hitl-worker-log")
             reminders = asyncio.create_task(self._remind(engine), name="hitl-worker-overdue")
+            if self.http is not None and secret is not None:
+                links = LinkServer(link_app(engine, secret), *self.http)
+                try:
+                    url = await links.start()
+                except ServeFailed as exc:
+                    links = None
+                    raise CliError(f"--http: {exc}") from None
+                self._emit_serving(url, engine.id)
             await stop.wait()
         finally:
+            if links is not None:  # first: no decision may arrive as the engine stops
+                await links.stop()
             if reminders is not None:
                 reminders.cancel()
             await _stop(engine, logger)
@@ -115,8 +142,20 @@ class Worker(Command[None]):
                     told.add(review.token_id)
                     self._emit(worklog.overdue(time.time(), review), engine.id)
 
+    def _emit_serving(self, url: str, worker: str) -> None:
+        at = datetime.now(UTC)
+        if self.json:
+            moment = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            line = json.dumps({"at": moment, "event": "serving", "worker": worker, "url": url})
+        else:
+            moment = at.isoformat(timespec="seconds").replace("+00:00", "Z")
+            line = f"{moment} worker {worker} serves signed links on {url}"
+        self._print(line)
+
     def _emit(self, entry: worklog.Entry, worker: str) -> None:
-        line = worklog.as_json(entry) if self.json else worklog.as_text(entry, worker)
+        self._print(worklog.as_json(entry) if self.json else worklog.as_text(entry, worker))
+
+    def _print(self, line: str) -> None:
         try:
             print(line, flush=True)
         except BrokenPipeError:

@@ -1,0 +1,83 @@
+"""The link secret of a store: the key links are signed with, kept out of the store.
+
+Where it comes from, first match wins:
+
+1. ``HITL_LINK_SECRET`` in the environment (at least 32 characters): for a worker on a server,
+   and for every machine that makes links for that worker;
+2. the OS keyring, service ``hitl-desktop``, username ``link-secret:<store>`` (the store's
+   server and database, or its SQLite file), created there on first use.
+
+Whoever can read the secret can make links for the store; it is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as random
+from collections.abc import Mapping
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+
+from .. import secrets
+
+SECRET_ENV = "HITL_LINK_SECRET"
+MIN_LENGTH = 32
+"""The shortest secret taken from the environment, in characters."""
+
+_PG_PORT = 5432
+
+
+class LinkSecretUnavailable(RuntimeError):
+    """No link secret can be read or kept here; the message says what to do."""
+
+
+def link_secret(store: str, environ: Mapping[str, str] | None = None) -> bytes:
+    """The secret links to *store* are signed with (see the module's docstring): read from the
+    environment or the keyring, made and saved in the keyring the first time."""
+    env = os.environ if environ is None else environ
+    given = env.get(SECRET_ENV, "").strip()
+    if given:
+        if len(given) < MIN_LENGTH:
+            raise LinkSecretUnavailable(
+                f"{SECRET_ENV} is {len(given)} characters long; a link secret needs at least "
+                f"{MIN_LENGTH} (e.g. from: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')"
+            )
+        return given.encode("utf-8")
+    username = secret_user(store)
+    try:
+        # The keyring's one call site is hitl_desktop.secrets: its readers and writers take
+        # the entry's name.
+        stored = secrets._stored_key(username)
+        if stored is None:
+            stored = random.token_urlsafe(32)
+            secrets._save(username, stored, "the link secret", _NO_KEYRING)
+    except secrets.SecretsUnavailable as exc:
+        message = str(exc)
+        if _NO_KEYRING not in message:
+            message = f"{message} {_NO_KEYRING}"
+        raise LinkSecretUnavailable(message) from None
+    return stored.encode("utf-8")
+
+
+def secret_user(store: str) -> str:
+    """The keyring username of *store*'s link secret: its server and database (any role, any
+    driver), or its SQLite file's absolute path."""
+    parsed = make_url(store)
+    if parsed.get_backend_name() == "sqlite":
+        return f"link-secret:sqlite:{Path(parsed.database or '').absolute()}"
+    address = URL.create(
+        parsed.get_backend_name(),
+        host=parsed.host,
+        port=parsed.port or _PG_PORT,
+        database=parsed.database,
+    )
+    return f"link-secret:{address.render_as_string(hide_password=False)}"
+
+
+_NO_KEYRING = (
+    f"Signed links need a secret kept out of the store: set {SECRET_ENV} (at least "
+    f"{MIN_LENGTH} characters, the same for the worker and for whoever makes links), or run "
+    "where an OS keyring (Secret Service, Keychain, Credential Manager) is usable."
+)
