@@ -33,9 +33,10 @@ def pytest_unconfigure(config):
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo target database, generated once per session."""
     from hitl_desktop.agent import create_demo_db
+    from tests.agent.helpers import DEMO_TODAY
 
     path = tmp_path_factory.mktemp("demo") / "template.db"
-    create_demo_db(path)
+    create_demo_db(path, today=DEMO_TODAY)
     return path
 
 

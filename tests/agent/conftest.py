@@ -24,6 +24,7 @@ from hitl_desktop.agent.db_change import db_change_task
 from hitl_desktop.agent.targets import Targets
 from hitl_desktop.engine import Engine
 from tests import pg
+from tests.agent.helpers import DEMO_TODAY
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ async def async_demo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(lambda sync_conn: write_demo(sync_conn))
+            await conn.run_sync(lambda sync_conn: write_demo(sync_conn, today=DEMO_TODAY))
         yield engine
     finally:
         await engine.dispose()
@@ -87,7 +88,7 @@ def pg_target() -> Iterator[str]:
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     try:
         with engine.begin() as conn:
-            write_demo(conn)
+            write_demo(conn, today=DEMO_TODAY)
     finally:
         engine.dispose()
     yield url

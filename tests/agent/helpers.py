@@ -1,6 +1,7 @@
 """Small builders shared by the agent tests."""
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -9,6 +10,10 @@ from hitl_desktop.agent import ChangeRequest, Proposal, TargetProfile, Targets, 
 from hitl_desktop.engine import Engine
 
 MakeDb = Callable[..., sa.Engine]
+
+DEMO_TODAY = date(2025, 7, 1)
+"""The demo database's today in the tests (`create_demo_db(today=...)`): its dates are fixed, so
+a test can name one (customer 17's subscription started on 2024-07-02)."""
 
 
 def change_for(

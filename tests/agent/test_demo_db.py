@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from hitl_desktop.agent import (
     demo_rows,
     reflect_catalogue,
 )
+from tests.agent.helpers import DEMO_TODAY
 
 
 def dump(path: Path) -> dict[str, list[Any]]:
@@ -44,11 +46,62 @@ def test_size_and_speed(tmp_path: Path) -> None:
 
 
 def test_deterministic_for_a_seed(tmp_path: Path) -> None:
-    create_demo_db(tmp_path / "a.db")
-    create_demo_db(tmp_path / "b.db")
-    create_demo_db(tmp_path / "c.db", seed=7)
+    create_demo_db(tmp_path / "a.db", today=DEMO_TODAY)
+    create_demo_db(tmp_path / "b.db", today=DEMO_TODAY)
+    create_demo_db(tmp_path / "c.db", seed=7, today=DEMO_TODAY)
     assert dump(tmp_path / "a.db") == dump(tmp_path / "b.db")
     assert dump(tmp_path / "a.db")["customers"] != dump(tmp_path / "c.db")["customers"]
+
+
+def dates(rows: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, int, str], date]:
+    """Every date and timestamp of *rows*, by (table, id, column)."""
+    return {
+        (table, row["id"], name): value
+        for table, items in rows.items()
+        for row in items
+        for name, value in row.items()
+        if isinstance(value, date)
+    }
+
+
+def test_the_same_today_builds_the_same_rows_and_another_today_moves_only_the_dates() -> None:
+    assert demo_rows(today=DEMO_TODAY) == demo_rows(today=DEMO_TODAY)
+    later = DEMO_TODAY + timedelta(days=500)
+    moved, base = demo_rows(today=later), demo_rows(today=DEMO_TODAY)
+    before, after = dates(base), dates(moved)
+    assert before.keys() == after.keys() and len(before) > 10_000
+    assert {after[k] - before[k] for k in before} == {timedelta(days=500)}
+    # Ids, statuses and amounts do not depend on the day: the demo requests hold on any day.
+    undated = {
+        table: [{k: v for k, v in row.items() if not isinstance(v, date)} for row in rows]
+        for table, rows in base.items()
+    }
+    assert undated == {
+        table: [{k: v for k, v in row.items() if not isinstance(v, date)} for row in rows]
+        for table, rows in moved.items()
+    }
+
+
+@pytest.mark.parametrize("today", [DEMO_TODAY, date(2031, 2, 28)])
+def test_dates_are_relative_to_today(today: date) -> None:
+    rows = demo_rows(today=today)
+    live = [s for s in rows["subscriptions"] if s["status"] != "canceled"]
+    # Every live subscription renews after today, within a year; nothing started after today.
+    assert all(today < s["current_period_end"] <= today + timedelta(days=366) for s in live)
+    assert max(s["started_on"] for s in rows["subscriptions"]) <= today
+    assert max(i["issued_on"] for i in rows["invoices"]) == today
+    assert max(c["created_at"] for c in rows["customers"]) < datetime.combine(
+        today, datetime.min.time()
+    )
+    sub = [s for s in rows["subscriptions"] if s["customer_id"] == 58][-1]
+    assert sub["status"] == "active" and sub["current_period_end"] > today
+
+
+def test_the_default_today_is_the_current_utc_date() -> None:
+    first = datetime.now(UTC).date()
+    rows = demo_rows()
+    last = datetime.now(UTC).date()  # midnight may pass in between
+    assert max(i["issued_on"] for i in rows["invoices"]) in (first, last)
 
 
 def test_refuses_to_overwrite(tmp_path: Path) -> None:
