@@ -215,10 +215,15 @@ class Engine:
         idempotency_key: str | None = None,
         idempotency_key_ttl: str | float | timedelta | None = None,
         tags: Sequence[str] = (),
+        audit: tuple[str, str] | None = None,
     ) -> Run:
         """Create a run of *task*. A started engine executes it at once; otherwise it is QUEUED
         for whichever engine starts next. With an *idempotency_key*, a run already holding
-        the key (within its TTL) is returned instead, with `is_cached=True`."""
+        the key (within its TTL) is returned instead, with `is_cached=True`.
+
+        *audit* is (kind, run id): an audit-trail entry about that run, naming the new run
+        (``{"run": id, "task": task}``), committed with it; none when an existing run is
+        returned. On PostgreSQL the session's role needs INSERT on hitl_audit for it."""
         found = self._tasks.get(task)
         if found is None:
             raise TaskNotFound(task, list(self._tasks))
@@ -239,6 +244,7 @@ class Engine:
             code_hash=found.code_hash,
             created_at=now,
             created_by=db.actor,
+            audit=audit,
         )
         resume = Resume(new.id, task, text, {}, {})
         # Queued at once (SQLite): the Run is built while the store thread commits, and the

@@ -185,3 +185,5 @@ class NewRun:
     created_at: float
     created_by: str
     """Recorded on SQLite; PostgreSQL records the session's role instead."""
+    audit: tuple[str, str] | None = None
+    """(kind, run id): an audit entry about that run, written with this one (a revert's)."""

@@ -61,6 +61,10 @@ def trigger(tx: Tx, run: NewRun, payload: str | None, origin: str) -> Triggered:
     }
     tx.execute(sql.insert_run if key is not None else sql.insert_unkeyed_run, row)
     announce(tx, out, "RunTriggered", run.id, now, origin, data={"task": run.task})
+    if run.audit is not None:
+        kind, about = run.audit
+        data = serde.encode({"run": run.id, "task": run.task})
+        audit.append(tx, kind, about, None, data, run.created_by, now)
     return out
 
 
