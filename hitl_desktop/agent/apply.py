@@ -12,18 +12,22 @@ In that transaction, in order:
    written;
 3. the proposal (with the reviewer's edits) is validated again against the locked rows, and the
    parent rows of its inserts are compared with those the review saw;
-4. the changes are written with bound parameters (names only from the catalogue), and the marker
-   row is inserted. Commit.
+4. the changes are written with bound parameters (names only from the catalogue), each written
+   row is read back, and the marker row is inserted with the rows before and after the write
+   (`images.RowImage`, what a revert is built from). Commit.
 
 On PostgreSQL the transaction is SERIALIZABLE, so a row another transaction inserts into a read's
 range (a second refund) fails one of the two instead of letting both write. A lock timeout, a
 deadlock or a serialization failure runs the whole transaction again (`retry`), for a bounded
-time. A kill at any point leaves either nothing or everything plus the marker.
+time. A kill at any point leaves either nothing or everything plus the marker; a replay that
+finds the marker returns the images recorded in it.
 """
 
 from __future__ import annotations
 
+import json
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +35,12 @@ from typing import Any
 import pydantic
 import sqlalchemy as sa
 
+from ._rows import key_of
 from .catalogue import Catalogue
-from .diff import Diff, find_conflicts
+from .coerce import json_row
+from .diff import Diff, find_conflicts, read_rows
 from .errors import AgentError, Problem, ProposalInvalid
+from .images import RowImage, images_from_json
 from .proposal import Proposal, RowChange
 from .read_check import changed_parents, changed_reads
 from .reads import Read
@@ -48,7 +55,10 @@ MARKERS = sa.Table(
     sa.Column("step", sa.String(200), primary_key=True),
     sa.Column("applied_at", sa.Float, nullable=False),
     sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("images", sa.Text, nullable=True),
 )
+IMAGES = "images"
+"""The marker's column of row images (JSON); tables made before it may lack it."""
 
 
 class ApplyFailed(AgentError):
@@ -89,10 +99,12 @@ def ensure_markers(engine: sa.Engine) -> None:
         MARKERS.create(conn, checkfirst=True)
 
 
-def _markers_in(conn: sa.Connection) -> None:
-    """Create the marker table inside the apply transaction when it is missing."""
-    if sa.inspect(conn).has_table(MARKERS.name):
-        return
+def _markers_in(conn: sa.Connection) -> bool:
+    """Create the marker table inside the apply transaction when it is missing; True when it
+    has the images column."""
+    inspector = sa.inspect(conn)
+    if inspector.has_table(MARKERS.name):
+        return IMAGES in {column["name"] for column in inspector.get_columns(MARKERS.name)}
     try:
         MARKERS.create(conn)
     except sa.exc.DBAPIError as exc:
@@ -107,6 +119,31 @@ def _markers_in(conn: sa.Connection) -> None:
             "grant the write account CREATE on the schema, or create the table beforehand; "
             "nothing was written"
         ) from exc
+    return True
+
+
+_upgraded: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+
+
+def _upgrade_markers(conn: sa.Connection) -> None:
+    """Add the images column to a marker table made before it, in a transaction of its own (the
+    ALTER locks the table: not for the length of an apply), once per writer engine. An account
+    that may not alter it still writes: the images are then only in the run's recorded outcome,
+    which a replay after a crash between the commit and that record cannot restore (such a run
+    is not revertible)."""
+    if conn.engine in _upgraded:
+        return
+    try:
+        with conn.begin():
+            inspector = sa.inspect(conn)
+            if inspector.has_table(MARKERS.name) and IMAGES not in {
+                column["name"] for column in inspector.get_columns(MARKERS.name)
+            }:
+                conn.exec_driver_sql(f"ALTER TABLE {MARKERS.name} ADD COLUMN {IMAGES} TEXT")
+    except sa.exc.DBAPIError as exc:
+        if transient_cause(exc) is not None:
+            raise
+    _upgraded.add(conn.engine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +151,8 @@ class Applied:
     rows: int
     replayed: bool
     """True when the marker showed the write was already committed (a replay after a crash)."""
+    images: tuple[RowImage, ...] | None = None
+    """Each written row before and after; None when they could not be recorded."""
 
 
 def _invalid(index: int, table: str | None, message: str) -> ProposalInvalid:
@@ -165,12 +204,18 @@ def _value_problems(index: int, table: str, exc: pydantic.ValidationError) -> li
     return list(problems.values())
 
 
-def _write(conn: sa.Connection, catalogue: Catalogue, change: ValidatedChange) -> None:
+def _write(conn: sa.Connection, catalogue: Catalogue, change: ValidatedChange) -> dict[str, Any]:
+    """Write *change*; return the row's primary key (for an insert, with a generated part)."""
     table = catalogue.core_table(change.table)
     info = catalogue[change.table]
     if change.op == "insert":
-        conn.execute(table.insert().values(**change.row))
-        return
+        inserted = conn.execute(table.insert().values(**change.row))
+        if not info.primary_key:
+            return {}
+        generated = dict(
+            zip(table.primary_key.columns.keys(), inserted.inserted_primary_key or (), strict=False)
+        )
+        return {name: change.row.get(name, generated.get(name)) for name in info.primary_key}
     where = sa.and_(*(table.c[name] == change.key[name] for name in info.primary_key))
     if change.op == "update":
         result = conn.execute(table.update().where(where).values(**change.values))
@@ -181,6 +226,41 @@ def _write(conn: sa.Connection, catalogue: Catalogue, change: ValidatedChange) -
             f"change {change.index}: the {change.op} of {change.table} matched "
             f"{result.rowcount} rows instead of 1; nothing was written"
         )
+    return dict(change.key)
+
+
+def _images(
+    conn: sa.Connection,
+    catalogue: Catalogue,
+    diffs: Sequence[Diff],
+    written: Sequence[tuple[ValidatedChange, dict[str, Any]]],
+) -> tuple[RowImage, ...]:
+    """The rows as they were (the review's, which the locked rows matched) and as they are
+    now, read back in the writing transaction."""
+    before = {diff.index: diff.before for diff in diffs}
+    images = []
+    for change, key in written:
+        info = catalogue[change.table]
+        after = None
+        if change.op != "delete":
+            if key and all(value is not None for value in key.values()):
+                rows = read_rows(conn, catalogue, change.table, [key_of(key, info.primary_key)])
+                found = next(iter(rows.values()), None)
+                after = None if found is None else json_row(found)
+            else:
+                after = json_row(change.row)
+        images.append(
+            RowImage(
+                index=change.index,
+                op=change.op,
+                table=change.table,
+                key=json_row(key),
+                before=None if change.op == "insert" else before.get(change.index),
+                after=after,
+                hidden=len(catalogue.core_table(change.table).c) > len(info.columns),
+            )
+        )
+    return tuple(images)
 
 
 Result = Applied | list[dict[str, Any]] | ProposalInvalid
@@ -212,6 +292,7 @@ def apply_proposal(
     def attempt(lock_wait: float) -> Result:
         with engine.connect() as conn:
             _wait_for_locks(conn, lock_wait)
+            _upgrade_markers(conn)
             with conn.begin() as transaction:
                 if conn.dialect.name == "postgresql":
                     conn.exec_driver_sql(
@@ -247,12 +328,15 @@ def _apply_locked(
     max_rows: int,
     clock: Any,
 ) -> Result:
-    _markers_in(conn)
-    marker = conn.execute(
-        sa.select(MARKERS.c.rows).where(MARKERS.c.run_id == run_id, MARKERS.c.step == step)
+    with_images = _markers_in(conn)
+    columns = [MARKERS.c.rows, *([MARKERS.c.images] if with_images else [])]
+    found = conn.execute(
+        sa.select(*columns).where(MARKERS.c.run_id == run_id, MARKERS.c.step == step)
     ).first()
-    if marker is not None:
-        return Applied(rows=int(marker.rows), replayed=True)
+    if found is not None:
+        recorded = found._mapping.get(IMAGES)
+        images = None if recorded is None else images_from_json(json.loads(recorded))
+        return Applied(rows=int(found.rows), replayed=True, images=images)
     conflicts = [c.to_json() for c in find_conflicts(conn, catalogue, diffs, for_update=True)]
     conflicts += [c.to_json() for c in changed_reads(conn, catalogue, reads)]
     if conflicts:
@@ -264,11 +348,14 @@ def _apply_locked(
     parents = changed_parents(conn, validated, reads)
     if parents:
         return [conflict.to_json() for conflict in parents]
-    for change in validated.changes:
-        _write(conn, catalogue, change)
+    written = [(change, _write(conn, catalogue, change)) for change in validated.changes]
+    images = _images(conn, catalogue, diffs, written)
     rows = len(validated.changes)
-    conn.execute(MARKERS.insert().values(run_id=run_id, step=step, applied_at=clock(), rows=rows))
-    return Applied(rows=rows, replayed=False)
+    marker: dict[str, Any] = {"run_id": run_id, "step": step, "applied_at": clock(), "rows": rows}
+    if with_images:
+        marker[IMAGES] = json.dumps([image.to_json() for image in images], separators=(",", ":"))
+    conn.execute(MARKERS.insert().values(**marker))
+    return Applied(rows=rows, replayed=False, images=images)
 
 
 def outcome_of(
@@ -287,6 +374,7 @@ def outcome_of(
             comment,
             f"applied {result.rows} row change(s) {what}after approval by {reviewer}",
             rows=result.rows,
+            written=None if result.images is None else tuple(i.to_json() for i in result.images),
         )
     if isinstance(result, ProposalInvalid):
         kind: OutcomeKind = "invalid_edit" if edited else "conflict"

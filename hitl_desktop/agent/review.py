@@ -217,9 +217,12 @@ class Outcome:
     conflicts: tuple[dict[str, Any], ...] = ()
     problems: tuple[dict[str, Any], ...] = ()
     """Why an edit was refused (invalid_edit): `Problem.to_json()` items."""
+    written: tuple[dict[str, Any], ...] | None = None
+    """Applied: each written row before and after (`images.RowImage.to_json()`), what a revert
+    undoes; None when not recorded (applied by an earlier version)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "outcome": self.outcome,
             "reviewer": self.reviewer,
             "comment": self.comment,
@@ -228,6 +231,9 @@ class Outcome:
             "conflicts": list(self.conflicts),
             "problems": list(self.problems),
         }
+        if self.written is not None:
+            data["written"] = list(self.written)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Outcome:
@@ -242,4 +248,5 @@ class Outcome:
             rows=int(data.get("rows", 0)),
             conflicts=tuple(data.get("conflicts", ())),
             problems=tuple(data.get("problems", ())),
+            written=None if data.get("written") is None else tuple(data["written"]),
         )
