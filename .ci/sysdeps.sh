@@ -2,12 +2,13 @@
 # Debian packages the tests and the demo need, installed through apt only where missing:
 # Qt's runtime libraries; PostgreSQL (the tests start a throwaway server for the target
 # database tests; the package's own cluster is not used); a real Secret Service (gnome-keyring
-# in a private D-Bus session) for the keyring integration test. Arguments add packages (e.g. xvfb
+# in a private D-Bus session) for the keyring integration test; Chromium, the browser engine the
+# signed links' page is rendered with in a test (headless). Arguments add packages (e.g. xvfb
 # for `make screenshots`).
 set -euo pipefail
 needed=(libegl1 libgl1 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 libdbus-1-3
         libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 fonts-dejavu-core
-        postgresql gnome-keyring dbus dbus-x11 libsecret-tools "$@")
+        postgresql gnome-keyring dbus dbus-x11 libsecret-tools chromium "$@")
 missing=()
 for pkg in "${needed[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -91,6 +91,13 @@ class Worker(Command[None]):
         reminders: asyncio.Task[None] | None = None
         links: LinkServer | None = None
         try:
+            if self.http is not None and secret is not None:
+                links = LinkServer(link_app(engine, secret), *self.http)
+                try:  # before the engine starts: a busy address is told before any run moves
+                    links.bind()
+                except ServeFailed as exc:
+                    links = None
+                    raise CliError(f"--http: {exc}") from None
             try:
                 await engine.start()
             except Exception as exc:
@@ -102,14 +109,8 @@ class Worker(Command[None]):
             self._emit(entry, engine.id)
             logger = asyncio.create_task(self._log(engine, stream), name="hitl-worker-log")
             reminders = asyncio.create_task(self._remind(engine), name="hitl-worker-overdue")
-            if self.http is not None and secret is not None:
-                links = LinkServer(link_app(engine, secret), *self.http)
-                try:
-                    url = await links.start()
-                except ServeFailed as exc:
-                    links = None
-                    raise CliError(f"--http: {exc}") from None
-                self._emit_serving(url, engine.id)
+            if links is not None:
+                self._emit_serving(await links.start(), engine.id)
             await stop.wait()
         finally:
             if links is not None:  # first: no decision may arrive as the engine stops

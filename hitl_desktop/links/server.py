@@ -54,16 +54,24 @@ class LinkServer:
         )
         self._server = _InLoopServer(config)
         self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    def bind(self) -> None:
+        """Take the address now (ServeFailed when it cannot be); requests wait for start()."""
+        if self._socket is None:
+            self._socket = _bind(self.host, self.port)
+            self.port = self._socket.getsockname()[1]
+
     async def start(self) -> str:
         """Listen; returns the URL served (with the port chosen when 0 was asked)."""
-        sock = _bind(self.host, self.port)
-        self.port = sock.getsockname()[1]
+        self.bind()
+        sock = self._socket
+        assert sock is not None
         self._task = asyncio.create_task(self._server.serve([sock]), name="hitl-links-http")
         async with asyncio.timeout(START_WAIT):
             while not self._server.started:  # bounded by START_WAIT
@@ -75,6 +83,8 @@ class LinkServer:
 
     async def stop(self) -> None:
         if self._task is None:
+            if self._socket is not None:
+                self._socket.close()
             return
         self._server.should_exit = True
         try:
