@@ -10,9 +10,9 @@ lock, with the server's clock and the session's role, whatever a client inserts.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from hashlib import sha256
 
 import sqlalchemy as sa
 
@@ -45,12 +45,16 @@ def entry_hash(
     data: str | None,
     prev_hash: str,
 ) -> str:
-    fields = (str(entry_id), at, actor, kind, run_id, token_id, data, prev_hash)
-    return hashlib.sha256("".join(map(_field, fields)).encode()).hexdigest()
+    f = _field
+    text = f"{f(str(entry_id))}{f(at)}{f(actor)}{f(kind)}"
+    text += f"{f(run_id)}{f(token_id)}{f(data)}{f(prev_hash)}"
+    return sha256(text.encode()).hexdigest()
 
 
 def timestamp(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """ISO 8601 UTC with microseconds and a Z (isoformat: strftime's %f costs several times more
+    per entry)."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def append(

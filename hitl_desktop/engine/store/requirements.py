@@ -44,6 +44,19 @@ _select = Prepared(
     .join(TOKENS, TOKENS.c.id == REQUIREMENTS.c.token_id)
     .where(REQUIREMENTS.c.token_id == sa.bindparam("rid"))
 )
+_token_and_requirement = Prepared(
+    sa.select(
+        TOKENS.c.status,
+        TOKENS.c.created_at,
+        TOKENS.c.expires_at,
+        TOKENS.c.run_id,
+        TOKENS.c.completed_at,
+        TOKENS.c.completed_by,
+        REQUIREMENTS,
+    )
+    .outerjoin(REQUIREMENTS, REQUIREMENTS.c.token_id == TOKENS.c.id)
+    .where(TOKENS.c.id == sa.bindparam("rid"))
+)
 _verdicts = Prepared(
     sa.select(VERDICTS)
     .where(VERDICTS.c.token_id == sa.bindparam("rid"))
@@ -96,15 +109,28 @@ def get(tx: Tx, token_id: str) -> Requirement | None:
     return requirement(row)
 
 
+def token_and_requirement(tx: Tx, token_id: str) -> tuple[Row, Requirement | None] | None:
+    """The token's status, deadline, run and completion, and its requirement, in one read (a
+    decision's first statement); None for an unknown token."""
+    row = tx.one(_token_and_requirement, {"rid": token_id})
+    if row is None:
+        return None
+    return row, None if row["token_id"] is None else requirement(row)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return () if text == "[]" else tuple(serde.load(text))
+
+
 def requirement(row: Row) -> Requirement:
     remind_at, created_at = row["remind_at"], float(str(row["created_at"]))
     return Requirement(
         rule=None if row["rule"] is None else str(row["rule"]),
         approvals=int(str(row["approvals"])),
-        approvers=tuple(serde.load(str(row["approvers"]))),
+        approvers=_names(str(row["approvers"])),
         self_approval=bool(row["self_approval"]),
         remind_after=None if remind_at is None else float(str(remind_at)) - created_at,
-        escalate_to=tuple(serde.load(str(row["escalate_to"]))),
+        escalate_to=_names(str(row["escalate_to"])),
         seen=None if row["seen"] is None else str(row["seen"]),
         requester=None if row["requester"] is None else str(row["requester"]),
     )

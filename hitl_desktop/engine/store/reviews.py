@@ -109,9 +109,10 @@ def decide(
 ) -> Decision:
     """Record *by*'s decision on *token_id* (see the module's docstring)."""
     out = Decision()
-    row = tx.one(sql.token_deadline, {"rid": token_id})
-    if row is None:
+    read = requirements.token_and_requirement(tx, token_id)
+    if read is None:
         raise TokenNotFound(token_id)
+    row, found = read
     if row["status"] != TokenStatus.WAITING:
         raise TokenAlreadyFinished(
             token_id, str(row["status"]), row["completed_by"], row["completed_at"]
@@ -124,7 +125,6 @@ def decide(
     if checks:
         tokens.check_output(tx, token_id, output, checks, now)
     approve, decision = verdict_of(token_id, output)
-    found = requirements.get(tx, token_id)
     req = found or ANYONE
     overdue = req.remind_after is not None and now >= row["created_at"] + req.remind_after
     # With one approval needed, any verdict finished the token: there is none before this one.
