@@ -384,10 +384,6 @@ class Engine:
         )
         if not out.final and known is not None:
             self._runner.keep_paused(token_id, known)
-        if out.row is None:  # PostgreSQL: the store's function queued the run it completed
-            if out.final and self._executing:
-                await self._background.claim_queued()
-            return await db.get_token(token_id)
         return replace(out.token(), requirement=out.requirement, verdicts=out.verdicts)
 
     async def waiting_for_me(self) -> list[str]:

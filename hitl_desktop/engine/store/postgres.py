@@ -15,12 +15,15 @@ import sqlalchemy as sa
 from ...units.urls import async_url
 from .. import serde
 from ..errors import DecisionRefused, TokenAlreadyFinished, TokenNotFound
-from . import migrate, tokens
+from ..models import RunStatus, TokenStatus
+from . import migrate, requirements, tokens
+from . import statements as sql
 from .bell import Then
 from .database import SystemDatabase
-from .event_log import small
+from .event_log import announce, small
 from .executors import AsyncSaExecutor
-from .records import EventRow, Resume
+from .history import resume
+from .records import EventRow, Resume, TokenState
 from .reviews import Decision
 from .tokens import OutputChecks
 from .tx import EVENT_CHANNEL, Tx
@@ -84,10 +87,13 @@ class PostgresDatabase(SystemDatabase):
         checks: OutputChecks | None = None,
         then: Then = None,
     ) -> Decision:
-        """The store's own function decides (see REVIEW_FUNCTIONS): the run it completes is
-        queued for whichever engine executes it, not handed to *owner*."""
+        """The store's own function decides (see REVIEW_FUNCTIONS) and queues the run it
+        completes; an executing engine (*owner*) takes that run in the same transaction, from
+        the history it kept (*known*), as complete_token hands it over."""
         try:
-            return await self._write(_decide, token_id, output, seen, origin, checks, then=then)
+            return await self._write(
+                _decide, token_id, output, seen, origin, checks, owner, tasks, known, then=then
+            )
         except sa.exc.DBAPIError as exc:
             state = getattr(exc.orig, "sqlstate", None)
             message = str(getattr(exc.orig, "__cause__", None) or exc.orig).strip()
@@ -377,6 +383,9 @@ def _decide(
     seen: str | None,
     origin: str,
     checks: OutputChecks | None,
+    owner: str | None,
+    tasks: frozenset[str],
+    known: Resume | None,
 ) -> Decision:
     if checks:
         tokens.check_output(tx, token_id, output, checks, time.time())
@@ -395,8 +404,47 @@ def _decide(
     )
     text = None if data is None else serde.encode(data)
     out.events.append(EventRow(0, time.time(), origin, kind, run_id, token_id, text, data))
-    out.output = output
+    if out.final and owner is not None and run_id:
+        _take(tx, out, run_id, token_id, output, owner, tasks, known)
+    # The token as decided, read in this transaction: no read after the commit, which would
+    # queue behind the resumed run's transactions.
+    out.row, out.output = tx.one(sql.token_row, {"rid": token_id}), output
+    out.requirement = requirements.get(tx, token_id)
+    out.verdicts = requirements.verdicts(tx, token_id)
     return out
+
+
+def _take(
+    tx: Tx,
+    out: Decision,
+    run_id: str,
+    token_id: str,
+    output: str,
+    owner: str,
+    tasks: frozenset[str],
+    known: Resume | None,
+) -> None:
+    """Claim the run hitl_decide just queued for *owner*, an engine executing its task (as
+    a worker role, which may write the runs), so that it resumes without another transaction.
+    Other runs sharing the token stay queued for whichever engine claims them."""
+    kept = known if known is not None and known.run_id == run_id else None
+    run = None if kept is not None else tx.one(sql.run_row, {"rid": run_id})
+    task = kept.task if kept is not None else None if run is None else str(run["task"])
+    if task not in tasks:
+        return
+    now = time.time()
+    params = {"rid": run_id, "from_status": RunStatus.QUEUED.value, "owner": owner, "now": now}
+    if tx.execute(sql.claim_run, params) != 1:
+        return
+    announce(tx, out, "RunResumed", run_id, now, owner, token_id)
+    state = TokenState(TokenStatus.COMPLETED, output)
+    if kept is not None:
+        tokens_now = {**kept.tokens, token_id: state}
+        out.resumed.append(
+            Resume(run_id, kept.task, kept.payload, kept.steps, tokens_now, token_id)
+        )
+    else:
+        out.resumed.append(resume(tx, run_id, token_id, run, state))
 
 
 def _session_user(tx: Tx) -> str:
