@@ -11,6 +11,10 @@ the review may wait. It is intent, not authority: the database, the model server
 deny lists and the row limit come from the executing machine's `Targets`. Its ``propose`` step
 records the `Review`; its token is tagged with the tables the proposal touches; its output is an
 `Outcome`.
+
+A revert's payload also names the run it reverts and carries the rows that run wrote
+(`images.RowImage`): its proposal is their inverse, not a proposer's, and its diffs start from the
+rows as that apply left them, so a row changed since is a conflict (see `revert`).
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from ..units.defaults import DEFAULT_TOKEN_TIMEOUT, OFFLINE
 from ..units.durations import text_seconds
 from ..units.urls import redact_url
 from .apply import apply_proposal, outcome_of, with_edits
-from .diff import diff_proposal, diffs_from_json
+from .diff import Diff, diff_proposal, diffs_from_json, find_conflicts
 from .edit_check import check_decision_edits
 from .errors import AgentError, Problem, ProposalInvalid
+from .images import NotRevertible, RowImage, images_from_json, inverse
 from .offline import OfflineProposer
 from .policy import PolicyInvalid, Rule, parse_policy
 from .profiles import DEFAULT_PROFILE, TargetProfile, profile_name
@@ -59,6 +64,10 @@ class ChangeRequest:
     target_id: str | None = None
     """The profile's `TargetProfile.target_id` where the request was made: a machine whose
     profile of that name points at another database refuses the run (None: not checked)."""
+    reverts: str | None = None
+    """A revert's: the id of the applied run it undoes."""
+    written: tuple[RowImage, ...] = ()
+    """A revert's: the rows that run wrote, as its apply recorded them."""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -68,6 +77,9 @@ class ChangeRequest:
         }
         if self.target_id is not None:
             data["target_id"] = self.target_id
+        if self.reverts is not None:
+            data["reverts"] = self.reverts
+            data["written"] = [image.to_json() for image in self.written]
         return data
 
     @classmethod
@@ -106,7 +118,16 @@ class ChangeRequest:
         target_id = data.get("target_id")
         if target_id is not None and not isinstance(target_id, str):
             raise RequestInvalid(f"target_id must be text, not {target_id!r}")
-        return cls(request.strip(), profile, timeout, target_id)
+        reverts, written = data.get("reverts"), data.get("written")
+        if (reverts is None) != (written is None):
+            raise RequestInvalid("a revert's payload names the run it reverts and its rows, both")
+        if reverts is not None and (not isinstance(reverts, str) or not reverts):
+            raise RequestInvalid(f"reverts must be a run id, not {reverts!r}")
+        try:
+            images = images_from_json(written or [])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise RequestInvalid(f"the written rows of a revert's payload: {exc}") from None
+        return cls(request.strip(), profile, timeout, target_id, reverts, images)
 
 
 def make_proposer(profile: TargetProfile, targets: Targets) -> Proposer:
@@ -156,6 +177,11 @@ async def _propose(
     cannot be read fails the run: it never falls back to no policy."""
     record = await wait.current_policy()
     data = await asyncio.to_thread(_review, target, change, profile, label, wire, reads)
+    return _with_rule(data, record, profile)
+
+
+def _with_rule(data: dict[str, Any], record: Any, profile: TargetProfile) -> dict[str, Any]:
+    """*data* (a review) with the rule of the policy *record* that matches it, if any."""
     if record is not None:
         try:
             policy = parse_policy(record.text)
@@ -168,6 +194,64 @@ async def _propose(
         if rule is not None:
             data["rule"] = {**rule.to_json(), "policy_version": record.version}
     return data
+
+
+REVERT_CHECK_STEP = "revert-check"
+"""A revert's step that compares the rows with those its reverted run's apply left."""
+
+
+def _revert_review(target: Target, change: ChangeRequest, profile: TargetProfile) -> Any:
+    """A revert's review: the inverse of the rows its run wrote, checked against the catalogue
+    (the rows themselves are checked by `REVERT_CHECK_STEP` and again by the apply)."""
+    try:
+        changes, diffs = inverse(change.written)
+    except NotRevertible as exc:
+        raise RequestInvalid(f"run {change.reverts} cannot be reverted: {exc}") from None
+    proposal = Proposal(
+        summary=f"Revert run {change.reverts}: undo the {len(diffs)} row change(s) it wrote.",
+        rationale=f"The inverse of what run {change.reverts} wrote, from the rows its apply "
+        "recorded; a row changed since that apply is a conflict and nothing is written.",
+        changes=changes,
+    )
+    validate(proposal, target.catalogue, None, max_rows=profile.max_rows)
+    return Review(
+        request=change.request,
+        summary=proposal.summary,
+        rationale=proposal.rationale,
+        proposal=proposal.to_wire(),
+        diffs=tuple(diffs),
+        tables=proposal.tables,
+        target=redact_url(profile.target_url),
+        proposer=f"revert of run {change.reverts}",
+    ).to_json()
+
+
+async def _propose_revert(target: Target, change: ChangeRequest, profile: TargetProfile) -> Any:
+    """The revert's review with the policy's matching rule, read inside the step (as `_propose`)."""
+    record = await wait.current_policy()
+    data = await asyncio.to_thread(_revert_review, target, change, profile)
+    return _with_rule(data, record, profile)
+
+
+def _changed_since(target: Target, diffs: tuple[Diff, ...]) -> list[dict[str, Any]]:
+    """The rows that differ now from those the reverted apply left (conflicts, JSON)."""
+    with target.reader.connect() as conn:
+        found = find_conflicts(conn, target.catalogue, diffs, for_update=False)
+    return [conflict.to_json() for conflict in found]
+
+
+def _changed_outcome(run_id: str | None, conflicts: list[dict[str, Any]]) -> Outcome:
+    first = conflicts[0]
+    shown = ", ".join(f"{c} {a!r} → {b!r}" for c, (a, b) in first["columns"].items())
+    what = f" ({shown})" if shown else f": {first['message'].replace(' since the proposal', '')}"
+    return Outcome(
+        "conflict",
+        None,
+        None,
+        f"nothing was written: {first['table']} {first['key']} changed since run {run_id} "
+        f"applied it{what}",
+        conflicts=tuple(conflicts),
+    )
 
 
 def requirement(review: Review) -> Requirement:
@@ -239,6 +323,27 @@ async def _execute(ctx: RunContext, targets: Targets, payload: Any) -> dict[str,
     # machine lacks fails here, and no key and no data leave.
     profile = targets.profile(change.profile, change.target_id)
     target = await targets.open(profile)
+    if change.reverts is not None:
+        review = Review.from_json(
+            await ctx.step(PROPOSE_STEP, _propose_revert, target, change, profile)
+        )
+        changed = await ctx.step(
+            REVERT_CHECK_STEP, asyncio.to_thread, _changed_since, target, review.diffs
+        )
+        if changed:
+            return _changed_outcome(change.reverts, changed).to_json()
+    else:
+        review = await _proposed(ctx, targets, target, change, profile)
+    return await _decided(ctx, target, change, profile, review)
+
+
+async def _proposed(
+    ctx: RunContext,
+    targets: Targets,
+    target: Target,
+    change: ChangeRequest,
+    profile: TargetProfile,
+) -> Review:
     proposer = make_proposer(profile, targets)
     session = ProposalSession(
         request=change.request,
@@ -260,6 +365,13 @@ async def _execute(ctx: RunContext, targets: Targets, payload: Any) -> dict[str,
             session.reads,
         )
     )
+    return review
+
+
+async def _decided(
+    ctx: RunContext, target: Target, change: ChangeRequest, profile: TargetProfile, review: Review
+) -> dict[str, Any]:
+    """Wait for the review's decision (or its rule's automatic approval), then apply or not."""
     rule = None if review.rule is None else Rule.from_json(review.rule)
     if rule is not None and rule.auto_approve:
         decision = Decision(approve=True, reviewer=f"policy rule '{rule.name}'")
