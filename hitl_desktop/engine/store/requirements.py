@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from .. import serde
 from ..models import Overdue, Requirement, TokenStatus, Verdict, to_datetime
 from . import schema
+from .statements import TOKEN_STATE
 from .tx import Prepared, Row, Tx
 
 REQUIREMENTS, VERDICTS, TOKENS = schema.requirements, schema.verdicts, schema.tokens
@@ -45,15 +46,7 @@ _select = Prepared(
     .where(REQUIREMENTS.c.token_id == sa.bindparam("rid"))
 )
 _token_and_requirement = Prepared(
-    sa.select(
-        TOKENS.c.status,
-        TOKENS.c.created_at,
-        TOKENS.c.expires_at,
-        TOKENS.c.run_id,
-        TOKENS.c.completed_at,
-        TOKENS.c.completed_by,
-        REQUIREMENTS,
-    )
+    sa.select(*TOKEN_STATE, REQUIREMENTS)
     .outerjoin(REQUIREMENTS, REQUIREMENTS.c.token_id == TOKENS.c.id)
     .where(TOKENS.c.id == sa.bindparam("rid"))
 )

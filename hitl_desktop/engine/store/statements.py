@@ -139,16 +139,16 @@ time_out_token = Prepared(
     .where(TOKENS.c.id == bindparam("rid"), TOKENS.c.status == TokenStatus.WAITING)
     .values(status=TokenStatus.TIMED_OUT, output=None, completed_at=bindparam("now"))
 )
-token_deadline = Prepared(
-    sa.select(
-        TOKENS.c.status,
-        TOKENS.c.created_at,
-        TOKENS.c.expires_at,
-        TOKENS.c.run_id,
-        TOKENS.c.completed_at,
-        TOKENS.c.completed_by,
-    ).where(TOKENS.c.id == bindparam("rid"))
+TOKEN_STATE = (
+    TOKENS.c.status,
+    TOKENS.c.created_at,
+    TOKENS.c.expires_at,
+    TOKENS.c.run_id,
+    TOKENS.c.completed_at,
+    TOKENS.c.completed_by,
 )
+"""What completing or deciding a token checks first."""
+token_deadline = Prepared(sa.select(*TOKEN_STATE).where(TOKENS.c.id == bindparam("rid")))
 token_row = Prepared(sa.select(TOKENS).where(TOKENS.c.id == bindparam("rid")))
 run_row = Prepared(sa.select(RUNS).where(RUNS.c.id == bindparam("rid")))
 wake_run = Prepared(
