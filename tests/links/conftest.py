@@ -17,6 +17,7 @@ from hitl_desktop.cli import main
 from hitl_desktop.config import load_settings
 from hitl_desktop.engine import Engine, RunStatus
 from hitl_desktop.links import SECRET_ENV, link_secret, make_link
+from tests import pg
 from tests.cli.test_worker import WAIT, WorkerProcess
 
 SECRET = "s3cret-for-the-link-tests-only-0123456789"
@@ -38,10 +39,22 @@ def hitl(*argv: str) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'runs.db'}"
-    hitl("migrate", "--store", url)
-    return url
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store made by `hitl migrate`: a SQLite file, or a PostgreSQL database for a test
+    parametrized indirectly with "postgresql"."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        url = f"sqlite:///{tmp_path / 'runs.db'}"
+        hitl("migrate", "--store", url)
+        yield url
+        return
+    if not pg.server_url():
+        pytest.skip(pg.SKIP)
+    name, url = pg.create_database("hitl_links")
+    try:
+        hitl("migrate", "--store", url)
+        yield url
+    finally:
+        pg.drop_database(name)
 
 
 @pytest.fixture

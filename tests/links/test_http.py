@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import pytest
 
 from hitl_desktop.engine import Engine, RunStatus, TokenStatus
 from hitl_desktop.links import MAX_BODY
@@ -82,6 +83,7 @@ async def test_a_link_shows_the_review_with_its_diff_as_plain_text(
     assert "edits" not in form(page)
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"], indirect=True)
 async def test_approving_through_a_link_completes_the_run_and_writes_once(
     served: Served, console: Engine, http: httpx.AsyncClient, shop: Path
 ) -> None:
