@@ -17,6 +17,7 @@ from .link import add_link_commands
 from .migrate import Migrate
 from .policy import add_policy_commands
 from .profiles import ProfileAdd, ProfileList, ProfilePassword, ProfileRemove
+from .revert import add_revert_command
 from .store import Complete, Runs, Show, Tokens
 from .worker import Worker
 
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         decide.set_defaults(command_type=Decide)
 
     add_link_commands(sub, common)
+    add_revert_command(sub, common)
     return parser
 
 

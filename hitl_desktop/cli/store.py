@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from ..agent import Review, Targets, review_from_steps
+from ..agent import TASK_NAME, Review, Targets, review_from_steps
+from ..agent.revert import RevertState, revert_state
 from ..application import Decided
 from ..engine import (
     DecisionRefused,
@@ -89,7 +90,7 @@ class Tokens(StoreCommand[list[Token]]):
         return Output({"tokens": [record(t) for t in result]}, text)
 
 
-Shown = tuple[Run, list[Step], list[Token]]
+Shown = tuple[Run, list[Step], list[Token], RevertState | None]
 
 
 @dataclass(frozen=True)
@@ -107,10 +108,11 @@ class Show(StoreCommand[Shown]):
         run = await engine.get_run(self.run_id)
         steps = await engine.get_steps(run.id)
         tokens = await engine.list_tokens(run_id=run.id, limit=1000)
-        return run, steps, tokens
+        reverting = await revert_state(engine, run.id) if run.task == TASK_NAME else None
+        return run, steps, tokens, reverting
 
     def render(self, result: Shown) -> Output:
-        run, steps, tokens = result
+        run, steps, tokens, reverting = result
         decided = _decided(steps, tokens)
         doc = {
             "run": record(run),
@@ -120,7 +122,16 @@ class Show(StoreCommand[Shown]):
             "steps": [{**record(s), "duration_s": s.duration_s} for s in steps],
             "tokens": [record(t) for t in tokens],
         }
-        return Output(doc, _show_text(run, steps, tokens, decided))
+        text = _show_text(run, steps, tokens, decided)
+        if reverting is not None:
+            doc["revert"] = {
+                "reverts": reverting.reverts,
+                "reverted_by": list(reverting.reverted_by),
+                "reverted": reverting.reverted,
+                "revertible": reverting.revertible,
+            }
+            text += "\n\n" + _revert_text(reverting)
+        return Output(doc, text)
 
 
 @dataclass(frozen=True)
@@ -226,6 +237,19 @@ def _show_text(run: Run, steps: list[Step], tokens: list[Token], decided: Decide
     parts.append(f"steps ({len(steps)})\n" + indent(table(headers, rows, empty="no steps yet")))
     parts.append(f"tokens ({len(tokens)})\n" + indent(token_table(tokens)))
     return "\n\n".join(parts)
+
+
+def _revert_text(state: RevertState) -> str:
+    lines = []
+    if state.reverts is not None:
+        lines.append(f"reverts run {state.reverts}")
+    if state.reverted_by:
+        lines.append(f"reverted by run {', run '.join(state.reverted_by)}")
+    if state.revertible:
+        lines.append(f"revertible: hitl revert {state.run_id}")
+    else:
+        lines.append(f"not revertible: {state.reason}")
+    return "revert\n" + indent("\n".join(lines))
 
 
 def _step_seconds(step: Step, tokens: dict[str, Token]) -> float:
