@@ -58,23 +58,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # runnable from a checkout without installing the package
     sys.path.insert(0, str(ROOT))
 
+from cycle import PLAIN_TASK, cycle  # noqa: E402
 from machine import filesystem_of, load_average, percentile, pick_dir  # noqa: E402
 
 from hitl_desktop.engine import (  # noqa: E402
     Engine,
     EventStream,
-    Requirement,
     RunCompleted,
     RunFailed,
     RunPaused,
-    task,
-    wait,
 )
 
-TASK = "engine-bench"
-REVIEW_TASK = "engine-bench-review"
-SEEN = "5e" * 32
-"""The hash of what the reviewer was shown (any 64 hex digits: the store compares it)."""
+TASK = PLAIN_TASK
 CONCURRENCY = 32
 WAITING_RUNS = 10_000
 SYNCHRONOUS = "FULL"
@@ -89,27 +84,6 @@ TARGETS = {
     "rss_bytes_per_waiting_run": 2048,
     "review_ratio": 1.20,
 }
-
-
-def _add(x: int, y: int) -> int:
-    return x + y
-
-
-@task(TASK)
-async def bench_task(ctx: Any, payload: int) -> Any:
-    a = await ctx.step("a", _add, payload, 1)
-    token = await wait.create_token(timeout="1h")
-    result = await wait.for_token(token)
-    return await ctx.step("b", _add, a, result.output)
-
-
-@task(REVIEW_TASK, audit=True)
-async def bench_review_task(ctx: Any, payload: int) -> Any:
-    a = await ctx.step("a", _add, payload, 1)
-    requirement = Requirement(rule="bench", approvals=1, seen=SEEN)
-    token = await wait.create_token(timeout="1h", requirement=requirement)
-    result = await wait.for_token(token)
-    return await ctx.step("b", _add, a, result.output["value"])
 
 
 # ---------------------------------------------------------------- helpers
@@ -137,18 +111,6 @@ def settled_rss() -> int:
     return rss_bytes()
 
 
-async def next_event(stream: EventStream, kind: type, run_id: str) -> Any:
-    """The next event of *kind* for *run_id* (a failed run is an error)."""
-    async for event in stream:
-        if event.run_id != run_id:
-            continue
-        if isinstance(event, kind):
-            return event
-        if isinstance(event, RunFailed):
-            raise RuntimeError(f"run {run_id} failed: {event.error}\n{event.traceback}")
-    raise RuntimeError("the event stream closed")
-
-
 # ---------------------------------------------------------------- engine measurements
 
 
@@ -169,24 +131,14 @@ async def sequential(engine: Engine, cycles: int, review: bool = False) -> Seque
     """One run in flight: each cycle starts when the previous one's RunCompleted arrives.
     With *review*, the run is the review task's and its token is decided with engine.decide."""
     clock = time.perf_counter
-    name = REVIEW_TASK if review else TASK
     latencies: list[float] = []
     calls: list[float] = []
     async with engine.events() as stream:
         start = clock()
         for i in range(cycles):
-            run = await engine.trigger(name, i)
-            paused = await next_event(stream, RunPaused, run.id)
-            called = clock()
-            if review:
-                await engine.decide(paused.token_id, {"decision": "approve", "value": i}, seen=SEEN)
-            else:
-                await engine.complete_token(paused.token_id, i)
-            decided = clock()
-            await next_event(stream, RunCompleted, run.id)
-            done = clock()
-            latencies.append((done - decided) * 1000.0)
-            calls.append((done - called) * 1000.0)
+            resumed, called = await cycle(engine, stream, i, review)
+            latencies.append(resumed)
+            calls.append(called)
         seconds = clock() - start
     return Sequential(cycles, seconds, latencies, calls)
 

@@ -28,7 +28,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,19 +35,14 @@ sys.path.insert(0, str(ROOT))
 from hitl_desktop.engine import (  # noqa: E402
     Engine,
     EventStream,
-    Requirement,
-    RunCompleted,
-    RunFailed,
-    RunPaused,
     RunTriggered,
-    task,
-    wait,
 )
 from tests import pg  # noqa: E402
 
-PLAIN = "team-bench"
-REVIEW = "team-bench-review"
-SEEN = "5e" * 32
+sys.path.insert(0, str(ROOT / "bench"))
+from cycle import cycle, plain_task, review_task  # noqa: E402
+from machine import percentile  # noqa: E402
+
 CHUNK = 20
 """Decisions of each kind per interleaved chunk."""
 
@@ -100,57 +94,9 @@ async def measure(url: str, n: int, listen: bool) -> tuple[list[float], int]:
     return [(heard[r] - committed[r]) * 1000 for r in heard if r in committed], len(heard)
 
 
-def _quantile(xs: list[float], q: float) -> float:
-    return sorted(xs)[min(len(xs) - 1, int(q * len(xs)))]
-
-
-def _add(x: int, y: int) -> int:
-    return x + y
-
-
-@task(PLAIN)
-async def plain_task(ctx: Any, payload: int) -> Any:
-    a = await ctx.step("a", _add, payload, 1)
-    token = await wait.create_token(timeout="1h")
-    result = await wait.for_token(token)
-    return await ctx.step("b", _add, a, result.output)
-
-
-@task(REVIEW, audit=True)
-async def review_task(ctx: Any, payload: int) -> Any:
-    a = await ctx.step("a", _add, payload, 1)
-    requirement = Requirement(rule="bench", approvals=1, seen=SEEN)
-    token = await wait.create_token(timeout="1h", requirement=requirement)
-    result = await wait.for_token(token)
-    return await ctx.step("b", _add, a, result.output["value"])
-
-
-async def _next(stream: EventStream, kind: type, run_id: str) -> Any:
-    async with asyncio.timeout(30):
-        async for event in stream:
-            if event.run_id != run_id:
-                continue
-            if isinstance(event, kind):
-                return event
-            if isinstance(event, RunFailed):
-                raise RuntimeError(f"run {run_id} failed: {event.error}")
-    raise RuntimeError("the event stream closed")
-
-
 async def _decisions(engine: Engine, stream: EventStream, n: int, review: bool) -> list[float]:
     """Milliseconds from the deciding call to RunCompleted, for *n* runs one after another."""
-    ms: list[float] = []
-    for i in range(n):
-        run = await engine.trigger(REVIEW if review else PLAIN, i)
-        paused = await _next(stream, RunPaused, run.id)
-        called = time.perf_counter()
-        if review:
-            await engine.decide(paused.token_id, {"decision": "approve", "value": i}, seen=SEEN)
-        else:
-            await engine.complete_token(paused.token_id, i)
-        await _next(stream, RunCompleted, run.id)
-        ms.append((time.perf_counter() - called) * 1000)
-    return ms
+    return [(await cycle(engine, stream, i, review))[1] for i in range(n)]
 
 
 async def decision_path(url: str, n: int) -> tuple[list[float], list[float], list[float]]:
@@ -203,7 +149,7 @@ async def main() -> int:
             finally:
                 pg.drop_database(name)
             mode = "LISTEN/NOTIFY" if listen else "polling (50 ms)"
-            median, p90 = statistics.median(ms), _quantile(ms, 0.9)
+            median, p90 = statistics.median(ms), percentile(ms, 90)
             print(
                 f"{mode:16s} commit → event in another process: median {median:.1f} ms, "
                 f"p90 {p90:.1f} ms; heard {heard} of {args.runs}"
@@ -216,7 +162,7 @@ async def main() -> int:
         for label, ms in (("complete_token", plain), ("decide (review)", review)):
             print(
                 f"{label:16s} call → run completed in the deciding process: median "
-                f"{statistics.median(ms):.1f} ms, p99 {_quantile(ms, 0.99):.1f} ms; {len(ms)} runs"
+                f"{statistics.median(ms):.1f} ms, p99 {percentile(ms, 99):.1f} ms; {len(ms)} runs"
             )
         ratio = statistics.median(review) / statistics.median(plain)
         print(
