@@ -77,6 +77,7 @@ from .proposer import (
     Recorder,
     ToolError,
 )
+from .revert import RevertRefused, RevertState, revert, revert_state
 from .review import (
     OUTCOMES,
     PROPOSE_STEP,
@@ -156,6 +157,8 @@ __all__ = [
     "ReadTools",
     "Recorder",
     "RequestInvalid",
+    "RevertRefused",
+    "RevertState",
     "Review",
     "RowChange",
     "Rule",
@@ -192,6 +195,8 @@ __all__ = [
     "reflect_catalogue_async",
     "reflect_catalogue_conn",
     "request_change",
+    "revert",
+    "revert_state",
     "review_from_steps",
     "to_json_value",
     "validate",

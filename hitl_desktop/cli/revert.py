@@ -7,8 +7,15 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..agent import Outcome, RequestInvalid, Review, Targets, review_from_steps
-from ..agent.revert import RevertRefused, revert
+from ..agent import (
+    Outcome,
+    RequestInvalid,
+    RevertRefused,
+    Review,
+    Targets,
+    revert,
+    review_from_steps,
+)
 from ..engine import Engine, Run, RunStatus
 from .changes import _diff_line
 from .command import StoreCommand

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from ..agent import TASK_NAME, Review, Targets, review_from_steps
-from ..agent.revert import RevertState, revert_state
+from ..agent import TASK_NAME, RevertState, Review, Targets, revert_state, review_from_steps
 from ..application import Decided
 from ..engine import (
     DecisionRefused,
