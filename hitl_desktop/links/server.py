@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Generator
 
 import uvicorn
 from starlette.types import ASGIApp
+
+log = logging.getLogger(__name__)
 
 START_WAIT = 10.0
 """Longest wait for the server to start listening, in seconds."""
@@ -92,6 +95,8 @@ class LinkServer:
                 await self._task
         except TimeoutError:
             self._task.cancel()
+        except Exception:  # it failed while serving: the engine must still stop after this
+            log.exception("the link server on %s failed", self.url)
 
 
 def _bind(host: str, port: int) -> socket.socket:
