@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import keyring
@@ -204,6 +205,27 @@ def delete_store_password(url: str) -> None:
     _forget(store_password_user(url), "the store password")
 
 
+def link_secret_user(url: str) -> str:
+    """The keyring username of the secret signed links to the store at *url* are made with:
+    its server and database whatever the role and driver, or its SQLite file's absolute path."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"link-secret:sqlite:{Path(parsed.database or '').absolute()}"
+    return f"link-secret:{_store_address(url, with_role=False)}"
+
+
+def get_link_secret(url: str) -> str | None:
+    """The link secret kept for the store at *url*, or None (none kept, or no usable keyring).
+    A keyring that is there but fails raises :class:`SecretsUnavailable`."""
+    return _stored_key(link_secret_user(url))
+
+
+def set_link_secret(url: str, secret: str, no_backend: str) -> None:
+    """Keep *secret* as the link secret of the store at *url*; *no_backend* says what to do
+    when no keyring can hold it (raised as :class:`SecretsUnavailable`)."""
+    _save(link_secret_user(url), secret, "the link secret", no_backend)
+
+
 def with_store_password(url: str) -> str:
     """*url* with its saved password put in, to connect: never save, log or show the result.
     A URL that holds a password already, or one with none saved, is returned as it is."""
@@ -342,13 +364,13 @@ def _describe(backend: KeyringBackend) -> BackendInfo:
     return BackendInfo(name, True, f"The API key is kept in {name}.", path)
 
 
-def _store_address(url: str) -> str:
-    """The store's address as a key: the same server, port, role and database give the same
-    text whatever the driver, the password or an omitted default port."""
+def _store_address(url: str, with_role: bool = True) -> str:
+    """The store's address as a key: the same server, port, role (unless not *with_role*) and
+    database give the same text whatever the driver, the password or an omitted default port."""
     parsed = make_url(url)
     return URL.create(
         parsed.get_backend_name(),
-        parsed.username,
+        parsed.username if with_role else None,
         None,
         parsed.host,
         parsed.port or _PG_PORT,

@@ -15,17 +15,12 @@ from __future__ import annotations
 import os
 import secrets as random
 from collections.abc import Mapping
-from pathlib import Path
-
-from sqlalchemy.engine import URL, make_url
 
 from .. import secrets
 
 SECRET_ENV = "HITL_LINK_SECRET"
 MIN_LENGTH = 32
 """The shortest secret taken from the environment, in characters."""
-
-_PG_PORT = 5432
 
 
 class LinkSecretUnavailable(RuntimeError):
@@ -45,14 +40,11 @@ def link_secret(store: str, environ: Mapping[str, str] | None = None) -> bytes:
                 "print(secrets.token_urlsafe(32))')"
             )
         return given.encode("utf-8")
-    username = secret_user(store)
     try:
-        # The keyring's one call site is hitl_desktop.secrets: its readers and writers take
-        # the entry's name.
-        stored = secrets._stored_key(username)
+        stored = secrets.get_link_secret(store)
         if stored is None:
             stored = random.token_urlsafe(32)
-            secrets._save(username, stored, "the link secret", _NO_KEYRING)
+            secrets.set_link_secret(store, stored, _NO_KEYRING)
     except secrets.SecretsUnavailable as exc:
         message = str(exc)
         if _NO_KEYRING not in message:
@@ -62,18 +54,8 @@ def link_secret(store: str, environ: Mapping[str, str] | None = None) -> bytes:
 
 
 def secret_user(store: str) -> str:
-    """The keyring username of *store*'s link secret: its server and database (any role, any
-    driver), or its SQLite file's absolute path."""
-    parsed = make_url(store)
-    if parsed.get_backend_name() == "sqlite":
-        return f"link-secret:sqlite:{Path(parsed.database or '').absolute()}"
-    address = URL.create(
-        parsed.get_backend_name(),
-        host=parsed.host,
-        port=parsed.port or _PG_PORT,
-        database=parsed.database,
-    )
-    return f"link-secret:{address.render_as_string(hide_password=False)}"
+    """The keyring username of *store*'s link secret (see secrets.link_secret_user)."""
+    return secrets.link_secret_user(store)
 
 
 _NO_KEYRING = (
