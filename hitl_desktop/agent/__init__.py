@@ -77,6 +77,7 @@ from .proposer import (
     Recorder,
     ToolError,
 )
+from .reads import Read, ReliedOn, relied_on
 from .revert import RevertRefused, RevertState, revert, revert_state
 from .review import (
     OUTCOMES,
@@ -154,8 +155,10 @@ __all__ = [
     "ProposalSession",
     "Proposer",
     "ProposerFailed",
+    "Read",
     "ReadTools",
     "Recorder",
+    "ReliedOn",
     "RequestInvalid",
     "RevertRefused",
     "RevertState",
@@ -194,6 +197,7 @@ __all__ = [
     "reflect_catalogue",
     "reflect_catalogue_async",
     "reflect_catalogue_conn",
+    "relied_on",
     "request_change",
     "revert",
     "revert_state",

@@ -16,9 +16,11 @@ reviewer's proposal relied on.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
@@ -28,6 +30,9 @@ from .catalogue import Catalogue, ForeignKeyInfo
 from .coerce import JSONValue, json_row
 from .diff import canonical_json
 from .validation import ValidatedChange, ValidatedProposal
+
+if TYPE_CHECKING:
+    from .review import Review
 
 ReadTool = Literal["get_row", "find_rows", "parent"]
 READ_TOOLS: tuple[ReadTool, ...] = ("get_row", "find_rows", "parent")
@@ -193,3 +198,118 @@ def parent_reads(validated: ValidatedProposal, target: Bind) -> tuple[Read, ...]
         return ()
     with connection(target) as conn:
         return unique_reads(_parent_read(conn, catalogue, fk, ref) for fk, ref in wanted)
+
+
+# ------------------------------------------------------------ what a reviewer is shown
+
+FEW_FIELDS = 3
+"""Columns shown per row when the proposal names fewer of them (filled in the row's order)."""
+MOST_FIELDS = 5
+"""Columns shown per row at most, besides a listed row's first column."""
+SHOWN_ROWS = 3
+"""Rows shown per read; a read of more shows its count and these first ones."""
+LONGEST_VALUE = 40
+
+
+def _text(value: JSONValue) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _short(value: JSONValue) -> str:
+    text = " ".join(_text(value).split())
+    return text if len(text) <= LONGEST_VALUE else text[: LONGEST_VALUE - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class ReliedOn:
+    """One read as a reviewer is shown it: what was read, how many rows it returned and, for
+    each row, the columns that mattered (`fields`)."""
+
+    read: Read
+    fields: tuple[str, ...]
+    """The columns shown for every row. First, for a ``find_rows`` read, each row's first
+    column (its key in the usual table); then the columns whose value the proposal copies into
+    its changes or quotes in its summary or rationale; fewer than `FEW_FIELDS` of those are
+    filled up with the row's next columns. The read's own key or filter is in `heading`."""
+
+    @property
+    def heading(self) -> str:
+        """``invoices id=1042``, ``refunds where invoice_id=1042: 2 rows``, ``…: not found``."""
+        read, n = self.read, len(self.read.rows)
+        if read.tool == "find_rows":
+            count = "no rows" if n == 0 else f"{n} row" if n == 1 else f"{n} rows"
+            return f"{read.describe()}: {count}"
+        return read.describe() if n else f"{read.describe()}: not found"
+
+    def row_text(self, row: Mapping[str, JSONValue]) -> str:
+        """``number INV-001042 · status paid · amount 90.00``."""
+        if not row:
+            return "(the row exists; its columns are hidden from the agent)"
+        return " · ".join(f"{name} {_short(row[name])}" for name in self.fields if name in row)
+
+    def lines(self) -> tuple[str, ...]:
+        """The text of the first `SHOWN_ROWS` rows, then how many more there are."""
+        rows = self.read.rows
+        shown = tuple(self.row_text(row) for row in rows[:SHOWN_ROWS])
+        more = len(rows) - SHOWN_ROWS
+        return (*shown, f"… and {more} more") if more > 0 else shown
+
+
+def _mentions(text: str, value: str) -> bool:
+    """Whether *text* quotes *value* as a whole word or number (``$90.00`` quotes ``90.00``)."""
+    pattern = rf"(?<![\w.-]){re.escape(value)}(?![\w-]|\.\d)"
+    return re.search(pattern, text) is not None
+
+
+def _fields(read: Read, text: str, copied: set[str]) -> tuple[str, ...]:
+    """The columns of `ReliedOn.fields`; *copied*: the values the proposal writes into other
+    tables than the read's (a new refund sharing a status with an old one copies nothing)."""
+    columns = [c for c in dict.fromkeys(c for row in read.rows for c in row) if c not in read.match]
+    first = [columns[0]] if read.tool == "find_rows" and columns else []
+    rest = [c for c in columns if c not in first]
+
+    def used(column: str) -> bool:
+        for row in read.rows:
+            value = row.get(column)
+            if value is None or isinstance(value, bool):
+                continue
+            shown = _text(value)
+            if shown in copied or (len(shown) >= 2 and _mentions(text, shown)):
+                return True
+        return False
+
+    picked = [c for c in rest if used(c)][:MOST_FIELDS]
+    for column in rest:
+        if len(picked) >= FEW_FIELDS:
+            break
+        if column not in picked:
+            picked.append(column)
+    return (*first, *(c for c in rest if c in picked))
+
+
+def relied_on(review: Review) -> tuple[ReliedOn, ...]:
+    """What *review*'s proposal relied on, for a reviewer: each read once (a parent read of a row
+    the proposer also read by its key is the same rows), with the fields that mattered."""
+    text = f"{review.summary}\n{review.rationale}"
+    written: dict[str, set[str]] = {}
+    for diff in review.diffs:
+        values = written.setdefault(diff.table, set())
+        values.update(_text(v) for v in diff.key.values() if v is not None)
+        after = diff.after or {}
+        values.update(_text(after[c]) for c in diff.changed if after.get(c) is not None)
+    seen: set[tuple[str, str, str]] = set()
+    shown: list[ReliedOn] = []
+    for read in review.reads:
+        same = (read.table, canonical_json(read.match), read.fingerprint)
+        if same in seen:
+            continue
+        seen.add(same)
+        copied = set().union(*(v for t, v in written.items() if t != read.table))
+        shown.append(ReliedOn(read, _fields(read, text, copied)))
+    return tuple(shown)

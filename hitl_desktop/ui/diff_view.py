@@ -246,7 +246,9 @@ class DiffView(QWidget):
         self.title.setObjectName("sectionTitle")
         self.raw_toggle = QPushButton("Raw JSON")
         self.raw_toggle.setCheckable(True)
-        self.raw_toggle.setToolTip("Show the proposal exactly as the agent wrote it")
+        self.raw_toggle.setToolTip(
+            "Show the proposal exactly as the agent wrote it, and the rows it relied on"
+        )
         self.raw_toggle.toggled.connect(self._show_raw)
         self.browser = QTextBrowser()
         self.browser.setOpenLinks(False)
@@ -258,7 +260,9 @@ class DiffView(QWidget):
             "Each row the proposal writes: field, value before and value after"
         )
         self.raw.setAccessibleName("Raw proposal JSON")
-        self.raw.setAccessibleDescription("The proposal exactly as the agent wrote it")
+        self.raw.setAccessibleDescription(
+            "The proposal exactly as the agent wrote it, then the rows it relied on"
+        )
         self.raw_toggle.setAccessibleDescription("Switch between the changes and the raw JSON")
         self.stack = QStackedWidget()
         self.stack.addWidget(self.browser)
@@ -288,7 +292,9 @@ class DiffView(QWidget):
         ops = ", ".join(f"{count} {op}" for op, count in sorted(review.ops.items()))
         self.title.setText(f"Changes: {n} row{'s' if n != 1 else ''} ({ops})" if n else "Changes")
         self.refresh_html()
-        self.raw.setPlainText(json.dumps(review.proposal, indent=2, ensure_ascii=False))
+        # The proposal as the agent wrote it, then the rows it read (not part of its answer).
+        raw = {**review.proposal, "relied_on": [read.to_json() for read in review.reads]}
+        self.raw.setPlainText(json.dumps(raw, indent=2, ensure_ascii=False))
 
     def refresh_html(self) -> None:
         """Render again (after a palette change)."""

@@ -23,6 +23,7 @@ from ..engine import RunStatus, Step, TokenStatus
 from .diff_view import DARK, LIGHT, Colours, DiffView
 from .plain_text import plain_label
 from .records import RunView, format_countdown, format_duration, format_time, format_when
+from .relied_on import ReliedOnView
 from .runs_model import is_dark
 
 
@@ -221,9 +222,17 @@ class ReviewPane(QWidget):
         self.details = QTextBrowser()
         self.details.setObjectName("reviewDetails")
         self.diff = DiffView()
+        # What the proposal relied on sits under what it writes, so both are read together.
+        self.relied_on = ReliedOnView()
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.diff)
+        right.addWidget(self.relied_on)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 2)
+        right.setChildrenCollapsible(False)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.details)
-        split.addWidget(self.diff)
+        split.addWidget(right)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
         split.setChildrenCollapsible(False)
@@ -307,6 +316,7 @@ class ReviewPane(QWidget):
             self.state.setText("")
             self.details.setHtml("")
             self.diff.set_review(None)
+            self.relied_on.set_review(None)
             self._show_banner(None)
         else:
             self.title.setText(view.review.request if view.review else view.row.request)
@@ -314,6 +324,7 @@ class ReviewPane(QWidget):
             self.refresh_html()
             if not same_run or view.review is not self.diff._review:
                 self.diff.set_review(view.review)
+                self.relied_on.set_review(view.review)
             if not same_run:
                 self._show_banner(None)
         self._update_buttons()
