@@ -12,7 +12,11 @@
     hitl reject TOKEN_ID [--reason R]
     hitl migrate                   (once per store, as the store's owner)
     hitl worker                    (executes runs until SIGTERM or Ctrl-C)
+    hitl worker --http HOST:PORT   (also serves signed links)
     hitl policy apply FILE | show | clear   (the approval policy: TOML [[rule]] tables)
+    hitl audit verify | export --format csv|jsonl [--since DATE]
+    hitl revert RUN_ID             (a db-change run that reverts an applied one, to review)
+    hitl link TOKEN_ID --for NAME [--expires 1h]   (a signed URL to decide one review)
 
 Every command takes `--store URL` (default: HITL_STORE, else runs.db in the per-user data
 directory) and `--json` (one JSON document on stdout). `complete` only opens the store: the

@@ -49,7 +49,7 @@ from .errors import (
     Output,
 )
 from .inputs import parse_data, store_url
-from .render import record, short
+from .render import diff_line, record
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED)
 
@@ -125,7 +125,7 @@ class Request(StoreCommand[tuple[Run, Review | None]]):
                 f"token {token}",
                 f"summary: {review.summary}",
                 f"proposed by {review.proposer} for {review.target}",
-                *(_diff_line(diff) for diff in review.diffs),
+                *(diff_line(diff) for diff in review.diffs),
                 f"approve: hitl approve {token}    reject: hitl reject {token}",
             ]
         doc = {
@@ -273,17 +273,3 @@ def _decision(verb: str, reviewer: str | None, comment: str | None, edit: str | 
         raise CliError(
             f"--edit: {exc}" if edits or verb == "approve" else str(exc), USAGE
         ) from None
-
-
-def _diff_line(diff: Any) -> str:
-    key = ", ".join(f"{k}={v}" for k, v in diff.key.items()) or "new row"
-    if diff.op == "insert":
-        values = ", ".join(f"{k}={short(v, 30)}" for k, v in (diff.after or {}).items())
-        return f"  + {diff.table} ({key}): {values}"
-    if diff.op == "delete":
-        return f"  - {diff.table} ({key})"
-    before, after = diff.before or {}, diff.after or {}
-    changes = ", ".join(
-        f"{c}: {short(before.get(c), 30)} -> {short(after.get(c), 30)}" for c in diff.changed
-    )
-    return f"  ~ {diff.table} ({key}): {changes or 'no field changes'}"

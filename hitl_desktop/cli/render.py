@@ -98,3 +98,18 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def diff_line(diff: Any) -> str:
+    """One line of a review's diff: + an insert, - a delete, ~ an update and what it changes."""
+    key = ", ".join(f"{k}={v}" for k, v in diff.key.items()) or "new row"
+    if diff.op == "insert":
+        values = ", ".join(f"{k}={short(v, 30)}" for k, v in (diff.after or {}).items())
+        return f"  + {diff.table} ({key}): {values}"
+    if diff.op == "delete":
+        return f"  - {diff.table} ({key})"
+    before, after = diff.before or {}, diff.after or {}
+    changes = ", ".join(
+        f"{c}: {short(before.get(c), 30)} -> {short(after.get(c), 30)}" for c in diff.changed
+    )
+    return f"  ~ {diff.table} ({key}): {changes or 'no field changes'}"

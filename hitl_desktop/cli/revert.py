@@ -17,11 +17,10 @@ from ..agent import (
     review_from_steps,
 )
 from ..engine import Engine, Run, RunStatus
-from .changes import _diff_line
 from .command import StoreCommand
 from .errors import OUTCOME_CODES, RUN_FAILED, USAGE, CliError, Output
 from .inputs import store_url
-from .render import record
+from .render import diff_line, record
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class Revert(StoreCommand[tuple[Run, Review | None]]):
         token = run.waiting_token_id
         if review is not None:
             lines += [f"token {token}", f"summary: {review.summary}"]
-            lines += [_diff_line(diff) for diff in review.diffs]
+            lines += [diff_line(diff) for diff in review.diffs]
             lines.append(f"approve: hitl approve {token}    reject: hitl reject {token}")
         return Output(doc, "\n".join(lines))
 
