@@ -4,21 +4,27 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+INSTALL_LOG := $(VENV)/install.log
 
 .PHONY: demo test lint bench bench-ui bench-team bench-peers screenshots package package-test sysdeps clean
 
+# pip's and setuptools' output goes to a log, shown whole only when the install fails: a
+# newcomer sees one line, not the editable-install warnings. Upgrading pip may fail offline.
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH" >&2; exit 1; }
+	@echo "installing hitl-desktop and its tools into $(VENV) (a few minutes the first time)…"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
-	@$(PY) -c 'import hitl_desktop, PySide6, qasync, sqlalchemy, pytest' || { echo "pip install failed" >&2; exit 1; }
+	@$(PY) -m pip install --disable-pip-version-check --upgrade pip >$(INSTALL_LOG) 2>&1 || true
+	@$(PY) -m pip install --disable-pip-version-check -e '.[dev]' >>$(INSTALL_LOG) 2>&1 \
+	    && $(PY) -c 'import hitl_desktop, PySide6, qasync, sqlalchemy, pytest' >>$(INSTALL_LOG) 2>&1 \
+	    || { cat $(INSTALL_LOG) >&2; echo "installing into $(VENV) failed: pip's output is above and in $(INSTALL_LOG)" >&2; exit 1; }
 	@touch $(STAMP)
 
 sysdeps:
 	@bash .ci/sysdeps.sh
 
 demo: $(STAMP) sysdeps
+	@echo "starting the demo console…"
 	@$(PY) -m hitl_desktop --demo
 
 test: $(STAMP) sysdeps
