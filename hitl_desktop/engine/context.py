@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from . import serde
 from .errors import NotInRun, ReplayMismatch, StepFailed
 from .models import (
     TOKEN_STATUSES,
+    GroupResult,
     PolicyRecord,
     Requirement,
     Token,
@@ -30,6 +31,7 @@ from .models import (
     TokenStatus,
     to_datetime,
 )
+from .store import groups
 from .store.records import Paused, Recorded, Resume, StepWrite, TokenState, TokenWrite, Writes
 
 if TYPE_CHECKING:
@@ -210,10 +212,79 @@ class RunContext:
 
     async def for_token(self, token: Token | str) -> TokenResult:
         token_id = token.id if isinstance(token, Token) else str(token)
+        return _result(token_id, await self._wait(token_id))
+
+    async def for_group(
+        self,
+        mode: str,
+        tokens: Sequence[Token | str],
+        timeout: str | float | timedelta | None = None,
+    ) -> GroupResult:
+        """wait.for_any (*mode* "any") and wait.for_all ("all"): one group token, created as a
+        recorded operation, and one wait on it (see store/groups.py)."""
+        name = f"for_{mode}"
+        members = _check_members(name, tokens)
+        position, recorded = self._next("token", name)
+        if recorded is not None:
+            info = serde.load(recorded.result or "{}")
+            if info.get("members") != members:
+                self.diverged = ReplayMismatch(
+                    position, f"token {name!r} of {info.get('members')}", f"{name} of {members}"
+                )
+                raise self.diverged
+            group_id = str(info["id"])
+        else:
+            seconds = self._default_timeout if timeout is None else serde.seconds(timeout)
+            now = self._clock()
+            group_id = serde.new_id(groups.PREFIX.rstrip("_"))
+            token = TokenWrite(group_id, self.run_id, [], now, now + seconds)
+            token.group = (mode, tuple(members))
+            self._writes.tokens.append(token)
+            self._must_flush = True
+            info = {
+                "id": group_id,
+                "members": members,
+                "created_at": now,
+                "expires_at": now + seconds,
+            }
+            self._record(
+                StepWrite(position, "token", name, True, serde.encode(info), None, 1, now, now)
+            )
+        state = await self._wait(group_id)
+        return await self._group_result(group_id, state)
+
+    async def _group_result(self, group_id: str, state: TokenState) -> GroupResult:
+        snapshot = serde.load(state.output)
+        members = snapshot["members"]
+        # A member finished in the snapshot has that state for good (a finished token never
+        # changes): its output is read from the token, once, if this history lacks it.
+        missing = [
+            m["token_id"]
+            for m in members
+            if m["status"] != TokenStatus.WAITING
+            and self._tokens.get(m["token_id"], _OPEN).status == TokenStatus.WAITING
+        ]
+        if missing:
+            self._tokens.update(await self._db.token_states(missing))
+        results = []
+        for m in members:
+            token_id = m["token_id"]
+            if m["status"] == TokenStatus.WAITING:
+                error = f"token {token_id} was still waiting when the wait ended"
+                results.append(TokenResult(token_id, False, None, error, TokenStatus.WAITING))
+            else:
+                results.append(_result(token_id, self._tokens[token_id]))
+        finished = [
+            (m["completed_at"], i) for i, m in enumerate(members) if m["completed_at"] is not None
+        ]
+        first = None if not finished else results[min(finished)[1]]
+        return GroupResult(tuple(results), bool(snapshot["timed_out"]), first)
+
+    async def _wait(self, token_id: str) -> TokenState:
         position, recorded = self._next("wait", token_id)
         state = self._tokens.get(token_id)
         if recorded is not None and state is not None:
-            return _result(token_id, state)
+            return state
         if state is None or state.status == TokenStatus.WAITING:
             writes = self.take_writes()
             paused = await self._db.pause(
@@ -232,12 +303,13 @@ class RunContext:
         # so it need not be committed before the next step.
         ok = state.status == TokenStatus.COMPLETED
         self._record(StepWrite(position, "wait", token_id, ok, None, None, 1, now, now), False)
-        return _result(token_id, state)
+        return state
 
     def _paused(self, token_id: str, writes: Writes, out: Paused) -> None:
         """After the pause's commit (or the finding that the token had finished already)."""
         self._runner.committed(writes, out)
-        if out.finished is None:
+        # A group's history is not kept: nobody completes a group, so none would take it.
+        if out.finished is None and not groups.is_group(token_id):
             self._runner.remember(token_id, self.history())
 
     def history(self) -> Resume:
@@ -249,6 +321,33 @@ class RunContext:
             steps[w.position] = Recorded(w.kind, w.name, w.ok, w.result, w.error)
         tokens = {k: v for k, v in self._tokens.items() if v.status != TokenStatus.WAITING}
         return Resume(self.run_id, self.task, self._payload, steps, tokens)
+
+
+def _check_members(name: str, tokens: Sequence[Token | str]) -> list[str]:
+    if isinstance(tokens, str | Token) or not isinstance(tokens, Sequence):
+        raise TypeError(f"{name} takes a list of tokens (or token ids), not {tokens!r}")
+    ids = []
+    for i, token in enumerate(tokens):
+        if isinstance(token, Token):
+            ids.append(token.id)
+        elif isinstance(token, str) and token:
+            ids.append(token)
+        else:
+            raise TypeError(
+                f"{name}: item {i} is {token!r}, not a token or a token id (a non-empty string)"
+            )
+    if not ids:
+        raise ValueError(f"{name} needs at least one token, got an empty list")
+    if len(ids) > groups.MAX_MEMBERS:
+        raise ValueError(f"{name} takes at most {groups.MAX_MEMBERS} tokens, got {len(ids)}")
+    seen: set[str] = set()
+    for token_id in ids:
+        if token_id in seen:
+            raise ValueError(f"{name}: token {token_id} is listed twice")
+        if groups.is_group(token_id):
+            raise ValueError(f"{name}: {token_id} is itself a wait for any / all, not a token")
+        seen.add(token_id)
+    return ids
 
 
 def _check_tags(tags: list[str] | tuple[str, ...] | None) -> list[str]:
@@ -284,15 +383,18 @@ def _recorded_token(info: dict[str, Any], status: str, cached: bool = False) -> 
 
 def _result(token_id: str, state: TokenState) -> TokenResult:
     if state.status == TokenStatus.COMPLETED:
-        return TokenResult(token_id, True, serde.load(state.output))
-    return TokenResult(token_id, False, None, f"token {token_id} timed out")
+        return TokenResult(token_id, True, serde.load(state.output), None, state.status)
+    return TokenResult(token_id, False, None, f"token {token_id} timed out", state.status)
+
+
+_OPEN = TokenState(TokenStatus.WAITING, None)
 
 
 def context() -> RunContext:
     try:
         return current.get()
     except LookupError:
-        raise NotInRun("wait.create_token / wait.for_token") from None
+        raise NotInRun("wait.create_token / wait.for_token / wait.for_any / wait.for_all") from None
 
 
 def _check_requirement(requirement: Requirement | None) -> Requirement | None:

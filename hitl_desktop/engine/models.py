@@ -1,4 +1,4 @@
-"""The engine's public records: runs, tokens, steps and token results."""
+"""The engine's public records: runs, tokens, steps, token results and group results."""
 
 from __future__ import annotations
 
@@ -142,11 +142,33 @@ class TokenResult:
     ok: bool
     output: Any = None
     error: str | None = field(default=None)
+    status: TokenStatus | None = field(default=None, repr=False)
+    """COMPLETED or TIMED_OUT; WAITING for a member of wait.for_any / for_all still open
+    when the wait ended. Set by the engine (None on results made by hand)."""
 
     def unwrap(self) -> Any:
         if not self.ok:
             raise TokenTimeoutError(self.token_id)
         return self.output
+
+
+@dataclass(frozen=True, slots=True)
+class GroupResult:
+    """What `wait.for_any` and `wait.for_all` return: each token's result in the order given
+    (completed with its output, timed out, or still waiting), as the group stood when the
+    wait ended."""
+
+    results: tuple[TokenResult, ...]
+    timed_out: bool
+    """True when the group's own deadline ended the wait."""
+    first: TokenResult | None = None
+    """The token that finished first (completed or timed out): the one that ended a
+    for_any's wait; None when none had finished."""
+
+    @property
+    def outputs(self) -> list[Any]:
+        """The outputs of the completed tokens, in the order given."""
+        return [r.output for r in self.results if r.ok]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,15 +1,18 @@
-"""`wait.create_token` / `wait.for_token`: the waitpoint API used inside tasks.
+"""`wait.create_token` / `wait.for_token` / `wait.for_any` / `wait.for_all`: the waitpoint
+API used inside tasks.
 
 token = await wait.create_token(timeout="10m", tags=["refund"])
 result = await wait.for_token(token)   # suspends the run until completed or timed out
+both = await wait.for_all([t1, t2], timeout="1d")   # until both finish, or the day passes
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from .context import context
-from .models import PolicyRecord, Requirement, Token, TokenResult
+from .models import GroupResult, PolicyRecord, Requirement, Token, TokenResult
 
 
 async def create_token(
@@ -45,4 +48,23 @@ async def for_token(token: Token | str) -> TokenResult:
     return await context().for_token(token)
 
 
-__all__ = ["create_token", "current_policy", "for_token"]
+async def for_any(
+    tokens: Sequence[Token | str], timeout: str | float | timedelta | None = None
+) -> GroupResult:
+    """Wait until the first of *tokens* finishes (completed or timed out), or *timeout*
+    (default: the engine's default token timeout) passes. The run is suspended once,
+    whatever the number of tokens (at most 100); `.first` is the token that ended the wait,
+    and the others show as still waiting unless they had finished too. A replay returns the
+    same result whatever happened to the tokens since."""
+    return await context().for_group("any", tokens, timeout)
+
+
+async def for_all(
+    tokens: Sequence[Token | str], timeout: str | float | timedelta | None = None
+) -> GroupResult:
+    """Wait until every one of *tokens* has finished (completed or timed out), or *timeout*
+    passes: then `.timed_out` is True and the tokens still open show as still waiting."""
+    return await context().for_group("all", tokens, timeout)
+
+
+__all__ = ["create_token", "current_policy", "for_all", "for_any", "for_token"]

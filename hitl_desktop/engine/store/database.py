@@ -52,6 +52,7 @@ from .records import (
     Polled,
     Resume,
     TimedOut,
+    TokenState,
     TokenWrite,
     Triggered,
     Writes,
@@ -135,7 +136,7 @@ class SystemDatabase:
     def pause(
         self, run_id: str, owner: str, writes: Writes, token_id: str, now: float, then: Then = None
     ) -> Awaitable[Paused]:
-        return self._write(runs.pause, run_id, owner, writes, token_id, now, then=then)
+        return self._write(runs.pause, run_id, owner, writes, token_id, now, self.actor, then=then)
 
     def complete_run(
         self,
@@ -272,6 +273,9 @@ class SystemDatabase:
 
     def get_token(self, token_id: str) -> Awaitable[Token]:
         return self._read(tokens.get_token, token_id)
+
+    def token_states(self, token_ids: Sequence[str]) -> Awaitable[dict[str, TokenState]]:
+        return self._read(tokens.states, list(token_ids))
 
     def list_tokens(
         self,

@@ -76,6 +76,15 @@ def insert_token(tx: Tx, token: TokenWrite) -> None:
         tx.execute_many(sql.insert_tag, [{"tag": t, "token_id": token.id} for t in token.tags])
     if token.requirement is not None:
         requirements.insert(tx, token.id, token.run_id, token.requirement, token.created_at)
+    if token.group is not None:
+        mode, members = token.group
+        tx.execute_many(
+            sql.insert_member,
+            [
+                {"group_id": token.id, "position": i, "token_id": t, "mode": mode}
+                for i, t in enumerate(members)
+            ],
+        )
 
 
 def token_state(tx: Tx, row: Row) -> TokenState:
@@ -101,9 +110,15 @@ def resume(
         for r in tx.all(sql.steps_of, {"rid": run_id})
     }
     tokens = {} if token_id is None or state is None else {token_id: state}
-    # The history names every token the run created or was handed (a "token" record each):
-    # when the one just finished is the only one (the usual run), there is nothing to read.
-    named = [serde.load(r.result)["id"] for r in steps.values() if r.kind == "token" and r.result]
+    # The history names every token the run created or was handed (a "token" record each),
+    # and a wait for any / all its members: when the one just finished is the only one (the
+    # usual run), there is nothing to read.
+    named = []
+    for r in steps.values():
+        if r.kind == "token" and r.result:
+            info = serde.load(r.result)
+            named.append(info["id"])
+            named += info.get("members", ())
     if token_id is not None:
         named.append(token_id)  # a token another run created and this one waited on
     for named_id in named:

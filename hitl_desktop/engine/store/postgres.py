@@ -16,7 +16,7 @@ from ...units.urls import async_url
 from .. import serde
 from ..errors import DecisionRefused, TokenAlreadyFinished, TokenNotFound
 from ..models import RunStatus, TokenStatus
-from . import migrate, requirements, tokens
+from . import groups, migrate, requirements, tokens
 from . import statements as sql
 from .bell import Then
 from .database import SystemDatabase
@@ -217,6 +217,59 @@ _WAKE = """
     DELETE FROM hitl_waits WHERE token_id = p_token;
 """
 
+GROUP_FUNCTIONS = [
+    """
+CREATE OR REPLACE FUNCTION hitl_settle_groups(p_member text, now_s double precision,
+                                              p_origin text)
+RETURNS void LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+DECLARE
+    g record;
+    grp hitl_tokens%ROWTYPE;
+    open_n integer;
+    done_n integer;
+    expired boolean;
+    snap text;
+BEGIN
+    FOR g IN SELECT DISTINCT m.group_id, m.mode FROM hitl_group_members m
+            WHERE m.token_id = p_member ORDER BY m.group_id LOOP
+        SELECT * INTO grp FROM hitl_tokens WHERE id = g.group_id FOR UPDATE;
+        CONTINUE WHEN NOT FOUND OR grp.status <> 'WAITING';
+        -- Read after the lock: a member another transaction finished is seen once it commits.
+        SELECT count(*) FILTER (WHERE t.status = 'WAITING'),
+               count(*) FILTER (WHERE t.status <> 'WAITING')
+            INTO open_n, done_n
+            FROM hitl_group_members m JOIN hitl_tokens t ON t.id = m.token_id
+            WHERE m.group_id = g.group_id;
+        expired := grp.expires_at <= now_s;
+        CONTINUE WHEN NOT expired
+            AND CASE WHEN g.mode = 'any' THEN done_n = 0 ELSE open_n > 0 END;
+        SELECT jsonb_build_object('timed_out', expired, 'members',
+                jsonb_agg(jsonb_build_object('token_id', m.token_id, 'status', t.status,
+                    'completed_at', t.completed_at) ORDER BY m.position))::text
+            INTO snap
+            FROM hitl_group_members m JOIN hitl_tokens t ON t.id = m.token_id
+            WHERE m.group_id = g.group_id;
+        UPDATE hitl_tokens SET status = CASE WHEN expired THEN 'TIMED_OUT' ELSE 'COMPLETED' END,
+                output = snap, completed_at = now_s
+            WHERE id = g.group_id;
+        UPDATE hitl_runs SET status = 'QUEUED', owner = NULL, waiting_token_id = NULL,
+                updated_at = now_s
+            WHERE id = grp.run_id AND status = 'WAITING' AND waiting_token_id = g.group_id;
+        INSERT INTO hitl_events (at, origin, kind, run_id, token_id, data)
+            VALUES (now_s, p_origin,
+                CASE WHEN expired THEN 'TokenTimedOut' ELSE 'TokenCompleted' END,
+                coalesce(grp.run_id, ''), g.group_id,
+                CASE WHEN expired THEN NULL
+                    ELSE jsonb_build_object('output', snap::jsonb)::text END);
+    END LOOP;
+END $$
+""",
+    "REVOKE ALL ON FUNCTION hitl_settle_groups(text, double precision, text) FROM PUBLIC",
+]
+"""Settling the waits for any / all holding a token that hitl_decide just finished, as
+store/groups.py does in Python for the engine's own completions: called by hitl_decide, as
+the store's owner, so that a reviewer's decision wakes a run waiting on a group."""
+
 REVIEW_FUNCTIONS = [
     """
 CREATE OR REPLACE FUNCTION hitl_policy_applied() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -268,6 +321,10 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no token with id %', p_token USING ERRCODE = 'HT404';
     END IF;
+    IF p_token LIKE 'grp\\_%' THEN
+        RAISE EXCEPTION 'it is a wait for any / all of other tokens: it finishes when they do'
+            USING ERRCODE = 'HT403';
+    END IF;
     IF t.status <> 'WAITING' THEN
         RAISE EXCEPTION 'token % is already %', p_token, t.status USING ERRCODE = 'HT409';
     END IF;
@@ -280,6 +337,7 @@ BEGIN
     + """
         INSERT INTO hitl_events (at, origin, kind, run_id, token_id)
             VALUES (now_s, p_origin, 'TokenTimedOut', coalesce(t.run_id, ''), p_token);
+        PERFORM hitl_settle_groups(p_token, now_s, p_origin);
         INSERT INTO hitl_audit (at, actor, kind, run_id, token_id, prev_hash, hash)
             VALUES ('', '', 'TokenTimedOut', t.run_id, p_token, '', '');
         RETURN QUERY SELECT 'expired'::text, t.run_id::text, 0, 0, t.expires_at;
@@ -355,6 +413,7 @@ BEGIN
             VALUES (now_s, p_origin, 'TokenCompleted', coalesce(t.run_id, ''), p_token,
                 CASE WHEN length(p_output) <= 16384
                     THEN jsonb_build_object('output', p_output::jsonb)::text END);
+        PERFORM hitl_settle_groups(p_token, now_s, p_origin);
     ELSE
         INSERT INTO hitl_events (at, origin, kind, run_id, token_id)
             VALUES (now_s, p_origin, 'TokenReviewed', coalesce(t.run_id, ''), p_token);
@@ -404,8 +463,14 @@ def _decide(
     )
     text = None if data is None else serde.encode(data)
     out.events.append(EventRow(0, time.time(), origin, kind, run_id, token_id, text, data))
-    if out.final and owner is not None and run_id:
-        _take(tx, out, run_id, token_id, output, owner, tasks, known)
+    if out.final and owner is not None:
+        # Runs waiting on a group this decision settled (hitl_settle_groups queued them).
+        for group_id, group_run, group_state in groups.finished_groups(tx, token_id):
+            if group_run is not None:
+                _take(tx, out, group_run, group_id, group_state, owner, tasks, None)
+        if run_id:
+            state = TokenState(TokenStatus.COMPLETED, output)
+            _take(tx, out, run_id, token_id, state, owner, tasks, known)
     # The token as decided, read in this transaction: no read after the commit, which would
     # queue behind the resumed run's transactions.
     out.row, out.output = tx.one(sql.token_row, {"rid": token_id}), output
@@ -419,7 +484,7 @@ def _take(
     out: Decision,
     run_id: str,
     token_id: str,
-    output: str,
+    state: TokenState,
     owner: str,
     tasks: frozenset[str],
     known: Resume | None,
@@ -437,7 +502,6 @@ def _take(
     if tx.execute(sql.claim_run, params) != 1:
         return
     announce(tx, out, "RunResumed", run_id, now, owner, token_id)
-    state = TokenState(TokenStatus.COMPLETED, output)
     if kept is not None:
         tokens_now = {**kept.tokens, token_id: state}
         out.resumed.append(
@@ -456,5 +520,7 @@ def _session_user(tx: Tx) -> str:
 def _upgrade(conn: sa.Connection) -> None:
     conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
     migrate.upgrade(conn)
-    for statement in IDENTITY_TRIGGERS + AUDIT_TRIGGERS + REVIEW_FUNCTIONS:  # asyncpg: one each
+    for statement in (
+        IDENTITY_TRIGGERS + AUDIT_TRIGGERS + GROUP_FUNCTIONS + REVIEW_FUNCTIONS
+    ):  # asyncpg: one each
         conn.exec_driver_sql(statement)

@@ -33,6 +33,8 @@ class TokenWrite:
     idempotency_key: str | None = None
     idempotency_expires_at: float | None = None
     requirement: Requirement | None = None
+    group: tuple[str, tuple[str, ...]] | None = None
+    """A wait for any / all: ("any" or "all", the member tokens' ids in order)."""
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ from typing import Any
 from .. import serde
 from ..errors import DecisionRefused, TokenAlreadyFinished, TokenNotFound
 from ..models import Requirement, TokenStatus, Verdict, to_datetime
-from . import audit, requirements, tokens
+from . import audit, groups, requirements, tokens
 from . import statements as sql
 from .event_log import announce
 from .records import Completion, Resume
@@ -109,6 +109,8 @@ def decide(
 ) -> Decision:
     """Record *by*'s decision on *token_id* (see the module's docstring)."""
     out = Decision()
+    if groups.is_group(token_id):
+        raise DecisionRefused(token_id, tokens.GROUP_REFUSAL)
     read = requirements.token_and_requirement(tx, token_id)
     if read is None:
         raise TokenNotFound(token_id)
@@ -171,6 +173,8 @@ def waiting_for(tx: Tx, me: str, roles: frozenset[str], now: float, limit: int) 
     nothing against an approval of the diff they show, and *me* has not decided them."""
     out = []
     for token_id, found, row in requirements.waiting(tx, me, now, limit):
+        if groups.is_group(token_id):  # nobody decides a group: its members finish it
+            continue
         req = found or ANYONE
         created = float(row["created_at"])
         overdue = req.remind_after is not None and now >= created + req.remind_after

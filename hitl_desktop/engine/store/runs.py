@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from .. import serde
 from ..errors import RunNotFound, TokenNotFound
 from ..models import Run, RunStatus, Step, TokenStatus
-from . import audit, schema, values
+from . import audit, groups, schema, values
 from . import statements as sql
 from .event_log import announce, small
 from .history import LostOwnership, fence, insert_token, resume, token_state, write_records
@@ -97,12 +97,17 @@ def create_keyed_token(
     return None
 
 
-def pause(tx: Tx, run_id: str, owner: str, writes: Writes, token_id: str, now: float) -> Paused:
-    """Suspend the run on *token_id*; if the token already finished, say so instead."""
+def pause(
+    tx: Tx, run_id: str, owner: str, writes: Writes, token_id: str, now: float, by: str = ""
+) -> Paused:
+    """Suspend the run on *token_id*; if the token already finished, say so instead. A wait
+    for any / all (a group) whose members settle it already is completed here instead, as
+    *by*, and the run goes on."""
     out = Paused()
     params = {"rid": run_id, "token": token_id, "now": now, "fence_owner": owner}
+    group = groups.is_group(token_id)
     # A token inserted by this very commit is WAITING: no need to read (or lock) it.
-    if not any(t.id == token_id for t in writes.tokens):
+    if group or not any(t.id == token_id for t in writes.tokens):
         fence(tx, run_id, owner, now)
         write_records(tx, run_id, writes)
         state = tx.one(sql.lock_token, {"rid": token_id})
@@ -111,6 +116,10 @@ def pause(tx: Tx, run_id: str, owner: str, writes: Writes, token_id: str, now: f
         if state["status"] != TokenStatus.WAITING:
             out.finished = token_state(tx, state)
             return out
+        if group:
+            out.finished = groups.at_pause(tx, token_id, run_id, now, owner, by, out)
+            if out.finished is not None:
+                return out
         tx.execute(sql.pause_run, params)  # fenced above
         if state["run_id"] != run_id:  # another run's token: list this run as a waiter
             tx.execute(sql.insert_wait, {"token": token_id, "rid": run_id})

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ..models import RunStatus
 
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 """The Alembic head this code expects; start() skips Alembic entirely when the store is at it."""
 
 metadata = sa.MetaData()
@@ -120,6 +120,20 @@ waits = sa.Table(
     # usual pause and wake write no index entry for the wait.
     sa.Column("token_id", sa.String(40), primary_key=True),
     sa.Column("run_id", sa.String(40), primary_key=True),
+    sqlite_with_rowid=False,
+)
+
+group_members = sa.Table(
+    "hitl_group_members",
+    metadata,
+    # The members of a wait for any / all (wait.for_any, wait.for_all): the group is a token
+    # of its own (an id with groups.PREFIX) that finishes when its members do. Clustered by
+    # group, in the order the run gave them; found by member when a member finishes.
+    sa.Column("group_id", sa.String(40), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("token_id", sa.String(40), nullable=False),
+    sa.Column("mode", sa.String(3), nullable=False),  # "any" | "all", the same on every row
+    sa.Index("ix_hitl_group_members_token", "token_id"),
     sqlite_with_rowid=False,
 )
 

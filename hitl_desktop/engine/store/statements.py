@@ -62,6 +62,7 @@ _TOKEN_UNSET = ("output", "completed_at", "completed_by")
 insert_token = _inserting(TOKENS, skip=_TOKEN_UNSET)
 insert_unkeyed_token = _inserting(TOKENS, _KEY_NULLS, skip=_TOKEN_UNSET)
 insert_tag = _inserting(schema.token_tags)
+insert_member = _inserting(schema.group_members)
 insert_event = _inserting(EVENTS, skip=["id"])
 run_by_key = Prepared(sa.select(RUNS).where(RUNS.c.idempotency_key == bindparam("key")))
 forget_run_key = Prepared(

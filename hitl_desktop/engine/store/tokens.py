@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from .. import serde
 from ..errors import DecisionRefused, OutputRefused, TokenAlreadyFinished, TokenNotFound
-from ..models import Token, TokenStatus
-from . import audit, requirements, values
+from ..models import TOKEN_STATUSES, Token, TokenStatus
+from . import audit, groups, requirements, values
 from . import statements as sql
 from .event_log import announce, small
 from .history import wake
@@ -21,6 +21,8 @@ from .rows import token_record
 from .tx import Tx
 
 TOKENS = sql.TOKENS
+
+GROUP_REFUSAL = "it is a wait for any / all of other tokens: it finishes when they do"
 
 OutputChecks = Mapping[str, Callable[[Any], object]]
 """The output checks of the tasks an engine knows, by task name."""
@@ -48,7 +50,10 @@ def complete(
     A token found WAITING past its deadline is timed out here instead, as time_out_due would,
     and committed: out.expired_at is then its deadline, and the caller reports the expiry.
     A review's token (one with a requirement) is decided through reviews.decide, which passes
-    the audit *entry* (a Decision's data) it records instead of TokenCompleted's."""
+    the audit *entry* (a Decision's data) it records instead of TokenCompleted's.
+    The groups (waits for any / all) holding the token are settled in the same transaction."""
+    if groups.is_group(token_id):
+        raise DecisionRefused(token_id, GROUP_REFUSAL)
     if out is None:
         out = Completion()
         if requirements.get(tx, token_id) is not None:
@@ -85,6 +90,7 @@ def complete(
         audit.append(tx, "TokenCompleted", run_id, token_id, output, by, now)
     state = TokenState(TokenStatus.COMPLETED, output)
     wake(tx, out, token_id, run_id, owner, tasks, now, state, known)
+    groups.settle(tx, out, token_id, owner, tasks, now, origin, by)
     out.row, out.output = token, output
     return out
 
@@ -133,13 +139,18 @@ def time_out(
     audited: frozenset[str],
     known: Resume | None = None,
 ) -> None:
-    """WAITING → TIMED_OUT, and wake its run to handle the expiry."""
+    """WAITING → TIMED_OUT, and wake its run to handle the expiry (and settle the groups
+    holding it). A group times out with its members' states (groups.py)."""
+    if groups.is_group(token_id):
+        groups.time_out(tx, out, token_id, run_id, owner, tasks, now, origin, actor)
+        return
     if tx.execute(sql.time_out_token, {"rid": token_id, "now": now}) == 1:
         announce(tx, out, "TokenTimedOut", run_id or "", now, origin, token_id)
         if audited and _task_of(tx, run_id, known) in audited:
             audit.append(tx, "TokenTimedOut", run_id, token_id, None, actor, now)
         state = TokenState(TokenStatus.TIMED_OUT, None)
         wake(tx, out, token_id, run_id, owner, tasks, now, state, known)
+        groups.settle(tx, out, token_id, owner, tasks, now, origin, actor)
 
 
 def time_out_due(
@@ -186,6 +197,18 @@ def get_token(tx: Tx, token_id: str) -> Token:
     if requirement is None:
         return token
     return replace(token, requirement=requirement, verdicts=requirements.verdicts(tx, token_id))
+
+
+def states(tx: Tx, token_ids: Sequence[str]) -> dict[str, TokenState]:
+    """The states of the tokens that exist among *token_ids*."""
+    found = {}
+    for token_id in token_ids:
+        row = tx.one(sql.token_status, {"rid": token_id})
+        if row is not None:
+            found[token_id] = TokenState(
+                TOKEN_STATUSES[row["status"]], values.get(tx, row["output"])
+            )
+    return found
 
 
 def list_tokens(
