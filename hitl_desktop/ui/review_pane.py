@@ -228,7 +228,7 @@ class ReviewPane(QWidget):
         right.addWidget(self.diff)
         right.addWidget(self.relied_on)
         right.setStretchFactor(0, 3)
-        right.setStretchFactor(1, 2)
+        right.setStretchFactor(1, 1)
         right.setChildrenCollapsible(False)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.details)
