@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from hitl_desktop.engine import (
     DecisionRefused,
@@ -399,14 +398,6 @@ async def test_a_reviewer_role_deciding_a_member_settles_the_group_on_postgresql
     await owner.open()
     await owner.stop()
     team_roles.grant(url, suffix, members)
-    db = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    try:
-        with db.begin() as conn:  # the new table, as docs/team.md's worker grants must name it
-            conn.execute(
-                sa.text(f"GRANT SELECT, INSERT ON hitl_group_members TO hitl_worker_{suffix}")
-            )
-    finally:
-        db.dispose()
     engines: list[Engine] = []
     try:
         worker = Engine(
