@@ -27,6 +27,7 @@ from .catalogue import (
     reflect_catalogue_async,
     reflect_catalogue_conn,
 )
+from .change_set import ChangeSet, PartState, change_set, part_review, read_change_set
 from .coerce import CoercionError, coerce_value, to_json_value
 from .db_change import (
     ChangeRequest,
@@ -51,7 +52,7 @@ from .diff import (
     read_rows,
 )
 from .errors import AgentError, CatalogueError, Problem, ProblemCode, ProposalInvalid
-from .offline import DEMO_REQUESTS, SHAPES, OfflineProposer
+from .offline import DEMO_CHANGE_SET, DEMO_REQUESTS, SHAPES, OfflineProposer
 from .policy import Policy, PolicyInvalid, Rule, parse_policy
 from .profiles import (
     DEFAULT_PROFILE,
@@ -80,14 +81,18 @@ from .proposer import (
 from .reads import Read, ReliedOn, relied_on
 from .revert import RevertRefused, RevertState, revert, revert_state
 from .review import (
+    APPLY_MODES,
     OUTCOMES,
     PROPOSE_STEP,
     TASK_NAME,
+    ApplyMode,
     Decision,
     DecisionInvalid,
     Edit,
     Outcome,
     OutcomeKind,
+    Part,
+    PartOutcome,
     Review,
     parse_edits,
     review_from_steps,
@@ -112,11 +117,13 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "APPLY_MODES",
     "COLUMN_KINDS",
     "DEFAULT_DENY",
     "DEFAULT_MAX_ROWS",
     "DEFAULT_PROFILE",
     "DEMO_ALLOW",
+    "DEMO_CHANGE_SET",
     "DEMO_PROFILE",
     "DEMO_REQUESTS",
     "MARKERS",
@@ -126,9 +133,11 @@ __all__ = [
     "TASK_NAME",
     "AgentError",
     "ApplyFailed",
+    "ApplyMode",
     "Catalogue",
     "CatalogueError",
     "ChangeRequest",
+    "ChangeSet",
     "CoercionError",
     "ColumnInfo",
     "ColumnKind",
@@ -145,6 +154,9 @@ __all__ = [
     "OpenAIProposer",
     "Outcome",
     "OutcomeKind",
+    "Part",
+    "PartOutcome",
+    "PartState",
     "Policy",
     "PolicyInvalid",
     "Problem",
@@ -173,6 +185,7 @@ __all__ = [
     "ToolError",
     "ValidatedChange",
     "ValidatedProposal",
+    "change_set",
     "check_edits",
     "coerce_value",
     "column_kind",
@@ -190,9 +203,11 @@ __all__ = [
     "fingerprint",
     "parse_edits",
     "parse_policy",
+    "part_review",
     "profile_name",
     "proposal_json_schema",
     "proposal_response_format",
+    "read_change_set",
     "read_rows",
     "reflect_catalogue",
     "reflect_catalogue_async",

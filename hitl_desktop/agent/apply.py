@@ -180,6 +180,7 @@ def with_edits(proposal: Proposal, edits: Sequence[Edit]) -> Proposal:
                 table=change.table,
                 key=change.key,
                 values={**change.values, **edit.values},
+                part=change.part,
             )
         except pydantic.ValidationError as exc:
             raise ProposalInvalid(_value_problems(edit.index, change.table, exc)) from None

@@ -3,6 +3,8 @@
 It exists so that `make demo` and the tests run with no API key and no network. It reads rows
 through the same recorded tools as the model would, and its proposals are checked like a model's.
 Anything it does not understand fails the run with the list of shapes it knows (`SHAPES`).
+A request of several shapes joined by "and" is answered with a change set: one part per shape,
+named after it, each relying on its own reads (`DEMO_CHANGE_SET`).
 """
 
 from __future__ import annotations
@@ -27,8 +29,15 @@ SHAPES: tuple[str, ...] = (
     "Mark invoice ID as paid",
     "Void invoice ID",
     "Delete refund ID",
+    "REQUEST and REQUEST   (two or more of the above: a change set, each part reviewed alone)",
 )
 """The request shapes the offline proposer understands (ID may be a number or INV-000123)."""
+
+DEMO_CHANGE_SET = "Refund $20 on invoice 1042 and mark invoice 4854 as paid"
+"""A request the offline proposer answers with a two-part change set on the demo database."""
+
+MAX_PARTS = 10
+"""The most parts a request of the offline proposer may join with "and"."""
 
 DEMO_REQUESTS: tuple[str, ...] = (
     "Refund $20 on invoice 1042",
@@ -69,19 +78,43 @@ class OfflineProposer:
 
     async def propose(self, session: ProposalSession) -> Proposal:
         text = " ".join(session.request.split()).rstrip(".!")
-        for shape in _SHAPES:
-            match = shape.pattern.fullmatch(text)
-            if match is not None:
-                proposal = await shape.build(self, session, match)
-                problems = await session.check(proposal)
-                if problems:
-                    lines = "; ".join(str(p) for p in problems)
-                    raise ProposerFailed(f"the demo proposer's answer is invalid: {lines}")
-                return proposal
-        known = "\n".join(f"  - {shape}" for shape in SHAPES)
-        raise ProposerFailed(
-            f"the offline demo proposer does not understand {session.request!r}. "
-            f"It knows these requests:\n{known}\n(use the OpenAI proposer for anything else)"
+        items = _items(text)
+        if items is None:
+            known = "\n".join(f"  - {shape}" for shape in SHAPES)
+            raise ProposerFailed(
+                f"the offline demo proposer does not understand {session.request!r}. "
+                f"It knows these requests:\n{known}\n(use the OpenAI proposer for anything else)"
+            )
+        if len(items) == 1:
+            shape, match, _ = items[0]
+            proposal = await shape.build(self, session, match)
+        else:
+            proposal = await self._change_set(session, items)
+        problems = await session.check(proposal)
+        if problems:
+            lines = "; ".join(str(p) for p in problems)
+            raise ProposerFailed(f"the demo proposer's answer is invalid: {lines}")
+        return proposal
+
+    async def _change_set(
+        self, session: ProposalSession, items: list[tuple[_Shape, re.Match[str], str]]
+    ) -> Proposal:
+        """One part per item, named after it; each item's reads are relied on by its part."""
+        built: list[tuple[str, Proposal]] = []
+        try:
+            for shape, match, name in items:
+                session.part = name
+                built.append((name, await shape.build(self, session, match)))
+        finally:
+            session.part = None
+        return Proposal(
+            summary="; ".join(proposal.summary for _, proposal in built)[:2000],
+            rationale=" ".join(proposal.rationale for _, proposal in built)[:20000],
+            changes=[
+                change.model_copy(update={"part": name})
+                for name, proposal in built
+                for change in proposal.changes
+            ],
         )
 
     # ------------------------------------------------------------ reads, all recorded
@@ -276,6 +309,28 @@ class OfflineProposer:
             ),
             changes=[RowChange(op="delete", table="refunds", key={"id": row["id"]})],
         )
+
+
+_AND = re.compile(r",? and |; ", _I)
+
+
+def _items(text: str) -> list[tuple[_Shape, re.Match[str], str]] | None:
+    """The shapes *text* asks for: one, or several joined by "and" (a change set), each with
+    its match and its part's name; None when a piece matches no shape."""
+    for pieces in ([text], _AND.split(text)):
+        if len(pieces) > MAX_PARTS:
+            return None
+        found = []
+        for piece in pieces:
+            shape = next((s for s in _SHAPES if s.pattern.fullmatch(piece)), None)
+            if shape is None:
+                break
+            match = shape.pattern.fullmatch(piece)
+            assert match is not None
+            found.append((shape, match, piece[:1].upper() + piece[1:]))
+        else:
+            return found
+    return None
 
 
 def _update(

@@ -126,17 +126,27 @@ class ProposalSession:
     tools: ReadTools
     recorder: Recorder
     max_rows: int = DEFAULT_MAX_ROWS
+    part: str | None = None
+    """The part of a change set the proposer works on now: the reads it makes meanwhile are
+    relied on by that part alone. None: by every part (a model's reads, made for the whole)."""
     _checks: int = 0
     _reads: list[Read] = field(default_factory=list)
+    _read_parts: list[str | None] = field(default_factory=list)
 
     @property
     def reads(self) -> tuple[Read, ...]:
         """What the proposer read through the tools so far, each identical read once."""
         return unique_reads(self._reads)
 
+    def reads_of(self, part: str) -> tuple[Read, ...]:
+        """What the change set's *part* relies on: the reads made for it or for no part."""
+        pairs = zip(self._reads, self._read_parts, strict=True)
+        return unique_reads(read for read, made_for in pairs if made_for in (None, part))
+
     def note_read(self, read: Read) -> None:
         """Add a read the proposer relied on (derive it from a recorded step's result)."""
         self._reads.append(read)
+        self._read_parts.append(self.part)
 
     async def record(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Run *fn* as a recorded step of the run (its result must be JSON).

@@ -8,6 +8,9 @@ Three JSON shapes the engine stores and the console and the CLI read:
   reject).
 * `Outcome`: the run's output — applied, rejected, expired, conflict or invalid edit — with who
   decided and why.
+
+A change set's `Review` holds its `Part`s, each a review of its own (its proposal, diffs, rule and
+read set), and its `Outcome` the outcome of each part (`PartOutcome`); see `change_set`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ TASK_NAME = "db-change"
 
 OutcomeKind = Literal["applied", "rejected", "expired", "conflict", "invalid_edit"]
 OUTCOMES: tuple[OutcomeKind, ...] = ("applied", "rejected", "expired", "conflict", "invalid_edit")
+
+ApplyMode = Literal["all", "each"]
+APPLY_MODES: tuple[ApplyMode, ...] = ("all", "each")
+"""How a change set is applied: "all" together in one transaction once every part is approved
+(any rejection rejects the set), or "each" part on its own as soon as it is approved."""
 
 
 class DecisionInvalid(AgentError):
@@ -53,7 +61,13 @@ class Review:
     conflict. Reviews stored before read sets were recorded have none."""
     rule: dict[str, Any] | None = None
     """The approval policy's rule that matched the proposal (`Rule.to_json()`), with the
-    policy's version as "policy_version"; None: no policy, or no rule matched."""
+    policy's version as "policy_version"; None: no policy, or no rule matched (and for a
+    change set, whose parts have a rule each)."""
+    parts: tuple[Part, ...] = ()
+    """A change set's parts, in order, each reviewed on its own; empty: one proposal, one
+    review. The set's own proposal and diffs are its parts' one after the other."""
+    apply: ApplyMode = "all"
+    """A change set's: how its approved parts are applied (see `APPLY_MODES`)."""
 
     @property
     def diff_hash(self) -> str:
@@ -85,10 +99,19 @@ class Review:
             "proposer": self.proposer,
             "reads": reads_to_json(self.reads),
             "rule": self.rule,
+            # Only a change set has these: a one-part review is stored as it always was.
+            **(
+                {"parts": [part.to_json() for part in self.parts], "apply": self.apply}
+                if self.parts
+                else {}
+            ),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Review:
+        apply = data.get("apply", "all")
+        if apply not in APPLY_MODES:
+            raise ValueError(f"unknown apply mode {apply!r}")
         return cls(
             request=str(data["request"]),
             summary=str(data["summary"]),
@@ -100,7 +123,25 @@ class Review:
             proposer=str(data["proposer"]),
             reads=reads_from_json(data.get("reads") or ()),
             rule=data.get("rule"),
+            parts=tuple(Part.from_json(item) for item in data.get("parts") or ()),
+            apply=apply,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a change set: a name for people and the part's own review, decided on a
+    token of its own."""
+
+    name: str
+    review: Review
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "review": self.review.to_json()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Part:
+        return cls(str(data["name"]), Review.from_json(data["review"]))
 
 
 def review_from_steps(steps: Iterable[Any]) -> Review | None:
@@ -220,6 +261,8 @@ class Outcome:
     written: tuple[dict[str, Any], ...] | None = None
     """Applied: each written row before and after (`images.RowImage.to_json()`), what a revert
     undoes; None when not recorded (applied by an earlier version)."""
+    parts: tuple[PartOutcome, ...] = ()
+    """A change set's: how each part ended, in the order of the review's parts."""
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -233,6 +276,8 @@ class Outcome:
         }
         if self.written is not None:
             data["written"] = list(self.written)
+        if self.parts:
+            data["parts"] = [part.to_json() for part in self.parts]
         return data
 
     @classmethod
@@ -249,4 +294,23 @@ class Outcome:
             conflicts=tuple(data.get("conflicts", ())),
             problems=tuple(data.get("problems", ())),
             written=None if data.get("written") is None else tuple(data["written"]),
+            parts=tuple(PartOutcome.from_json(item) for item in data.get("parts") or ()),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PartOutcome:
+    """How one part of a change set ended: its outcome, with who decided it (its reviewer) and
+    what that meant for the part (its message)."""
+
+    name: str
+    outcome: Outcome
+    token_id: str | None = None
+    """The token the part was decided on; None when its rule approved it."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "token_id": self.token_id, "outcome": self.outcome.to_json()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PartOutcome:
+        return cls(str(data["name"]), Outcome.from_json(data["outcome"]), data.get("token_id"))

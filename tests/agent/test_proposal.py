@@ -218,31 +218,65 @@ row_changes = st.builds(
     key=st.dictionaries(names, scalars, max_size=3),
     values=st.dictionaries(names, scalars, max_size=5),
 )
+part_names = st.none() | st.sampled_from(["Refund $20 on invoice 1042", "Void invoice 7"])
 proposals = st.builds(
-    Proposal,
+    lambda summary, rationale, changes, parts: Proposal(
+        summary=summary,
+        rationale=rationale,
+        changes=[
+            c if parts is None else c.model_copy(update={"part": parts[i % len(parts)]})
+            for i, c in enumerate(changes)
+        ],
+    ),
     summary=st.text(max_size=50),
     rationale=st.text(max_size=50),
     changes=st.lists(row_changes, max_size=5),
+    parts=st.none() | st.lists(part_names.filter(bool), min_size=1, max_size=2),
 )
+
+
+def _model_answer(wire: dict[str, Any]) -> dict[str, Any]:
+    """*wire* as a model answers in strict mode: every change gives its part, null for none
+    (the stored form leaves a null part out)."""
+    changes = [{**change, "part": change.get("part")} for change in wire["changes"]]
+    return {**wire, "changes": changes}
 
 
 @settings(max_examples=150, deadline=None)
 @given(proposals)
 def test_every_proposal_round_trips_through_the_schema(proposal: Proposal) -> None:
     schema = proposal_json_schema()
-    wire = json.loads(json.dumps(proposal.to_wire()))
+    wire = _model_answer(json.loads(json.dumps(proposal.to_wire())))
     assert _conforms(wire, schema, schema)
     assert Proposal.model_validate_json(json.dumps(wire)) == proposal
+    assert Proposal.model_validate(proposal.to_wire()) == proposal
+
+
+def test_a_change_set_names_a_part_for_every_change_or_for_none() -> None:
+    insert = {"op": "insert", "table": "t", "values": {"a": 1}}
+    mixed = {"summary": "s", "rationale": "r", "changes": [{**insert, "part": " A  b "}, insert]}
+    with pytest.raises(ValidationError, match="change 0 names part 'A b' but change 1 names none"):
+        Proposal.model_validate(mixed)
+    both = {**mixed, "changes": [{**insert, "part": "A"}, {**insert, "part": "B"}, insert]}
+    with pytest.raises(ValidationError, match="every change names its part"):
+        Proposal.model_validate(both)
+    named = Proposal.model_validate({**mixed, "changes": [{**insert, "part": "A"}] * 2})
+    assert named.parts == ("A",) and named.to_wire()["changes"][0]["part"] == "A"
+    with pytest.raises(ValidationError, match="a part's name is empty"):
+        Proposal.model_validate({**mixed, "changes": [{**insert, "part": "  "}]})
 
 
 def test_the_schema_check_can_fail() -> None:
     schema = proposal_json_schema()
     wire = Proposal.model_validate(WIRE).to_wire()
+    assert not _conforms(wire, schema, schema)  # the model must say "part": null
+    wire = _model_answer(Proposal.model_validate(WIRE).to_wire())
+    assert _conforms(wire, schema, schema)
     wire["changes"][0]["extra"] = 1
     assert not _conforms(wire, schema, schema)
-    wire = Proposal.model_validate(WIRE).to_wire()
+    wire = _model_answer(Proposal.model_validate(WIRE).to_wire())
     del wire["changes"][1]["values"]
     assert not _conforms(wire, schema, schema)
-    wire = Proposal.model_validate(WIRE).to_wire()
+    wire = _model_answer(Proposal.model_validate(WIRE).to_wire())
     wire["changes"][0]["values"][0]["value"] = {"nested": 1}
     assert not _conforms(wire, schema, schema)
