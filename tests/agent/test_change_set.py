@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from hitl_desktop.agent import (
+    APPLY_MODES,
     DEMO_CHANGE_SET,
+    ApplyMode,
     ChangeRequest,
     ChangeSet,
     Decision,
@@ -102,6 +104,7 @@ async def test_a_change_set_is_reviewed_in_parts_from_two_consoles_and_written_a
     async with consoles("ana", "bob") as (ana, bob):
         run_id, found = await waiting_set(ana, change)
         refund, paid = found.parts
+        assert refund.token_id and paid.token_id
         assert (refund.name, paid.name) == (REFUND, PAID) and found.apply == "all"
         assert [d.table for d in refund.review.diffs] == ["refunds"]
         assert [d.table for d in paid.review.diffs] == ["invoices"]
@@ -220,9 +223,9 @@ async def test_each_mode_writes_an_approved_part_at_once_and_a_rejected_one_neve
     )
 
 
-@pytest.mark.parametrize("apply", ["all", "each"])
+@pytest.mark.parametrize("apply", APPLY_MODES)
 async def test_a_restart_between_the_approvals_writes_each_row_once(
-    consoles: Callable[..., Any], targets: Targets, demo_path: Path, apply: str
+    consoles: Callable[..., Any], targets: Targets, demo_path: Path, apply: ApplyMode
 ) -> None:
     change = replace(change_for(targets, DEMO_CHANGE_SET, f"sqlite:///{demo_path}"), apply=apply)
     async with consoles("ana") as (ana,):
