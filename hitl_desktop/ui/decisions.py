@@ -54,6 +54,9 @@ class Desk(Protocol):
     def after_bulk(self, run_ids: Sequence[str]) -> None:
         """Decisions on *run_ids* were sent: focus the table on the next waiting run."""
 
+    def focus_table(self) -> None:
+        """Give the runs table the keyboard focus (a decision flow ended)."""
+
 
 class Decisions(QObject):
     """The window's decision flows; one decision at a time. Dialogs open over *parent*."""
@@ -83,6 +86,11 @@ class Decisions(QObject):
     def _decidable(self) -> RunView | None:
         view = self.review.view
         if view is None:
+            return None
+        if self.console.selected != view.run.id:
+            # The pane still shows the run selected before (the new one is being read): a key
+            # pressed right after Down must not decide the run the reviewer moved away from.
+            self.desk.show_message("The selected run is still loading; nothing was decided.")
             return None
         if not self.review.can_decide:
             if not self._deciding:
@@ -120,6 +128,7 @@ class Decisions(QObject):
             self._deciding = False
             self.review.set_busy(False)
             self.desk.set_deciding_many(False)
+            self.desk.focus_table()
         return True
 
     async def _decide(self, *, edit: bool) -> None:
@@ -166,6 +175,7 @@ class Decisions(QObject):
         finally:
             self._deciding = False
             self.review.set_busy(False)
+            self.desk.focus_table()
 
     @async_slot
     async def reject(self) -> None:
@@ -189,6 +199,7 @@ class Decisions(QObject):
         finally:
             self._deciding = False
             self.review.set_busy(False)
+            self.desk.focus_table()
 
     def _still_decidable(self, view: RunView) -> bool:
         """After a dialog: the run may have expired or been decided meanwhile."""
@@ -221,3 +232,4 @@ class Decisions(QObject):
             self.desk.show_message(f"Cannot request that: {exc}")
         finally:
             self.desk.set_requesting(False)
+            self.desk.focus_table()

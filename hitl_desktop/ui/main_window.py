@@ -2,11 +2,16 @@
 
 The table takes several rows (Shift/Ctrl+click, Shift+arrows, Ctrl+A): the review pane shows the
 current one, and Approve / Reject act on the waiting runs of the selection (`bulk`).
+
+Everything works from the keyboard: the table has the focus at launch and after each decision,
+Tab goes filter → table → review pane → decision buttons, Esc comes back to the table, every
+command is in a menu with a mnemonic and most have a key (`?` lists them: `shortcuts`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +25,11 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QMainWindow,
     QMenu,
@@ -58,6 +62,8 @@ from .runs_model import (
     RunsProxy,
     is_dark,
 )
+from .shortcuts import ShortcutsDialog
+from .status import StatusBar
 
 COLUMN_WIDTHS = {
     TASK: 84,
@@ -102,11 +108,17 @@ class MainWindow(QMainWindow):
         for view in VIEWS:
             self.tabs.addTab(view.value)
         self.tabs.currentChanged.connect(self._on_tab)
+        self.tabs.setAccessibleName("Views")
+        self.tabs.setAccessibleDescription("Which runs the table lists (Ctrl+1 to Ctrl+7)")
         self.filter = QLineEdit()
         self.filter.setObjectName("filter")
         self.filter.setPlaceholderText("Filter (request, table, status, run id…)   Ctrl+F")
         self.filter.setClearButtonEnabled(True)
         self.filter.setMinimumWidth(260)
+        self.filter.setAccessibleName("Filter runs")
+        self.filter.setAccessibleDescription(
+            "Show only the runs whose request, table, status or run id contains this text (Ctrl+F)"
+        )
         self.new_button = QPushButton("New request…")
         self.new_button.setObjectName("newRequestButton")
         self.new_button.setToolTip("Ask the agent for a change (Ctrl+N)")
@@ -126,9 +138,15 @@ class MainWindow(QMainWindow):
         self.proxy.setSourceModel(self.model)
         self.table = QTableView()
         self.table.setObjectName("runsTable")
+        self.table.setAccessibleName("Runs")
+        self.table.setAccessibleDescription(
+            "The runs of the current view, newest first; the current one shows in the review "
+            "pane below. A approves, R rejects, E edits and approves, ? lists every key"
+        )
         self.table.setModel(self.proxy)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setTabKeyNavigation(False)  # Tab leaves the table for the review pane
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
@@ -167,6 +185,7 @@ class MainWindow(QMainWindow):
         self._many = False
         self._tips: dict[QPushButton, str] = {}
         self._texts = {b: b.text() for b in (self.review.approve_button, self.review.reject_button)}
+        self._names = {b: b.accessibleName() for b in self._texts}
         # The pane sets its buttons for its one run (each second too): with several runs
         # selected the window corrects them whenever the pane changes them.
         for button in (self.review.approve_button, self.review.reject_button):
@@ -191,24 +210,19 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         # ---- status bar
-        self.store_label = QLabel(f"Store: {_short(store)}")
-        self.store_label.setObjectName("storeLabel")
-        self.store_label.setToolTip(tooltip(store))
-        self.target_label = QLabel("")
-        self.target_label.setObjectName("targetLabel")
-        self.engine_label = QLabel("engine starting…")
-        self.engine_label.setObjectName("engineLabel")
-        self.counts_label = QLabel("")
-        self.counts_label.setObjectName("countsLabel")
-        bar = self.statusBar()
-        for label in (self.store_label, self.target_label, self.engine_label, self.counts_label):
-            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            label.setContentsMargins(10, 0, 10, 0)
-            bar.addPermanentWidget(label)
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
+        self.store_label = self.status.store_label
+        self.target_label = self.status.target_label
+        self.engine_label = self.status.engine_label
+        self.counts_label = self.status.counts_label
+        self.status.set_store(store)
         active = console.settings.active_profile()
         self.set_target(None if active is None else active.target_url)
 
+        self.shortcuts_dialog: ShortcutsDialog | None = None
         self._actions()
+        self._tab_order()
         console.run_view_changed.connect(self._on_run_view)
         console.run_stopped_waiting.connect(self._on_stopped)
         console.message.connect(self.show_message)
@@ -223,6 +237,10 @@ class MainWindow(QMainWindow):
         self.resize(1280, 800)
         self.splitter.setSizes([330, 420])
         self.restore_state()
+        # Left to Qt, the first widget of the tab chain takes the focus when the window is first
+        # activated, sometimes before the table is filled: Down then did nothing and A acted
+        # on the first row. The table is the focus from the start.
+        self.focus_table()
 
     # ------------------------------------------------------------ setup
 
@@ -235,42 +253,113 @@ class MainWindow(QMainWindow):
             self.addAction(act)
             return act
 
+        def menu(title: str, name: str, actions: Sequence[QAction | None]) -> QMenu:
+            found = QMenu(title, self)
+            found.setObjectName(name)
+            for act in actions:
+                if act is None:
+                    found.addSeparator()
+                else:
+                    found.addAction(act)
+            self.menuBar().addMenu(found)
+            return found
+
         decide = self.decisions
-        self.approve_action = action("Approve", ["A", "Ctrl+Return", "Ctrl+Enter"], decide.approve)
-        self.reject_action = action("Reject…", ["R"], decide.reject)
-        self.edit_action = action("Edit && approve…", ["E"], decide.edit_and_approve)
-        self.audit_action = action("Audit trail…", ["Ctrl+U"], self.show_audit)
+        self.approve_action = action("&Approve", ["A", "Ctrl+Return", "Ctrl+Enter"], decide.approve)
+        self.reject_action = action("&Reject…", ["R"], decide.reject)
+        self.edit_action = action("&Edit && approve…", ["E"], decide.edit_and_approve)
+        self.audit_action = action("A&udit trail…", ["Ctrl+U"], self.show_audit)
         self.audit_action.setToolTip(
             "The selected run's audit entries, and whether the trail verifies"
         )
         self.new_action = action(
-            "New request", [QKeySequence(QKeySequence.StandardKey.New)], decide.new_request
+            "&New request…", [QKeySequence(QKeySequence.StandardKey.New)], decide.new_request
         )
-        run_menu = QMenu("&Run", self)
-        run_menu.setObjectName("runMenu")
-        for act in (self.approve_action, self.reject_action, self.edit_action):
-            run_menu.addAction(act)
-        run_menu.addSeparator()
-        run_menu.addAction(self.audit_action)
-        run_menu.addSeparator()
-        run_menu.addAction(self.new_action)
-        self.menuBar().addMenu(run_menu)
-        self.run_menu = run_menu
+        self.settings_action = action("&Settings…", ["Ctrl+,"], self.settings_requested.emit)
+        self.quit_action = action("&Quit", ["Ctrl+Q"], self.quit_requested.emit)
+        self.view_actions = [
+            action(
+                f"&{i + 1} {view.value}",
+                [f"Ctrl+{i + 1}"],
+                lambda _=False, v=view: self.set_view(v),
+            )
+            for i, view in enumerate(VIEWS)
+        ]
+        self.filter_action = action(
+            "&Filter", [QKeySequence(QKeySequence.StandardKey.Find)], self._focus_filter
+        )
+        self.table_action = action("Go to the runs &table", ["Esc"], self.focus_table)
+        self.raw_action = action("Raw &JSON", ["Ctrl+J"], self.review.diff.raw_toggle.toggle)
+        self.raw_action.setToolTip("Show the proposal exactly as the agent wrote it, or the diff")
+        self.shortcuts_action = action("&Keyboard shortcuts", ["?", "F1"], self.show_shortcuts)
+
+        menu(
+            "&File",
+            "fileMenu",
+            [self.new_action, None, self.settings_action, None, self.quit_action],
+        )
+        menu(
+            "&View",
+            "viewMenu",
+            [*self.view_actions, None, self.filter_action, self.table_action, self.raw_action],
+        )
+        self.run_menu = menu(
+            "&Run",
+            "runMenu",
+            [self.approve_action, self.reject_action, self.edit_action, None, self.audit_action],
+        )
+        menu("&Help", "helpMenu", [self.shortcuts_action])
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.table.addActions([self.approve_action, self.reject_action, self.edit_action])
         self.table.addAction(self.audit_action)
-        action("Filter", [QKeySequence(QKeySequence.StandardKey.Find)], self._focus_filter)
-        action("Quit", [QKeySequence(QKeySequence.StandardKey.Quit)], self.quit_requested.emit)
-        for i, view in enumerate(VIEWS):
-            action(view.value, [f"Ctrl+{i + 1}"], lambda _=False, v=view: self.set_view(v))
+        # The buttons beside the filter do what the File menu does: their tooltips say the key.
+        self.new_button.setToolTip("Ask the agent for a change (Ctrl+N)")
+        self.settings_button.setToolTip("Targets, store, notifications (Ctrl+,)")
+
+    def _tab_order(self) -> None:
+        """Filter → table → review pane (details, diff grid or raw JSON, relied on) → decision
+        buttons, then the views and the buttons beside the filter, and round again."""
+        pane, diff = self.review, self.review.diff
+        chain = [
+            self.filter,
+            self.table,
+            pane.details,
+            diff.browser,
+            diff.raw,
+            diff.raw_toggle,
+            pane.relied_on.tree,
+            pane.reject_button,
+            pane.edit_button,
+            pane.approve_button,
+            self.tabs,
+            self.new_button,
+            self.settings_button,
+        ]
+        for before, after in pairwise(chain):
+            QWidget.setTabOrder(before, after)
+
+    def focus_table(self) -> None:
+        """Give the runs table the keyboard focus (at launch, after decisions, on Esc)."""
+        self.table.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def show_shortcuts(self) -> None:
+        """The keyboard shortcuts dialog, read from the actions as they are now."""
+        if self.shortcuts_dialog is None:
+            self.shortcuts_dialog = ShortcutsDialog(self)
+        self.shortcuts_dialog.open_listing()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self.focusWidget() is None:
+            self.focus_table()
 
     def set_target(self, target: str | None) -> None:
         text = display_url(target) if target else "no target database (Settings)"
-        self.target_label.setText(f"Target: {_short(text)}")
-        self.target_label.setToolTip(tooltip(text))
+        self.status.set_target(text)
 
     def set_engine_state(self, text: str) -> None:
         self.engine_label.setText(text)
+        self.status.fit()
 
     def set_view(self, view: View) -> None:
         self.tabs.setCurrentIndex(VIEWS.index(view))
@@ -390,12 +479,13 @@ class MainWindow(QMainWindow):
         self.show_message(message)
 
     def show_message(self, text: str) -> None:
-        self.statusBar().showMessage(text, 10000)
+        self.status.showMessage(text)
 
     def advance_from(self, run_id: str) -> None:
         following = self.next_waiting(run_id)
         if following is not None:
             self.select_run(following)
+        self.focus_table()
 
     def set_requesting(self, busy: bool) -> None:
         self.new_button.setEnabled(not busy)
@@ -420,7 +510,7 @@ class MainWindow(QMainWindow):
                     QItemSelectionModel.SelectionFlag.ClearAndSelect
                     | QItemSelectionModel.SelectionFlag.Rows,
                 )
-        self.table.setFocus(Qt.FocusReason.OtherFocusReason)
+        self.focus_table()
 
     # ------------------------------------------------------------ several runs selected
 
@@ -447,6 +537,8 @@ class MainWindow(QMainWindow):
                     button.setToolTip(tip)
                 for button, text in self._texts.items():
                     button.setText(text)
+                for button, name in self._names.items():
+                    button.setAccessibleName(name)
                 pane.set_busy(self.decisions.busy)
             return
         waiting = sum(
@@ -464,6 +556,8 @@ class MainWindow(QMainWindow):
         runs = f"{waiting} run{'s' if waiting != 1 else ''}"
         pane.approve_button.setText(f"Approve {runs}…")
         pane.reject_button.setText(f"Reject {runs}…")
+        pane.approve_button.setAccessibleName(f"Approve {runs}")
+        pane.reject_button.setAccessibleName(f"Reject {runs}")
         pane.approve_button.setToolTip(tooltip(f"Approve {what} (A)"))
         pane.reject_button.setToolTip(tooltip(f"Reject {what}; nothing is written (R)"))
         if pane.edit_button.isEnabled():
@@ -496,6 +590,7 @@ class MainWindow(QMainWindow):
         if failed:
             parts.append(f"{failed:,} failed")
         self.counts_label.setText(" · ".join(parts))
+        self.status.fit()
 
     # ------------------------------------------------------------ window state
 
@@ -544,7 +639,3 @@ class MainWindow(QMainWindow):
     def tick(self) -> None:
         """Repaint the visible rows: the countdown column is computed when painted."""
         self.table.viewport().update()
-
-
-def _short(text: str, limit: int = 48) -> str:
-    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
