@@ -9,7 +9,7 @@ tooltip and accessible name. The engine state and the run counts are short and k
 from __future__ import annotations
 
 from PySide6.QtCore import QRect, QSize, Qt, QTimer
-from PySide6.QtGui import QResizeEvent
+from PySide6.QtGui import QFontMetrics, QResizeEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QStatusBar, QWidget
 
 from .plain_text import plain_label, tooltip
@@ -20,6 +20,20 @@ PATH_MIN_CHARS = 18
 """The narrowest a path gets beside its "Store: ", in average characters: "/h…/runs.db"."""
 MARGIN = 10
 """Left and right margin of every label in the bar, in pixels."""
+
+
+def elide_path(path: str, metrics: QFontMetrics, width: int) -> str:
+    """*path* in *width* pixels: the folders elided in the middle, the file name whole while
+    it fits ("/home/ana/…/demo/runs.db"), else the whole path elided in the middle."""
+    if metrics.horizontalAdvance(path) <= width:
+        return path
+    cut = path.rfind("/")
+    name = path[cut:] if cut > 0 else ""
+    room = width - metrics.horizontalAdvance(name)
+    folders = metrics.elidedText(path[:cut], Qt.TextElideMode.ElideMiddle, room) if name else ""
+    if not name or len(folders) < 3:
+        return metrics.elidedText(path, Qt.TextElideMode.ElideMiddle, width)
+    return folders + name
 
 
 class PathLabel(QLabel):
@@ -78,9 +92,8 @@ class PathLabel(QLabel):
 
     def _elide(self) -> None:
         metrics = self.fontMetrics()
-        width = self.contentsRect().width() - metrics.horizontalAdvance(self._prefix)
-        path = metrics.elidedText(self._path, Qt.TextElideMode.ElideMiddle, max(width, 0))
-        self.setText(self._prefix + path)
+        width = max(0, self.contentsRect().width() - metrics.horizontalAdvance(self._prefix))
+        self.setText(self._prefix + elide_path(self._path, metrics, width))
 
 
 class MessageLabel(QLabel):

@@ -54,7 +54,7 @@ async def test_a_decision_is_shown_whole_and_the_long_store_path_elided(
         # The store's path gives way, in the middle: its start and its file name stay.
         store_label = window.store_label
         assert elided(store_label), store_label.text()
-        assert store_label.text().startswith("Store: ") and store_label.text().endswith(".db")
+        assert store_label.text().startswith("Store: ") and store_label.text().endswith("/runs.db")
         assert str(store) in store_label.toolTip()
         assert store_label.accessibleName() == store_label.full_text
         assert str(store) in store_label.full_text
