@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..agent import (
     TASK_NAME,
     ChangeRequest,
+    ChangeSet,
     Decision,
     DecisionInvalid,
     EditRefused,
@@ -22,6 +23,7 @@ from ..agent import (
     create_demo_db,
     decide,
     parse_edits,
+    read_change_set,
     request_change,
     review_from_steps,
 )
@@ -49,7 +51,7 @@ from .errors import (
     Output,
 )
 from .inputs import parse_data, store_url
-from .render import diff_line, record
+from .render import diff_line, part_lines, part_record, record
 
 FINISHED = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED)
 
@@ -86,8 +88,11 @@ class DemoDb(Command[Path]):
         )
 
 
+Requested = tuple[Run, Review | None, ChangeSet | None]
+
+
 @dataclass(frozen=True)
-class Request(StoreCommand[tuple[Run, Review | None]]):
+class Request(StoreCommand[Requested]):
     """`hitl request`: run db-change until it waits for review."""
 
     store: str
@@ -99,9 +104,10 @@ class Request(StoreCommand[tuple[Run, Review | None]]):
     @classmethod
     def prepare(cls, args: argparse.Namespace) -> Request:
         store = store_url(args.store, create=True)
-        return cls(store, _change_request(args.text, args.profile, args.timeout), args.wait)
+        change = _change_request(args.text, args.profile, args.timeout)
+        return cls(store, replace(change, apply=args.apply), args.wait)
 
-    async def fetch(self, engine: Engine, targets: Targets) -> tuple[Run, Review | None]:
+    async def fetch(self, engine: Engine, targets: Targets) -> Requested:
         await engine.start()
         run = await request_change(engine, self.change)
         try:
@@ -114,13 +120,25 @@ class Request(StoreCommand[tuple[Run, Review | None]]):
         if run.status == RunStatus.FAILED:
             raise CliError(f"run {run.id} failed: {run.error}", RUN_FAILED)
         review = review_from_steps(await engine.get_steps(run.id))
-        return run, review
+        return run, review, await read_change_set(engine, run.id)
 
-    def render(self, result: tuple[Run, Review | None]) -> Output:
-        run, review = result
+    def render(self, result: Requested) -> Output:
+        run, review, found = result
         token = run.waiting_token_id
         lines = [f"run {run.id} is {run.status}"]
-        if review is not None:
+        if review is not None and found is not None:
+            token = None  # the run waits on its parts' tokens together: each is decided alone
+            lines += [
+                f"summary: {review.summary}",
+                f"proposed by {review.proposer} for {review.target}",
+                *part_lines(found),
+            ]
+            lines += [
+                f"part {part.number}: approve: hitl approve {part.token_id}    "
+                f"reject: hitl reject {part.token_id}"
+                for part in found.waiting()
+            ]
+        elif review is not None:
             lines += [
                 f"token {token}",
                 f"summary: {review.summary}",
@@ -128,11 +146,14 @@ class Request(StoreCommand[tuple[Run, Review | None]]):
                 *(diff_line(diff) for diff in review.diffs),
                 f"approve: hitl approve {token}    reject: hitl reject {token}",
             ]
-        doc = {
+        doc: dict[str, Any] = {
             "run": record(run),
             "token_id": token,
             "review": None if review is None else review.to_json(),
         }
+        if found is not None:
+            doc["apply"] = found.apply
+            doc["parts"] = [part_record(part) for part in found.parts]
         return Output(doc, "\n".join(lines))
 
 
@@ -143,6 +164,8 @@ class Decided:
     """Engines already executing runs on the store (then one of them finishes the run)."""
     token: Token
     """The review's token after the decision: WAITING when more approvals are needed."""
+    change_set: ChangeSet | None = None
+    """A change set whose other parts still wait (its run goes on waiting)."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +215,11 @@ class Decide(StoreCommand[Decided]):
             raise CliError(expired, EXPIRED) from None
         if token.status == TokenStatus.WAITING:  # more approvals are needed
             return Decided(run, others, token)
+        found = await read_change_set(engine, run.id)
+        if found is not None and found.waiting():
+            if found.apply == "each":
+                found = await self._written(engine, run, found)
+            return Decided(run, others, token, found)
         try:
             async with asyncio.timeout(self.wait):
                 if others:  # a console executes it: watch the store until it is done
@@ -208,13 +236,36 @@ class Decide(StoreCommand[Decided]):
             raise CliError(f"decided; but run {run.id} ended {run.status}: {run.error}", RUN_FAILED)
         return Decided(run, others, token)
 
+    async def _written(self, engine: Engine, run: Run, found: ChangeSet) -> ChangeSet:
+        """*found* once the part just approved is written, in a change set written part by
+        part (the engine executing the run writes it as soon as it resumes)."""
+        try:
+            async with asyncio.timeout(self.wait):
+                while (part := found.part_of(self.token_id)) is not None and (
+                    part.status == "approved"
+                ):
+                    await asyncio.sleep(0.05)
+                    now = await read_change_set(engine, run.id)
+                    assert now is not None
+                    found = now
+        except TimeoutError:
+            raise CliError(
+                f"approved; part {self.token_id} of run {run.id} was not written within "
+                f"{self.wait} s (the run is {(await engine.get_run(run.id)).status})"
+            ) from None
+        return found
+
     def render(self, result: Decided) -> Output:
         run, others, token = result.run, result.others, result.token
         if token.status == TokenStatus.WAITING:
             return _still_waiting(run, token)
+        if result.change_set is not None:
+            return _part_decided(run, token, result.change_set)
         outcome = Outcome.from_json(run.output)
         where = "by the running console" if others else "here"
         lines = [f"{outcome.outcome}: {outcome.message}", f"run {run.id} finished {where}"]
+        for part in outcome.parts:
+            lines.append(f"  {part.name}: {part.outcome.outcome}: {part.outcome.message}")
         for conflict in outcome.conflicts:
             columns = ", ".join(f"{c}: {a} -> {b}" for c, (a, b) in conflict["columns"].items())
             lines.append(
@@ -224,6 +275,39 @@ class Decide(StoreCommand[Decided]):
             lines.append(f"  change {problem['index']}: {problem['message']}")
         code = OUTCOME_CODES[outcome.outcome]
         return Output({"run": record(run), "outcome": outcome.to_json()}, "\n".join(lines), code)
+
+
+def _part_decided(run: Run, token: Token, found: ChangeSet) -> Output:
+    """A part of a change set was decided while others still wait."""
+    part = found.part_of(token.id)
+    assert part is not None
+    count = len(found.parts)
+    waiting = found.waiting()
+    names = ", ".join(f"part {p.number} {p.name!r} (token {p.token_id})" for p in waiting)
+    status = {"approved": "approved", "rejected": "rejected", "expired": "expired"}.get(
+        part.status, f"approved and {part.status}"
+    )
+    lines = [f"part {part.number} of {count} {status}; waiting for {names}"]
+    if part.outcome is not None:
+        lines.append(f"  {part.outcome.message}")
+    rejected = [p for p in found.parts if p.status == "rejected"]
+    if found.apply == "all" and rejected:
+        lines.append(
+            f"part {rejected[0].number} was rejected: nothing of the change set will be written; "
+            f"run {run.id} ends once the other parts are decided or expire"
+        )
+    elif found.apply == "all":
+        lines.append(f"run {run.id} writes every part together once all are approved")
+    else:
+        lines.append(f"run {run.id} writes each other part as soon as it is approved")
+    doc = {
+        "run": record(run),
+        "part": part_record(part),
+        "apply": found.apply,
+        "waiting_for": [part_record(p) for p in waiting],
+        "parts": [part_record(p) for p in found.parts],
+    }
+    return Output(doc, "\n".join(lines))
 
 
 def _still_waiting(run: Run, token: Token) -> Output:

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any, NoReturn
 
 from .. import __version__
+from ..agent import APPLY_MODES
 from ..config import DEFAULT_MAX_ROWS, DEFAULT_MODEL, PROPOSERS
 from ..engine import RunStatus, TokenStatus
 from .audit import add_audit_commands
@@ -130,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     request.add_argument(
         "--timeout", metavar="DURATION", help="how long the review may wait (e.g. 10m, 24h)"
+    )
+    request.add_argument(
+        "--apply",
+        choices=APPLY_MODES,
+        default="all",
+        help="when the proposal is a change set of independent parts: 'all' writes them "
+        "together once every part is approved (the default), 'each' writes each part as soon "
+        "as it is approved",
     )
     request.add_argument(
         "--wait", type=_positive, default=300, metavar="S", help="give up after S seconds (300)"

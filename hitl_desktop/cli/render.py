@@ -6,9 +6,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine import Run, Step, Token, redact_url
+
+if TYPE_CHECKING:
+    from ..agent import ChangeSet, PartState
 
 
 def token_table(tokens: list[Token]) -> str:
@@ -113,3 +116,45 @@ def diff_line(diff: Any) -> str:
         f"{c}: {short(before.get(c), 30)} -> {short(after.get(c), 30)}" for c in diff.changed
     )
     return f"  ~ {diff.table} ({key}): {changes or 'no field changes'}"
+
+
+APPLY_TEXT = {
+    "all": "written together, in one transaction, once every part is approved (all or nothing)",
+    "each": "each part written on its own as soon as it is approved",
+}
+
+
+def part_title(part: PartState, count: int) -> str:
+    """``part 2 of 3 'Mark invoice 4854 as paid'``."""
+    return f"part {part.number} of {count} {part.name!r}"
+
+
+def part_lines(found: ChangeSet, *, diffs: bool = True) -> list[str]:
+    """A change set for people: each part with its token, rule, status and diff lines."""
+    count = len(found.parts)
+    lines = [f"change set of {count} parts, {APPLY_TEXT[found.apply]}"]
+    for part in found.parts:
+        rule = part.review.rule
+        under = f", rule '{rule['name']}'" if rule else ""
+        by = f" by {', '.join(part.decided_by)}" if part.decided_by else ""
+        lines.append(f"{part_title(part, count)}: {part.status}{by}{under}")
+        if part.token_id is not None:
+            lines.append(f"  token {part.token_id}")
+        if diffs:
+            lines += ["  " + diff_line(diff) for diff in part.review.diffs]
+    return lines
+
+
+def part_record(part: PartState) -> dict[str, Any]:
+    """A part of a change set as a JSON object."""
+    return {
+        "number": part.number,
+        "name": part.name,
+        "token_id": part.token_id,
+        "status": part.status,
+        "decided_by": list(part.decided_by),
+        "rule": part.review.rule,
+        "diff_hash": part.review.diff_hash,
+        "diffs": [diff.to_json() for diff in part.review.diffs],
+        "outcome": None if part.outcome is None else part.outcome.to_json(),
+    }

@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from ..agent import TASK_NAME, RevertState, Review, Targets, revert_state, review_from_steps
+from ..agent import (
+    TASK_NAME,
+    ChangeSet,
+    RevertState,
+    Review,
+    Targets,
+    read_change_set,
+    revert_state,
+    review_from_steps,
+)
 from ..application import Decided
 from ..engine import (
     DecisionRefused,
@@ -27,6 +36,8 @@ from .render import (
     duration,
     footer,
     indent,
+    part_lines,
+    part_record,
     pretty,
     record,
     short,
@@ -89,7 +100,7 @@ class Tokens(StoreCommand[list[Token]]):
         return Output({"tokens": [record(t) for t in result]}, text)
 
 
-Shown = tuple[Run, list[Step], list[Token], RevertState | None]
+Shown = tuple[Run, list[Step], list[Token], RevertState | None, ChangeSet | None]
 
 
 @dataclass(frozen=True)
@@ -108,10 +119,11 @@ class Show(StoreCommand[Shown]):
         steps = await engine.get_steps(run.id)
         tokens = await engine.list_tokens(run_id=run.id, limit=1000)
         reverting = await revert_state(engine, run.id) if run.task == TASK_NAME else None
-        return run, steps, tokens, reverting
+        found = await read_change_set(engine, run.id) if run.task == TASK_NAME else None
+        return run, steps, tokens, reverting, found
 
     def render(self, result: Shown) -> Output:
-        run, steps, tokens, reverting = result
+        run, steps, tokens, reverting, found = result
         decided = _decided(steps, tokens)
         doc = {
             "run": record(run),
@@ -122,6 +134,10 @@ class Show(StoreCommand[Shown]):
             "tokens": [record(t) for t in tokens],
         }
         text = _show_text(run, steps, tokens, decided)
+        if found is not None:
+            doc["apply"] = found.apply
+            doc["parts"] = [part_record(part) for part in found.parts]
+            text += "\n\n" + "\n".join(part_lines(found))
         if reverting is not None:
             doc["revert"] = {
                 "reverts": reverting.reverts,
