@@ -84,18 +84,22 @@ async def test_a_key_right_after_down_never_decides_the_run_left_behind(
     settings: Settings,
 ) -> None:
     async with running_console(settings) as app:
-        older, newer = await request(app, EMAILS[:2])
+        await request(app, EMAILS[:2])
+        window = app.window
+        top, below = window.proxy.run_id(0), window.proxy.run_id(1)
+        assert top is not None and below is not None
         shown: list[str] = []
-        app.window.statusBar().messageChanged.connect(shown.append)
-        await pane_ready(app, newer)  # newest first: the top row
+        window.statusBar().messageChanged.connect(shown.append)
+        window.select_run(top)
+        await pane_ready(app, top)
         key(app, Qt.Key.Key_Down)
-        key(app, Qt.Key.Key_A)  # the pane still shows the newer run while it reads the older
-        await pane_ready(app, older)
+        key(app, Qt.Key.Key_A)  # the pane still shows the top run while it reads the one below
+        await pane_ready(app, below)
         assert "The selected run is still loading; nothing was decided." in shown
-        assert await status_of(app, newer) is RunStatus.WAITING
+        assert await status_of(app, top) is RunStatus.WAITING
         key(app, Qt.Key.Key_A)
-        await app.engine.wait_for(older, [RunStatus.COMPLETED], timeout=10)
-        assert await status_of(app, newer) is RunStatus.WAITING
+        await app.engine.wait_for(below, [RunStatus.COMPLETED], timeout=10)
+        assert await status_of(app, top) is RunStatus.WAITING
 
 
 async def test_the_table_has_the_focus_again_after_every_decision_and_dialog(
@@ -103,7 +107,9 @@ async def test_the_table_has_the_focus_again_after_every_decision_and_dialog(
 ) -> None:
     async with running_console(settings) as app:
         window = app.window
-        ids = await request(app, EMAILS[:3])
+        await request(app, EMAILS[:3])
+        ids = [str(window.proxy.run_id(row)) for row in (2, 1, 0)]  # the top row last
+        window.select_run(ids[-1])
         await pane_ready(app, ids[-1])
         assert focused() is window.table
         key(app, Qt.Key.Key_R)
