@@ -50,6 +50,7 @@ from .diff import (
     find_conflicts,
     fingerprint,
     read_rows,
+    value_text,
 )
 from .errors import AgentError, CatalogueError, Problem, ProblemCode, ProposalInvalid
 from .offline import DEMO_CHANGE_SET, DEMO_REQUESTS, SHAPES, OfflineProposer
@@ -220,5 +221,6 @@ __all__ = [
     "to_json_value",
     "validate",
     "validate_async",
+    "value_text",
     "write_demo",
 ]

@@ -34,6 +34,17 @@ def canonical_json(value: JSONValue) -> str:
     )
 
 
+def value_text(value: JSONValue) -> str:
+    """A column value as a reviewer reads it: text as it is, null, true/false, else its JSON."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
 def fingerprint(before: Mapping[str, JSONValue] | None) -> str:
     """sha256 of the canonical JSON of a row's values (of null for a row that is not there)."""
     data = None if before is None else dict(before)

@@ -16,7 +16,6 @@ reviewer's proposal relied on.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from ._bind import Bind, connection
 from ._rows import key_of, select_matching
 from .catalogue import Catalogue, ForeignKeyInfo
 from .coerce import JSONValue, json_row
-from .diff import canonical_json
+from .diff import canonical_json, value_text
 from .validation import ValidatedChange, ValidatedProposal
 
 if TYPE_CHECKING:
@@ -211,18 +210,8 @@ SHOWN_ROWS = 3
 LONGEST_VALUE = 40
 
 
-def _text(value: JSONValue) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _short(value: JSONValue) -> str:
-    text = " ".join(_text(value).split())
+    text = " ".join(value_text(value).split())
     return text if len(text) <= LONGEST_VALUE else text[: LONGEST_VALUE - 1] + "…"
 
 
@@ -279,7 +268,7 @@ def _fields(read: Read, text: str, copied: set[str]) -> tuple[str, ...]:
             value = row.get(column)
             if value is None or isinstance(value, bool):
                 continue
-            shown = _text(value)
+            shown = value_text(value)
             if shown in copied or (len(shown) >= 2 and _mentions(text, shown)):
                 return True
         return False
@@ -300,9 +289,9 @@ def relied_on(review: Review) -> tuple[ReliedOn, ...]:
     written: dict[str, set[str]] = {}
     for diff in review.diffs:
         values = written.setdefault(diff.table, set())
-        values.update(_text(v) for v in diff.key.values() if v is not None)
+        values.update(value_text(v) for v in diff.key.values() if v is not None)
         after = diff.after or {}
-        values.update(_text(after[c]) for c in diff.changed if after.get(c) is not None)
+        values.update(value_text(after[c]) for c in diff.changed if after.get(c) is not None)
     seen: set[tuple[str, str, str]] = set()
     shown: list[ReliedOn] = []
     for read in review.reads:

@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..agent import Diff, Edit, Review
-from .diff_view import change_title, format_value
+from ..agent import Diff, Edit, Review, value_text
+from .diff_view import change_title
 from .plain_text import plain_box, plain_label
 
 
@@ -183,7 +183,7 @@ class EditDialog(QDialog):
             form.addRow(QLabel("A deleted row has no values to edit."))
             return box
         for name, value in diff.after.items():
-            edit = QLineEdit("" if value is None else format_value(value))
+            edit = QLineEdit("" if value is None else value_text(value))
             edit.setObjectName(f"edit_{diff.index}_{name}")
             if value is None:
                 edit.setPlaceholderText("null")
@@ -203,7 +203,7 @@ class EditDialog(QDialog):
         """The fields the reviewer changed, per change index (only those)."""
         by_index: dict[int, dict[str, Any]] = {}
         for (index, name), (edit, original) in self.fields.items():
-            shown = "" if original is None else format_value(original)
+            shown = "" if original is None else value_text(original)
             if edit.isReadOnly() or edit.text() == shown:
                 continue
             by_index.setdefault(index, {})[name] = parse_edit(edit.text(), original)

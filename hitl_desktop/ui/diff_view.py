@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..agent import Diff, Review
+from ..agent import Diff, Review, value_text
 from .plain_text import plain_label
 from .runs_model import is_dark
 
@@ -69,16 +69,6 @@ def field_rows(diff: Diff) -> list[FieldRow]:
             )
         )
     return rows
-
-
-def format_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
 
 
 def word_diff(before: str, after: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -170,12 +160,12 @@ def _runs_html(runs: Sequence[tuple[str, str]], colours: Colours) -> str:
 def _cell(value: Any, colours: Colours) -> str:
     if value is None:
         return f'<i style="color:{colours.muted}">null</i>'
-    return html.escape(format_value(value))
+    return html.escape(value_text(value))
 
 
 def key_text(diff: Diff) -> str:
     """The row's key as ``id=1042``, or ``(new row)`` for an insert the database numbers."""
-    key = ", ".join(f"{k}={format_value(v)}" for k, v in diff.key.items())
+    key = ", ".join(f"{k}={value_text(v)}" for k, v in diff.key.items())
     return key or "(new row)"
 
 
