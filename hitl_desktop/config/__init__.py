@@ -87,6 +87,7 @@ DEMO_TARGET = "target.db"
 SETTINGS_FILE = "settings.json"
 SETTINGS_VERSION = 1
 API_KEY_ENV = "OPENAI_API_KEY"
+LINK_SECRET_ENV = "HITL_LINK_SECRET"
 
 
 # The fields of Settings that settings.json remembers, in the order they are written.
@@ -412,3 +413,11 @@ _DEFAULTS: dict[str, Any] = {
 }
 _DEFAULTS["profiles"] = {}
 _DEFAULTS["store_url"] = ""
+
+
+def environment_link_secret(environ: Mapping[str, str] | None = None) -> str | None:
+    """``HITL_LINK_SECRET`` without surrounding whitespace, or ``None`` when unset or blank.
+
+    Only ``hitl_desktop.links`` calls this, to sign and check links."""
+    env = os.environ if environ is None else environ
+    return env.get(LINK_SECRET_ENV, "").strip() or None

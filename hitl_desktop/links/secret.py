@@ -12,13 +12,13 @@ Whoever can read the secret can make links for the store; it is never printed or
 
 from __future__ import annotations
 
-import os
 import secrets as random
 from collections.abc import Mapping
 
 from .. import secrets
+from ..config import LINK_SECRET_ENV, environment_link_secret
 
-SECRET_ENV = "HITL_LINK_SECRET"
+SECRET_ENV = LINK_SECRET_ENV
 MIN_LENGTH = 32
 """The shortest secret taken from the environment, in characters."""
 
@@ -30,8 +30,7 @@ class LinkSecretUnavailable(RuntimeError):
 def link_secret(store: str, environ: Mapping[str, str] | None = None) -> bytes:
     """The secret links to *store* are signed with (see the module's docstring): read from the
     environment or the keyring, made and saved in the keyring the first time."""
-    env = os.environ if environ is None else environ
-    given = env.get(SECRET_ENV, "").strip()
+    given = environment_link_secret(environ)
     if given:
         if len(given) < MIN_LENGTH:
             raise LinkSecretUnavailable(
