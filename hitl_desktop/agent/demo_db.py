@@ -129,6 +129,7 @@ _PLANS = (
 )
 _REASONS = ("requested_by_customer", "duplicate", "service_outage", "fraudulent")
 _START = date(2023, 1, 1)
+_MIDNIGHT = datetime.combine(DRAWN_FOR, datetime.min.time())
 
 
 def _day(rng: random.Random, start: date, end: date) -> date:
@@ -227,6 +228,7 @@ def _invoices(rng: random.Random, subs: list[dict[str, Any]], count: int) -> lis
         if status == "open" and due < DRAWN_FOR - timedelta(days=60):
             status = "paid"
         paid_at = _moment(rng, issued + timedelta(days=rng.randrange(0, 14)))
+        paid_at = min(paid_at, _MIDNIGHT)  # an invoice issued lately is not paid after today
         rows.append(
             {
                 "customer_id": sub["customer_id"],
@@ -263,11 +265,16 @@ def _refunds(
                 "amount": amount.quantize(Decimal("0.01")),
                 "reason": rng.choice(_REASONS),
                 "status": status,
-                "created_at": invoice["paid_at"] + timedelta(days=rng.randrange(1, 30)),
+                "created_at": _refunded(invoice["paid_at"], rng.randrange(1, 30)),
                 "note": None,
             }
         )
     return rows
+
+
+def _refunded(paid_at: datetime, days: int) -> datetime:
+    """A refund *days* after its invoice was paid, but not after today (and after the payment)."""
+    return min(paid_at + timedelta(days=days), max(_MIDNIGHT, paid_at + timedelta(minutes=5)))
 
 
 def utc_today() -> date:

@@ -161,10 +161,12 @@ class MainWindow(QMainWindow):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(REQUEST, QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(48)
-        for column, width in COLUMN_WIDTHS.items():
-            header.resizeSection(column, width)
         header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
+        # The widths suit the default font; a larger system font widens a column to its title
+        # (and its sort arrow, counted in the hint once sorting is on).
+        for column, width in COLUMN_WIDTHS.items():
+            header.resizeSection(column, max(width, header.sectionSizeHint(column)))
         self.proxy.sort(-1)
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         self.table.selectionModel().selectionChanged.connect(self._sync_buttons)

@@ -95,6 +95,11 @@ def test_dates_are_relative_to_today(today: date) -> None:
     )
     sub = [s for s in rows["subscriptions"] if s["customer_id"] == 58][-1]
     assert sub["status"] == "active" and sub["current_period_end"] > today
+    # Nothing was paid, refunded or cancelled after today.
+    paid = [i["paid_at"] for i in rows["invoices"] if i["paid_at"] is not None]
+    assert max(paid).date() <= today
+    assert max(r["created_at"] for r in rows["refunds"]).date() <= today
+    assert max(s["canceled_on"] or today for s in rows["subscriptions"]) <= today
 
 
 def test_the_default_today_is_the_current_utc_date() -> None:
