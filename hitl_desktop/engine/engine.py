@@ -12,7 +12,6 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -384,7 +383,7 @@ class Engine:
         )
         if not out.final and known is not None:
             self._runner.keep_paused(token_id, known)
-        return replace(out.token(), requirement=out.requirement, verdicts=out.verdicts)
+        return out.token()
 
     async def waiting_for_me(self) -> list[str]:
         """The tokens of reviews still waiting that this engine's actor may decide and has not

@@ -72,15 +72,18 @@ def append(
         tx.before_log()  # the event log's lock: one lock order for both
         tx.execute(_insert_on_server, {**row, "at": "", "actor": "", "prev_hash": "", "hash": ""})
         return
-    last = tx.one(_last)
-    entry_id = 1 if last is None else int(last["id"]) + 1
-    prev = GENESIS if last is None else str(last["hash"])
+    head = tx.audit_head()  # known while no other connection has committed since
+    if head is None:
+        last = tx.one(_last)
+        head = (0, GENESIS) if last is None else (int(last["id"]), str(last["hash"]))
+    entry_id, prev = head[0] + 1, head[1]
     at = timestamp(now)
     digest = entry_hash(entry_id, at, actor, kind, run_id, token_id, data, prev)
     tx.execute(
         _insert,
         {**row, "id": entry_id, "at": at, "actor": actor, "prev_hash": prev, "hash": digest},
     )
+    tx.audit_appended(entry_id, digest)
 
 
 def entries(

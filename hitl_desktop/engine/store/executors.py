@@ -163,19 +163,22 @@ class SqliteExecutor:
             execute("BEGIN IMMEDIATE")
         except BaseException as exc:
             return [(item, False, exc) for item in group]
-        tx.attached_in_tx = None
+        tx.begun()
         try:
             for item in group:
                 if shared:
                     execute("SAVEPOINT hitl_item")
+                    mark = tx.savepoint()
                 try:
                     value = item.fn(tx, *item.args)
                 except BaseException as exc:
                     if shared:
                         execute("ROLLBACK TO hitl_item")
                         execute("RELEASE hitl_item")
+                        tx.rolled_back_to(mark)
                     else:
                         execute("ROLLBACK")
+                        tx.begun()
                     results.append((item, False, exc))
                     continue
                 if shared:
@@ -183,9 +186,11 @@ class SqliteExecutor:
                 results.append((item, True, value))
             if raw.in_transaction:
                 execute("COMMIT")
+                tx.committed()
         except BaseException as exc:
             if raw.in_transaction:
                 execute("ROLLBACK")
+            tx.begun()
             return [(item, False, exc) for item in group]
         return results
 

@@ -12,11 +12,12 @@ from typing import Any
 
 from .. import serde
 from ..errors import DecisionRefused, TokenAlreadyFinished, TokenNotFound
-from ..models import Requirement, TokenStatus, Verdict, to_datetime
+from ..models import Requirement, Token, TokenStatus, Verdict, to_datetime
 from . import audit, groups, requirements, tokens
 from . import statements as sql
 from .event_log import announce
 from .records import Completion, Resume
+from .rows import token_record
 from .tokens import OutputChecks
 from .tx import Tx
 
@@ -34,6 +35,11 @@ class Decision(Completion):
     requirement: Requirement | None = None
     verdicts: tuple[Verdict, ...] = ()
     """Every verdict on the token, this one included (with out.row: the token as decided)."""
+
+    def token(self) -> Token:
+        """The token as decided, with its requirement and verdicts."""
+        assert self.row is not None
+        return token_record(self.row, self.output, self.requirement, self.verdicts)
 
 
 def verdict_of(token_id: str, output: str | None) -> tuple[bool, Any]:

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from .. import serde
-from ..models import RUN_STATUSES, TOKEN_STATUSES, Run, Step, Token, to_datetime
+from ..models import (
+    RUN_STATUSES,
+    TOKEN_STATUSES,
+    Requirement,
+    Run,
+    Step,
+    Token,
+    Verdict,
+    to_datetime,
+)
 from .records import EngineRecord
 from .tx import Row
 
@@ -32,7 +41,12 @@ def run_record(row: Row, payload: str | None, output: str | None, cached: bool =
     )
 
 
-def token_record(row: Row, output: str | None) -> Token:
+def token_record(
+    row: Row,
+    output: str | None,
+    requirement: Requirement | None = None,
+    verdicts: tuple[Verdict, ...] = (),
+) -> Token:
     created = to_datetime(row["created_at"])
     expires = to_datetime(row["expires_at"])
     assert created is not None and expires is not None
@@ -47,6 +61,8 @@ def token_record(row: Row, output: str | None) -> Token:
         output=serde.load(output),
         idempotency_key=row["idempotency_key"],
         completed_by=row["completed_by"],
+        requirement=requirement,
+        verdicts=verdicts,
     )
 
 

@@ -56,6 +56,12 @@ class Tx(Protocol):
         follow commit order: where transactions can commit out of id order, appenders are
         serialised here until they commit."""
 
+    def audit_head(self) -> tuple[int, str] | None:
+        """The audit chain's last (id, hash) when known without reading it, else None."""
+
+    def audit_appended(self, entry_id: int, digest: str) -> None:
+        """This transaction appended entry *entry_id* with hash *digest* to the audit chain."""
+
 
 Body = Callable[..., T]
 
@@ -147,6 +153,11 @@ class SqliteTx:
         self.cursor = raw.cursor()  # one cursor for every statement: none made per call
         self._attached: tuple[int | None, str, bool] | None = None  # (data_version, engine, answer)
         self.attached_in_tx: bool | None = None  # the answer within the current transaction
+        self._version_in_tx: int | None = None
+        # The audit chain's head as of our last commit, (data_version, id, hash), and as this
+        # transaction left it: while data_version has not moved, nobody else appended.
+        self._head: tuple[int, int, str] | None = None
+        self._head_in_tx: tuple[int, str] | None = None
 
     @staticmethod
     def _bind(stmt: Statement, params: Mapping[str, Any] | None) -> tuple[str, tuple[Any, ...]]:
@@ -181,13 +192,47 @@ class SqliteTx:
         """Changes whenever another connection commits; never for our own commits."""
         return int(self.cursor.execute("PRAGMA data_version").fetchall()[0][0])
 
+    def _version(self) -> int:
+        # In a write transaction (BEGIN IMMEDIATE) no other connection commits: read it once.
+        if self._version_in_tx is None:
+            self._version_in_tx = int(self.cursor.execute("PRAGMA data_version").fetchall()[0][0])
+        return self._version_in_tx
+
+    # The executor tells the transaction's boundaries, so that what it learnt inside one is kept
+    # only once it commits.
+    def begun(self) -> None:
+        self.attached_in_tx = self._version_in_tx = self._head_in_tx = None
+
+    def savepoint(self) -> tuple[int, str] | None:
+        return self._head_in_tx
+
+    def rolled_back_to(self, mark: tuple[int, str] | None) -> None:
+        self._head_in_tx = mark
+
+    def committed(self) -> None:
+        if self._head_in_tx is not None and self._version_in_tx is not None:
+            self._head = (self._version_in_tx, *self._head_in_tx)
+        self.begun()
+
+    def audit_head(self) -> tuple[int, str] | None:
+        if self._head_in_tx is not None:
+            return self._head_in_tx
+        known = self._head
+        if known is not None and known[0] == self._version():
+            return known[1], known[2]
+        return None
+
+    def audit_appended(self, entry_id: int, digest: str) -> None:
+        self._version()  # the version the head is known at, read before the commit
+        self._head_in_tx = (entry_id, digest)
+
     def others_attached(self, engine_id: str) -> bool:
         # Inside a write transaction no other connection can commit, so the answer holds until
         # it ends; and data_version moves only when another connection committed: until it
         # moves, the registry is as it was at the last look.
         if self.attached_in_tx is not None:
             return self.attached_in_tx
-        version = self.data_version()
+        version = self._version()
         known = self._attached
         if known is not None and known[0] == version and known[1] == engine_id:
             found = known[2]
@@ -238,6 +283,12 @@ class SaTx:
 
     def data_version(self) -> int | None:
         return None
+
+    def audit_head(self) -> tuple[int, str] | None:
+        return None  # a trigger chains the entries on the server
+
+    def audit_appended(self, entry_id: int, digest: str) -> None:
+        pass
 
     def others_attached(self, engine_id: str) -> bool:
         # No cheap, race-free way to know (READ COMMITTED): always keep the log.
