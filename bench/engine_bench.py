@@ -14,12 +14,13 @@ What it measures, on a file-backed SQLite store (WAL, synchronous=FULL, the engi
   decision made an audit-trail entry in the decision's transaction, and the run's end is one
   too. Its sequential chunks are interleaved with the plain ones in every repetition. Review
   cycles/s and review resume p50/p99, from `decide` returning to `RunCompleted` as for the
-  plain one. That one is not comparable: `decide` reads the token back before it returns, a
-  read queued behind the resumed run's own transactions, so it returns once the run has ended.
-  What compares the two is the decision: from the call (`complete_token` / `decide`) to
-  `RunCompleted`, p50/p99 of each (`decision_p50_ms`, `review_decision_p50_ms`, ...), and
-  `review_ratio` = review ÷ plain at p50 in this run (target ≤ 1.20); `review_ratio_paired` is
-  the median of that ratio per repetition, `review_resume_ratio` the ratio of the resume p50s.
+  plain one (`decide` returns the token built in its own transaction: it reads nothing after
+  the commit), and `review_resume_ratio` = review ÷ plain resume p50 (target ≤ 1.20). The
+  stricter figure is the whole decision, from the call (`complete_token` / `decide`) to
+  `RunCompleted`, which also counts the decision's own transaction (its checks, verdict and
+  audit entry): p50/p99 of each (`decision_p50_ms`, `review_decision_p50_ms`, ...), and
+  `review_ratio` = review ÷ plain at p50 in this run (also held to ≤ 1.20);
+  `review_ratio_paired` is the median of that ratio per repetition.
 * added RSS per waiting run: VmRSS (after gc) before and after 10,000 runs were triggered and
   all paused, divided by 10,000; with the asyncio tasks and threads alive at that point.
 * the physical limit: the raw `sqlite3` rate, on the same disk and the same settings, of four
@@ -83,6 +84,7 @@ TARGETS = {
     "ratio": 0.5,
     "rss_bytes_per_waiting_run": 2048,
     "review_ratio": 1.20,
+    "review_resume_ratio": 1.20,
 }
 
 
@@ -470,7 +472,8 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         (
             "review resume p50, ms",
             f"{result['review_resume_p50_ms']:.2f}",
-            f"÷ plain {result['review_resume_ratio']:.3f}: decide returns after the run ended",
+            f"÷ plain {result['review_resume_ratio']:.3f}: target ≤ 1.20: "
+            + verdict("review_resume_ratio", result["review_resume_ratio"]),
         ),
         (
             "review resume p99, ms",
