@@ -178,3 +178,17 @@ async def test_concurrent_decisions_from_two_processes_chain_without_a_fork(pg_s
         assert len(entries) == 2 * n
         assert len({e.prev_hash for e in entries}) == 2 * n  # no two entries share a parent
         assert (await worker.verify_audit()).broken is None
+
+
+async def test_a_run_is_triggered_only_with_an_entry_a_trigger_may_write(tmp_path):
+    async with Engine(f"sqlite:///{tmp_path / 'runs.db'}", tasks=[audited]) as engine:
+        about = await _decide(engine, "audited", {"approve": True})
+        with pytest.raises(ValueError, match="cannot be triggered with a 'Decision' audit entry"):
+            await engine.trigger("audited", {}, audit=("Decision", about))
+        new = await engine.trigger("audited", {}, audit=("RevertRequested", about))
+        noted = [e for e in await engine.audit_entries(run_id=about) if e.kind.startswith("Revert")]
+        assert [(e.kind, e.data) for e in noted] == [
+            ("RevertRequested", f'{{"run":"{new.id}","task":"audited"}}')
+        ]
+        assert len(await engine.list_runs()) == 2  # the refused trigger wrote nothing
+        assert (await engine.verify_audit()).broken is None

@@ -4,6 +4,7 @@ roles for a 2-of-2 rule, no self-approval, escalation by the server's clock, and
 against every rule and refused."""
 
 import asyncio
+import json
 import uuid
 
 import pytest
@@ -239,3 +240,48 @@ async def test_waiting_for_me_follows_role_membership(team):
     _, token_id = await _waiting(team, worker, worker, rule="f", approvers=[team.role("finance")])
     assert token_id in await ana.waiting_for_me()  # a member of finance
     assert token_id not in await mallory.waiting_for_me()
+
+
+async def test_a_reviewer_requests_a_revert_and_cannot_put_other_words_in_the_trail(team):
+    worker = await team.engine("worker1", execute=True)
+    ana, mallory = await team.engine("ana"), await team.engine("mallory")
+    run_id, token_id = await _waiting(team, worker, worker, rule="r")
+    await ana.decide(token_id, approve())
+    await worker.wait_for(run_id, ["COMPLETED"], timeout=20)
+    # A revert's request: a new run, and its entry about the run it reverts, as the reviewer.
+    again = {"requirement": {"rule": "r"}}
+    new = await ana.trigger("reviewed", again, audit=("RevertRequested", run_id))
+    noted = [e for e in await worker.audit_entries(run_id=run_id) if e.kind == "RevertRequested"]
+    assert [(e.actor, json.loads(e.data or "")) for e in noted] == [
+        (team.role("ana"), {"run": new.id, "task": "reviewed"})
+    ]
+    mine = await mallory.trigger("reviewed", again)
+    refused = {
+        "SELECT hitl_note_run(:mine, 'Decision', :about)": "cannot be noted with a Decision",
+        "SELECT hitl_note_run(:new, 'RevertRequested', :about)": "was not triggered by",
+        "SELECT hitl_note_run(:mine, 'RevertRequested', 'run_none')": "there is no run run_none",
+        "INSERT INTO hitl_audit (at, actor, kind, prev_hash, hash) VALUES ('', '', 'x', '', '')": (
+            "permission denied"
+        ),
+    }
+    db = team.raw("mallory")
+    try:
+        for statement, error in refused.items():
+            with pytest.raises(sa.exc.DBAPIError, match=error), db.begin() as conn:
+                conn.execute(sa.text(statement), {"mine": mine.id, "new": new.id, "about": run_id})
+    finally:
+        db.dispose()
+    db = team.raw("ana")
+    try:  # once per run
+        with pytest.raises(sa.exc.DBAPIError, match="already noted"), db.begin() as conn:
+            conn.execute(
+                sa.text("SELECT hitl_note_run(:new, 'RevertRequested', :about)"),
+                {"new": new.id, "about": run_id},
+            )
+    finally:
+        db.dispose()
+    kinds = [e.kind for e in await worker.audit_entries()]
+    assert kinds.count("RevertRequested") == 1
+    assert (await worker.verify_audit()).broken is None
+    with pytest.raises(ValueError, match="cannot be triggered with a 'Decision' audit entry"):
+        await ana.trigger("reviewed", again, audit=("Decision", run_id))

@@ -16,12 +16,17 @@ from hashlib import sha256
 
 import sqlalchemy as sa
 
+from .. import serde
 from ..models import AuditBreak, AuditEntry
 from . import statements as sql
 from .tx import Prepared, Tx
 
 GENESIS = "0" * 64
 """The previous hash of the first entry."""
+TRIGGER_ENTRIES = ("RevertRequested",)
+"""The entries a run may be triggered with (`Engine.trigger(audit=...)`): on PostgreSQL the
+store's function `hitl_note_run` appends them for any role allowed to trigger runs, and no
+other kind, so that a reviewer, who may not write the trail, cannot put words in it either."""
 AUDIT = sql.AUDIT
 _insert = Prepared(AUDIT.insert().values({c.name: sa.bindparam(c.name) for c in AUDIT.c}))
 _insert_on_server = Prepared(
@@ -84,6 +89,22 @@ def append(
         {**row, "id": entry_id, "at": at, "actor": actor, "prev_hash": prev, "hash": digest},
     )
     tx.audit_appended(entry_id, digest)
+
+
+_note_run = sa.text("SELECT hitl_note_run(:run, :kind, :about)")
+
+
+def note_run(tx: Tx, kind: str, about: str, run_id: str, task: str, actor: str, now: float) -> None:
+    """Append the *kind* entry about run *about* that names the run *run_id* just triggered in
+    this transaction. On PostgreSQL through the store's function, which checks that the session
+    triggered that run and that no such entry names it yet."""
+    if kind not in TRIGGER_ENTRIES:
+        raise ValueError(f"a run cannot be triggered with a {kind!r} audit entry")
+    if tx.dialect == "postgresql":
+        tx.before_log()
+        tx.execute(_note_run, {"run": run_id, "kind": kind, "about": about})
+        return
+    append(tx, kind, about, None, serde.encode({"run": run_id, "task": task}), actor, now)
 
 
 def entries(

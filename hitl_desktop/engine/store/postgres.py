@@ -18,6 +18,7 @@ from ..errors import DecisionRefused, TokenAlreadyFinished, TokenNotFound
 from ..models import RunStatus, TokenStatus
 from . import groups, migrate, requirements, tokens
 from . import statements as sql
+from .audit import TRIGGER_ENTRIES
 from .bell import Then
 from .database import SystemDatabase
 from .event_log import announce, small
@@ -423,12 +424,44 @@ BEGIN
 END $$
 """,
     "REVOKE ALL ON FUNCTION hitl_decide(text, text, text, text) FROM PUBLIC",
+    """
+CREATE OR REPLACE FUNCTION hitl_note_run(p_run text, p_kind text, p_about text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    r record;
+BEGIN
+    IF p_kind IS NULL OR p_kind <> ALL (ARRAY[$KINDS]) THEN
+        RAISE EXCEPTION 'hitl_note_run: a run cannot be noted with a % entry', p_kind
+            USING ERRCODE = '42501';
+    END IF;
+    SELECT id, task, created_by INTO r FROM hitl_runs WHERE id = p_run;
+    IF NOT FOUND OR r.created_by IS DISTINCT FROM session_user THEN
+        RAISE EXCEPTION 'hitl_note_run: run % was not triggered by %', p_run, session_user
+            USING ERRCODE = '42501';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM hitl_runs WHERE id = p_about) THEN
+        RAISE EXCEPTION 'hitl_note_run: there is no run %', p_about USING ERRCODE = '42501';
+    END IF;
+    IF EXISTS (SELECT 1 FROM hitl_audit WHERE run_id = p_about AND kind = p_kind
+               AND data::jsonb ->> 'run' = p_run) THEN
+        RAISE EXCEPTION 'hitl_note_run: run % is already noted', p_run USING ERRCODE = '42501';
+    END IF;
+    INSERT INTO hitl_audit (at, actor, kind, run_id, token_id, data, prev_hash, hash)
+        VALUES ('', '', p_kind, p_about, NULL,
+                jsonb_build_object('run', p_run, 'task', r.task)::text, '', '');
+END $$
+""".replace("$KINDS", ", ".join(f"'{kind}'" for kind in TRIGGER_ENTRIES)),
+    "REVOKE ALL ON FUNCTION hitl_note_run(text, text, text) FROM PUBLIC",
 ]
 """Deciding a review's token on PostgreSQL (reviews.py does the same on SQLite): one function
 that runs as the store's owner, so that reviewers need the right to call it and no right to
 write the engine's tables. It checks the token's requirement against the session's role in the
 transaction that records the verdict, and completes the token and queues its run when the
-verdict is final. The store's owner grants who may call it (docs/team.md)."""
+verdict is final. The store's owner grants who may call it (docs/team.md).
+
+`hitl_note_run` is how a run is triggered with an audit entry (a revert's request): for the
+role that triggered that run, only the kinds in TRIGGER_ENTRIES, and once per run."""
 
 
 _MY_ROLES = sa.text("SELECT rolname FROM pg_roles WHERE pg_has_role(session_user, oid, 'MEMBER')")

@@ -63,8 +63,7 @@ def trigger(tx: Tx, run: NewRun, payload: str | None, origin: str) -> Triggered:
     announce(tx, out, "RunTriggered", run.id, now, origin, data={"task": run.task})
     if run.audit is not None:
         kind, about = run.audit
-        data = serde.encode({"run": run.id, "task": run.task})
-        audit.append(tx, kind, about, None, data, run.created_by, now)
+        audit.note_run(tx, kind, about, run.id, run.task, run.created_by, now)
     return out
 
 
