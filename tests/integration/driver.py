@@ -1,10 +1,13 @@
 """Fault-injection driver: `python driver.py STORE_PATH LOG_PATH N_RUNS [DEADLINE_S]`.
 
-Starts an engine on the store, makes sure the runs r0..rN-1 exist, and completes every token
-it sees WAITING until all N runs are COMPLETED (exit 0). It is idempotent, so a test may
-SIGKILL it at any moment and start it again: `start()` takes over what the killed engine was
-executing, triggers with a used idempotency key return the existing run, and completing a
-token someone already completed raises TokenAlreadyFinished, which is expected here.
+Starts an engine on the store, makes sure the runs r0..rN-1 exist (waiting on one token, or on
+two with wait.for_all or wait.for_any, in turn: workload.wait_of), and completes every token it
+sees WAITING until all N runs are COMPLETED and no token is left WAITING (exit 0): a for_any
+run ends with its other token still open, a timed-out group with both. It is idempotent, so a
+test may SIGKILL it at any moment and start it again: `start()` takes over what the killed
+engine was executing, triggers with a used idempotency key return the existing run, and
+completing a token someone already completed raises TokenAlreadyFinished, which is expected
+here.
 
 Each completion is logged twice: "complete-try" with the nonce *before* complete_token (a
 kill may land between its commit and the next line) and "completed" or "already" after it
@@ -19,7 +22,7 @@ import sys
 import time
 import uuid
 
-from workload import TAG, TASK, append, payload
+from workload import TAG, TASK, append, payload, wait_of
 
 from hitl_desktop.engine import Engine, RunStatus, TokenAlreadyFinished
 
@@ -34,9 +37,10 @@ async def drive(store_path: str, log_path: str, n_runs: int, deadline_s: float) 
     try:
         for i in range(n_runs):
             key = f"r{i}"
-            await engine.trigger(TASK, payload(key, log_path), idempotency_key=key)
+            await engine.trigger(TASK, payload(key, log_path, **wait_of(i)), idempotency_key=key)
         while time.monotonic() < deadline:
-            for token in await engine.list_tokens(status="WAITING", tags=[TAG]):
+            waiting = await engine.list_tokens(status="WAITING", tags=[TAG])
+            for token in waiting:
                 nonce = uuid.uuid4().hex
                 entry = {"token": token.id, "nonce": nonce}
                 append(log_path, {"kind": "complete-try", **entry})
@@ -52,7 +56,8 @@ async def drive(store_path: str, log_path: str, n_runs: int, deadline_s: float) 
                 for r in ended:
                     print(f"run {r.id} {r.status}: {r.error}", file=sys.stderr)
                 return RUN_ENDED_BADLY
-            if len(runs) >= n_runs and all(r.status == RunStatus.COMPLETED for r in runs):
+            finished = all(r.status == RunStatus.COMPLETED for r in runs)
+            if len(runs) >= n_runs and finished and not waiting:
                 append(log_path, {"kind": "driver-done"})
                 return DONE
             await asyncio.sleep(0.01)

@@ -25,6 +25,7 @@ class RunSnapshot:
     output: Any
     history: list[tuple[int, str, str, bool, Any]]  # position, kind, name, ok, result
     tokens: list[tuple[str, str, Any]]  # id, status, output
+    wait: str = "token"  # workload.WAITS: on one token, or wait.for_all / for_any on two
 
 
 @dataclass
@@ -51,6 +52,7 @@ async def snapshot(store_url: str) -> Snapshot:
                     output=run.output,
                     history=[(s.position, s.kind, s.name, s.ok, s.result) for s in steps],
                     tokens=[(t.id, str(t.status), t.output) for t in tokens],
+                    wait=str((run.payload or {}).get("wait", "token")),
                 )
             )
         snap.waiting_tokens = [
@@ -105,17 +107,8 @@ def violations(snap: Snapshot, log: list[dict[str, Any]], n_runs: int, kills: in
         where = f"run {run.key} ({run.id})"
         if run.status != "COMPLETED":
             found.append(f"{where} is {run.status}, not COMPLETED")
-        token_ids = [t[0] for t in run.tokens]
-        expected = [
-            (0, "step", "a"),
-            (1, "token", "create_token"),
-            (2, "wait", None),
-            (3, "step", "b"),
-        ]
-        history = [(p, k, None if k == "wait" else n) for p, k, n, *_ in run.history]
-        waits = [n for _, k, n, *_ in run.history if k == "wait"]
-        if history != expected or waits != token_ids[:1]:
-            found.append(f"{where} has history {[(p, k, n) for p, k, n, *_ in run.history]}")
+        members, group_id, problems = _waited_on(run)
+        found += [f"{where} {p}" for p in problems]
         recorded = {
             name: result for _, kind, name, ok, result in run.history if kind == "step" and ok
         }
@@ -143,11 +136,15 @@ def violations(snap: Snapshot, log: list[dict[str, Any]], n_runs: int, kills: in
                     f"with only {kills} kills"
                 )
 
-        # Exactly one token, completed exactly once, and the run saw that completion.
-        if len(run.tokens) != 1:
-            found.append(f"{where} has {len(run.tokens)} tokens: {run.tokens}")
-        for token_id, status, output in run.tokens:
-            all_token_ids.add(token_id)
+        # Every token the run created completed exactly once (a for_any's other token and a
+        # timed-out group's members too: the driver completes every token it finds waiting).
+        tokens = {token_id: (status, output) for token_id, status, output in run.tokens}
+        expected_ids = {*members, *([group_id] if group_id else [])}
+        if set(tokens) != expected_ids:
+            found.append(f"{where} has tokens {run.tokens}, expected {sorted(expected_ids)}")
+        all_token_ids.update(tokens)
+        for token_id in members:
+            status, output = tokens.get(token_id, ("missing", None))
             if status != "COMPLETED":
                 found.append(f"{where}: token {token_id} is {status}")
                 continue
@@ -164,11 +161,22 @@ def violations(snap: Snapshot, log: list[dict[str, Any]], n_runs: int, kills: in
                     f"{where}: token {token_id} holds {nonce} "
                     f"but complete_token succeeded with {done[0]}"
                 )
-            b = recorded.get("b") or {}
-            if "b" in recorded and b.get("decision") != output:
-                found.append(
-                    f"{where}: step b saw decision {b.get('decision')}, the token holds {output}"
-                )
+
+        # The run resumed with what the store holds: the token's output, or the group's result.
+        if "b" in recorded:
+            seen = (recorded.get("b") or {}).get("decision")
+            if group_id is None:
+                if members and seen != tokens.get(members[0], (None, None))[1]:
+                    found.append(
+                        f"{where}: step b saw decision {seen}, the token holds "
+                        f"{tokens.get(members[0])}"
+                    )
+            else:
+                group = tokens.get(group_id, ("missing", None))
+                found += [
+                    f"{where}: {p}"
+                    for p in _group_violations(run.wait, seen, members, group, tokens)
+                ]
         if run.status == "COMPLETED":
             want = {
                 "a": (recorded.get("a") or {}).get("nonce"),
@@ -183,4 +191,71 @@ def violations(snap: Snapshot, log: list[dict[str, Any]], n_runs: int, kills: in
         found.append(f"completions logged for tokens no run holds: {sorted(strangers)}")
     if snap.waiting_tokens:
         found.append(f"tokens left WAITING: {snap.waiting_tokens}")
+    return found
+
+
+def _waited_on(run: RunSnapshot) -> tuple[list[str], str | None, list[str]]:
+    """The tokens *run* created and the group it waited on (None for one token), from its
+    history, and what is wrong with that history."""
+    group = run.wait != "token"
+    expected: list[tuple[int, str, str | None]] = [(0, "step", "a"), (1, "token", "create_token")]
+    if group:
+        expected += [(2, "token", "create_token"), (3, "token", f"for_{run.wait}")]
+    expected += [(len(expected), "wait", None), (len(expected) + 1, "step", "b")]
+    history = [(p, k, None if k == "wait" else n) for p, k, n, *_ in run.history]
+    made = [result for _, k, n, ok, result in run.history if (k, n) == ("token", "create_token")]
+    members = [str((info or {}).get("id")) for info in made]
+    waits = [n for _, k, n, *_ in run.history if k == "wait"]
+    group_id = None
+    problems = []
+    if group:
+        info = next((r for _, k, n, _, r in run.history if n == f"for_{run.wait}"), None) or {}
+        group_id = str(info.get("id"))
+        if info.get("members") != members:
+            problems.append(f"waited for {info.get('members')}, it created {members}")
+    waited = group_id if group else next(iter(members), None)
+    if history != expected or waits != [waited]:
+        problems.append(f"has history {[(p, k, n) for p, k, n, *_ in run.history]}")
+    return members, group_id, problems
+
+
+def _group_violations(
+    mode: str,
+    seen: Any,
+    members: list[str],
+    group: tuple[str, Any],
+    tokens: dict[str, tuple[str, Any]],
+) -> list[str]:
+    """What is wrong with the result a for_all / for_any (*mode* "all" / "any") run resumed
+    with (*seen*, as workload.describe records it), given its group token's (status, output)
+    and its members' (status, output) now."""
+    found: list[str] = []
+    status, snapshot = group
+    results = (seen or {}).get("results") or []
+    if [r[0] for r in results] != members:
+        return [f"the group's result {seen} is not about its tokens {members}"]
+    if status not in ("COMPLETED", "TIMED_OUT"):
+        return [f"its group token is {status}"]
+    timed_out = bool(seen.get("timed_out"))
+    if timed_out != (status == "TIMED_OUT"):
+        found.append(f"the group token is {status}, the run saw timed_out={timed_out}")
+    states = [(m.get("token_id"), m.get("status")) for m in (snapshot or {}).get("members", [])]
+    if states != [(r[0], r[1]) for r in results]:
+        found.append(f"the run saw {results}, the group token recorded {states}")
+    finished = [r[0] for r in results if r[1] != "WAITING"]
+    if not timed_out and mode == "all" and finished != members:
+        found.append(f"for_all ended with only {finished} of {members} finished")
+    if not timed_out and mode == "any" and not finished:
+        found.append("for_any ended with none of its tokens finished")
+    if seen.get("first") is not None and seen.get("first") not in finished:
+        found.append(f"for_{mode}'s first {seen.get('first')} had not finished")
+    if finished and seen.get("first") is None:
+        found.append(f"for_{mode} names no first token though {finished} finished")
+    for token_id, state, output in results:
+        held = tokens.get(token_id, ("missing", None))
+        if state != "WAITING" and (state, output) != held:
+            found.append(
+                f"the group's result has token {token_id} {state} with {output}, "
+                f"the token is {held[0]} with {held[1]}"
+            )
     return found

@@ -13,7 +13,7 @@ import pytest
 from .conftest import DRIVER, Launcher
 from .invariants import read_log, snapshot, violations
 
-N_RUNS = 3
+N_RUNS = 6  # each way to wait (workload.wait_of) twice: r4 waits for all, r5 for any, 60 s
 Log = list[dict[str, Any]]
 
 
@@ -28,6 +28,13 @@ def clean_trial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
     finally:
         procs.close()
     yield directory / "runs.db", read_log(directory / "log.jsonl")
+
+
+GROUP = "id LIKE 'grp_%'"
+
+
+def run_of(key: str) -> str:
+    return f"(SELECT id FROM hitl_runs WHERE idempotency_key = '{key}')"
 
 
 def check(store: Path, log: Log, kills: int = 0) -> list[str]:
@@ -104,6 +111,30 @@ def test_a_corrupted_log_is_caught(
             "has history",
         ),
         ("UPDATE hitl_runs SET idempotency_key = 'r9' WHERE rowid = 1", "expected ['r0'"),
+        (
+            # A group token's end that is not what its run resumed with.
+            "UPDATE hitl_tokens SET status = CASE status WHEN 'COMPLETED' THEN 'TIMED_OUT' "
+            f"ELSE 'COMPLETED' END WHERE id = (SELECT min(id) FROM hitl_tokens WHERE {GROUP})",
+            "the group token is",
+        ),
+        (
+            # r4's for_all resumed with its members' outputs: one member now holds another.
+            'UPDATE hitl_tokens SET output = \'{"nonce": "forged"}\' WHERE id = (SELECT '
+            f"min(id) FROM hitl_tokens WHERE run_id = {run_of('r4')} AND NOT {GROUP})",
+            "the group's result has token",
+        ),
+        (
+            # r4's for_all resumed, by its step b's record, with a member still open.
+            "UPDATE hitl_steps SET result = replace(result, '\"COMPLETED\"', '\"WAITING\"') "
+            f"WHERE position = 5 AND run_id = {run_of('r4')}",
+            "for_all ended with only",
+        ),
+        (
+            # r5's for_any resumed, by its step b's record, with none of its tokens finished.
+            "UPDATE hitl_steps SET result = replace(result, '\"COMPLETED\"', '\"WAITING\"') "
+            f"WHERE position = 5 AND run_id = {run_of('r5')}",
+            "for_any ended with none of its tokens finished",
+        ),
     ],
 )
 def test_a_corrupted_store_is_caught(

@@ -3,15 +3,18 @@
 Each trial drives a few runs through trigger → step a → pause → complete → resume → step b →
 finish in driver.py, kills it once to three times at random moments, then lets a last driver
 finish, and checks the invariants (invariants.py): every run finished, no recorded step ran
-again, no token completed twice. A kill's moment is picked one of three ways, so kills spread
+again, no token completed twice. The runs wait in turn on one token (wait.for_token), on two
+with wait.for_all and on two with wait.for_any, each group with a short deadline that a kill
+sometimes outlives; for a group the run must have resumed with what its group token and its
+members recorded. A kill's moment is picked one of three ways, so kills spread
 over the cycle and not only over its slowest part (opening and migrating the store): after a
 random number of the driver's log lines plus up to 3 ms; at a random time after the driver's
 first line, up to how long a clean run takes on this machine; or at a random time after the
 spawn, which also cuts interpreters starting up. Trials run two at a time on their own stores.
 
 HITL_FAULT_TRIALS=500 runs more trials (the benchmark mode; the default is 50),
-HITL_FAULT_RUNS=N puts N runs in flight per trial (default 3), and HITL_FAULT_SEED=N replays a
-failing seed.
+HITL_FAULT_RUNS=N puts N runs in flight per trial (default 6: two of each way to wait), and
+HITL_FAULT_SEED=N replays a failing seed.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from .conftest import DRIVER, Launcher, cpu_count, wait_for_log
 from .invariants import read_log, snapshot, violations
 
 TRIALS = int(os.environ.get("HITL_FAULT_TRIALS", "50"))
-RUNS_PER_TRIAL = int(os.environ.get("HITL_FAULT_RUNS", "3"))
+RUNS_PER_TRIAL = int(os.environ.get("HITL_FAULT_RUNS", "6"))
 SEED = int(os.environ.get("HITL_FAULT_SEED", str(random.randrange(1 << 30))))
 BY_PROGRESS, FROM_START = 0.5, 0.35  # shares of the ways to time a kill; the rest: from spawn
 
@@ -53,6 +56,8 @@ class Trial:
     kills: int = 0
     phases: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    groups: Counter[str] = field(default_factory=Counter)
+    """How the group waits ended: "for_all completed", "for_any timed out", …"""
 
 
 def calibrate(launcher: Launcher, directory: Path, rounds: int = 3) -> Calibration:
@@ -138,6 +143,10 @@ def run_trial(trial: Trial, launcher: Launcher, cal: Calibration, rng: random.Ra
         trial.problems.append(f"the final driver exited with {code}: {launcher.errors(proc)}")
     snap = asyncio.run(snapshot(f"sqlite:///{store}"))
     trial.problems += violations(snap, read_log(log), RUNS_PER_TRIAL, trial.kills)
+    for run in snap.runs:
+        if run.wait != "token" and isinstance(run.output, dict):
+            ended = "timed out" if run.output["decision"].get("timed_out") else "completed"
+            trial.groups[f"for_{run.wait} {ended}"] += 1
 
 
 def one_trial(index: int, directory: Path, cal: Calibration) -> Trial:
@@ -175,6 +184,8 @@ def test_kill_anywhere(launcher: Launcher, tmp_path: Path) -> None:
     print(f"{kills} kills in {elapsed:.1f} s ({elapsed / TRIALS:.2f} s per trial); they landed:")
     for phase, n in phases.most_common():
         print(f"  {n:4d}  {phase}")
+    groups = sum((t.groups for t in trials), Counter[str]())
+    print("group waits: " + ", ".join(f"{n} {how}" for how, n in sorted(groups.items())))
     failed = [t for t in trials if t.problems]
     report = "\n".join(
         f"trial {t.index} ({t.kills} kills, {t.phases}; files in {t.directory}):\n  "

@@ -18,10 +18,17 @@ import time
 import uuid
 from typing import Any
 
-from hitl_desktop.engine import task, wait
+from hitl_desktop.engine import GroupResult, task, wait
 
 TASK = "fault-cycle"
 TAG = "fault-cycle"
+WAITS = ("token", "all", "any")
+"""How a run waits: on one token (wait.for_token), or on two at once (wait.for_all,
+wait.for_any)."""
+GROUP_TIMEOUTS = (0.3, 60.0)
+"""A group wait's own deadline, in seconds, in turn: the short one is outlived by most kills
+that land while the run waits (the group times out while no engine runs, or as one starts),
+the long one never is (the group completes)."""
 
 
 def append(log_path: str, entry: dict[str, Any]) -> None:
@@ -59,19 +66,47 @@ async def held_step(
 
 @task(TASK)
 async def fault_cycle(ctx: Any, payload: dict[str, Any]) -> dict[str, Any]:
-    """trigger → step a → pause on a token → resume with the decision → step b → done."""
+    """trigger → step a → pause on a token (or on two, for all or any of them) → resume with
+    the decision → step b → done."""
     key, log_path, hold = payload["key"], payload["log"], payload.get("hold", 0)
     if hold:
         a = await ctx.step("a", held_step, log_path, key, "a", None, hold)
     else:
         a = await ctx.step("a", execute_step, log_path, key, "a", None)
-    token = await wait.create_token(timeout="1h", tags=[TAG])
-    result = await wait.for_token(token)
-    decision = result.output if result.ok else {"timed_out": True}
+    mode, timeout = payload.get("wait", "token"), payload.get("timeout")
+    if mode == "token":
+        token = await wait.create_token(timeout="1h", tags=[TAG])
+        result = await wait.for_token(token)
+        decision: Any = result.output if result.ok else {"timed_out": True}
+    else:
+        members = [await wait.create_token(timeout="1h", tags=[TAG]) for _ in range(2)]
+        waiter = wait.for_all if mode == "all" else wait.for_any
+        decision = describe(await waiter(members, timeout=timeout))
     b = await ctx.step("b", execute_step, log_path, key, "b", decision)
     return {"a": a["nonce"], "b": b["nonce"], "decision": decision}
 
 
-def payload(key: str, log_path: str, hold: float = 0) -> dict[str, Any]:
-    """A run's payload; *hold* > 0 makes step "a" take that long (async, logging its start)."""
-    return {"key": key, "log": log_path, "hold": hold}
+def describe(got: GroupResult) -> dict[str, Any]:
+    """A group wait's result as JSON: step "b" records it, the checker compares it."""
+    return {
+        "timed_out": got.timed_out,
+        "first": None if got.first is None else got.first.token_id,
+        "results": [[r.token_id, str(r.status), r.output] for r in got.results],
+    }
+
+
+def wait_of(index: int) -> dict[str, Any]:
+    """How run r<index> waits (payload's *mode* and *timeout*): the modes in turn, and for a
+    group the timeouts in turn, round after round."""
+    mode = WAITS[index % len(WAITS)]
+    timeout = GROUP_TIMEOUTS[index // len(WAITS) % len(GROUP_TIMEOUTS)]
+    return {"mode": mode, "timeout": None if mode == "token" else timeout}
+
+
+def payload(
+    key: str, log_path: str, hold: float = 0, mode: str = "token", timeout: float | None = None
+) -> dict[str, Any]:
+    """A run's payload; *hold* > 0 makes step "a" take that long (async, logging its start);
+    *mode*, one of WAITS, is how it waits, a group for at most *timeout* seconds (None: the
+    engine's default)."""
+    return {"key": key, "log": log_path, "hold": hold, "wait": mode, "timeout": timeout}
