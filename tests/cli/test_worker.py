@@ -31,6 +31,9 @@ from hitl_desktop.engine import Engine, Run, RunStatus
 from tests import pg
 from tests.agent.helpers import REFUND, seen
 from tests.agent.openai_server import OpenAIServer, answer, delayed, tool_calls
+from tests.shop import shop
+
+__all__ = ["shop"]  # the fixture this module uses from tests.shop
 
 WAIT = 60.0
 """Longest wait for anything a worker does (it starts in a second or two)."""
@@ -49,14 +52,6 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def hitl(*argv: str) -> None:
     assert main(list(argv)) == 0
-
-
-@pytest.fixture
-def shop(demo_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    """A profile `shop` on the demo target, proposed offline."""
-    hitl("profile", "add", "shop", "--target", str(demo_path))
-    capsys.readouterr()
-    return demo_path
 
 
 @pytest.fixture

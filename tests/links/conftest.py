@@ -19,6 +19,9 @@ from hitl_desktop.engine import Engine, RunStatus
 from hitl_desktop.links import SECRET_ENV, link_secret, make_link
 from tests import pg
 from tests.cli.test_worker import WAIT, WorkerProcess
+from tests.shop import shop
+
+__all__ = ["shop"]  # the fixture these tests use from tests.shop
 
 SECRET = "s3cret-for-the-link-tests-only-0123456789"
 
@@ -55,14 +58,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
     finally:
         pg.drop_database(name)
-
-
-@pytest.fixture
-def shop(demo_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    """A profile `shop` on the demo target, proposed offline."""
-    hitl("profile", "add", "shop", "--target", str(demo_path))
-    capsys.readouterr()
-    return demo_path
 
 
 @pytest.fixture
