@@ -124,10 +124,10 @@ class Worker(Command[None]):
 
     async def _log(self, engine: Engine, stream: EventStream) -> None:
         async for event in stream:  # ends when the engine stops
-            decided_by = None
+            decided_by = via_link = None
             if isinstance(event, TokenCompleted):
-                decided_by = await _decided_by(engine, event.token_id)
-            self._emit(worklog.transition(event, decided_by), engine.id)
+                decided_by, via_link = await _decided_by(engine, event)
+            self._emit(worklog.transition(event, decided_by, via_link), engine.id)
 
     async def _remind(self, engine: Engine) -> None:
         """One line per review that waited past its rule's remind_after (each once)."""
@@ -207,9 +207,12 @@ async def _stop(engine: Engine, logger: asyncio.Task[None] | None) -> None:
         ) from None
 
 
-async def _decided_by(engine: Engine, token_id: str) -> str | None:
+async def _decided_by(engine: Engine, event: TokenCompleted) -> tuple[str | None, str | None]:
+    """Who completed *event*'s token, as the store recorded it, and who the signed link that
+    decided it was made for (None: not through a link)."""
     try:
         async with asyncio.timeout(LOOKUP_WAIT):
-            return (await engine.get_token(token_id)).completed_by
-    except Exception:  # the line is worth more than the name: log it without
-        return None
+            token = await engine.get_token(event.token_id)
+    except Exception:  # the line is worth more than the names: log it without (or the event's)
+        return None, worklog.link_holder(event.output)
+    return token.completed_by, worklog.link_holder(token.output)

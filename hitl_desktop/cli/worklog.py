@@ -58,9 +58,11 @@ def overdue(at: float, review: Overdue) -> Entry:
     }
 
 
-def transition(event: Event, decided_by: str | None = None) -> Entry:
+def transition(event: Event, decided_by: str | None = None, via_link: str | None = None) -> Entry:
     """The entry for *event*; *decided_by*: who completed the token of a TokenCompleted, as
-    the store recorded it. A run's output is left out: it may hold the target's data."""
+    the store recorded it, and *via_link*: the name the signed link that decided it was made
+    for (`link_holder`), if one did. A run's output is left out: it may hold the target's
+    data."""
     entry: Entry = {
         "at": event.at,
         "event": type(event).__name__,
@@ -81,7 +83,16 @@ def transition(event: Event, decided_by: str | None = None) -> Entry:
         entry["token_id"] = event.token_id
         entry["decision"] = _field(event.output, "decision")
         entry["by"] = decided_by
+        entry["via_link"] = via_link
     return entry
+
+
+def link_holder(decision: Any) -> str | None:
+    """Who the signed link that made *decision* (a token's output) was made for, or None for
+    a decision not made through a link (links/app.py records it as "link": {"for": …})."""
+    link = decision.get("link") if isinstance(decision, dict) else None
+    name = link.get("for") if isinstance(link, dict) else None
+    return short(name, 60) if isinstance(name, str) and name else None
 
 
 def as_json(entry: Entry) -> str:
@@ -124,7 +135,8 @@ def _what(entry: Entry) -> str:
     if kind == "TokenCompleted":
         decision = entry["decision"] or "completed"
         by = f" by {entry['by']}" if entry["by"] else ""
-        return f"decided: {decision}{by}{token}"
+        via = f" via link by {entry['via_link']}" if entry.get("via_link") else ""
+        return f"decided: {decision}{by}{via}{token}"
     if kind == "TokenTimedOut":
         return f"timed out: nobody decided in time{token}"
     if kind == "TokenReviewed":

@@ -294,6 +294,7 @@ async def test_with_json_each_line_is_one_json_object(
     assert paused["at"].endswith("Z") and "T" in paused["at"]
     assert by_kind["TokenCompleted"]["decision"] == "reject"
     assert by_kind["TokenCompleted"]["by"] == console.actor
+    assert by_kind["TokenCompleted"]["via_link"] is None  # decided in a console, not a link
     assert by_kind["RunCompleted"]["outcome"] == "rejected"
     assert "output" not in by_kind["RunCompleted"]  # the target's data stays out of the log
 

@@ -94,6 +94,10 @@ async def test_approving_through_a_link_completes_the_run_and_writes_once(
     assert "<h1>Approved</h1>" in response.text
     assert "applied 1 row change(s) after approval by via link by Ana Lima" in response.text
     assert refunds(shop, 1042) == [(20, "pending")]
+    line = await served.worker.until(lambda line: f"decided: approve by {console.actor}" in line)
+    assert line.endswith(
+        f"decided: approve by {console.actor} via link by Ana Lima (token {token})"
+    )
 
     decided = await console.get_token(token)
     assert decided.status == TokenStatus.COMPLETED
