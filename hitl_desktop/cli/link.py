@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..agent import TASK_NAME, Targets
+from ..agent import TASK_NAME, Targets, read_change_set
 from ..engine import Engine, TokenStatus
 from ..links import Link, LinkSecretUnavailable, link_secret, make_link, parse_address
 from ..units.durations import text_seconds
@@ -65,6 +65,19 @@ class MakeLink(StoreCommand[MadeLink]):
             raise CliError(f"token {token.id} expired: it can no longer be decided", EXPIRED)
         if token.status != TokenStatus.WAITING:
             raise CliError(f"token {token.id} is already decided ({token.completed_by})")
+        found = await read_change_set(engine, run.id)
+        if found is not None and found.part_of(token.id) is None:
+            parts = "; ".join(
+                f"part {p.number} {p.name!r}: {p.token_id} ({p.status})"
+                for p in found.parts
+                if p.token_id is not None
+            )
+            raise CliError(
+                f"token {token.id} is what run {run.id} waits on for the {len(found.parts)} "
+                "parts of its change set together: each part is decided on its own token, so "
+                f"link a part's token instead ({parts})",
+                USAGE,
+            )
         try:
             secret = link_secret(self.store)
         except LinkSecretUnavailable as exc:

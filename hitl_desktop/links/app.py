@@ -8,6 +8,7 @@ carries the link's name and expiry, so the audit trail shows both.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections import OrderedDict, deque
@@ -22,7 +23,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from ..agent import TASK_NAME, Decision, DecisionInvalid, Outcome, review_from_steps
+from ..agent import (
+    TASK_NAME,
+    ChangeSet,
+    Decision,
+    DecisionInvalid,
+    Outcome,
+    change_set,
+    part_review,
+    read_change_set,
+)
 from ..engine import (
     DecisionRefused,
     Engine,
@@ -188,15 +198,21 @@ def _check(
 async def _show(engine: Engine, link: Link, action: str, now: float) -> str:
     token = await _waiting_token(engine, link.token_id, now)
     assert token.run_id is not None
-    review = review_from_steps(await engine.get_steps(token.run_id))
+    steps = await engine.get_steps(token.run_id)
+    review = part_review(steps, token.id)  # a change set's part: that part's review alone
     if review is None:
         raise _Refused(404, "No review", f"Run {token.run_id} has no review to show.")
-    return review_page(review, token, link, action)
+    found = change_set(steps)
+    _decided_in_parts(found, token.id)
+    return review_page(review, token, link, action, found)
 
 
 async def _decide(engine: Engine, request: Request, link: Link, now: float) -> str:
     approve, comment, seen = _form(await _body(request))
     token = await _waiting_token(engine, link.token_id, now)
+    assert token.run_id is not None
+    found = change_set(await engine.get_steps(token.run_id))
+    _decided_in_parts(found, token.id)
     decision: dict[str, Any] = Decision(approve, f"via link by {link.name}", comment).to_json()
     decision["link"] = {"for": link.name, "expires": link.expires, "scope": link.scope}
     try:
@@ -222,7 +238,76 @@ async def _decide(engine: Engine, request: Request, link: Link, now: float) -> s
             f"{needed - approvals} more before anything is written.",
         )
     assert token.run_id is not None
+    if found is not None:  # a part: the run may go on waiting for the others
+        decided = await read_change_set(engine, token.run_id)
+        if decided is not None and decided.waiting():
+            if decided.apply == "each" and approve:
+                decided = await _written(engine, token.run_id, token.id, decided)
+            if decided.waiting():
+                return _part_decided(token.id, decided)
     return message_page(verb, await _ending(engine, token.run_id))
+
+
+def _decided_in_parts(found: ChangeSet | None, token_id: str) -> None:
+    """Refuse the token a change set's run waits on for all its parts at once (wait.for_all
+    or wait.for_any): each part is decided on its own token, hence on its own link."""
+    if found is None or found.part_of(token_id) is not None:
+        return
+    parts = "; ".join(
+        f"part {p.number} '{p.name}': token {p.token_id}" for p in found.parts if p.token_id
+    )
+    raise _Refused(
+        404,
+        "Not a part's review",
+        f"Token {token_id} is what the run waits on for the {len(found.parts)} parts of its "
+        "change set together; each part is decided on its own token, through a link of its own.",
+        f"Ask for a link to a part's token: {parts}.",
+    )
+
+
+def _part_decided(token_id: str, found: ChangeSet) -> str:
+    """The answer to the decision on part *token_id* while other parts still wait."""
+    part = found.part_of(token_id)
+    assert part is not None
+    count = len(found.parts)
+    waiting = ", ".join(f"part {p.number} '{p.name}'" for p in found.waiting())
+    refused = part.status in ("rejected", "expired")
+    title = f"Part {part.number} of {count} " + ("rejected" if refused else "approved")
+    if found.apply == "each":
+        if part.outcome is not None:
+            done = part.outcome.message
+        elif refused:
+            done = "This part will not be written."
+        else:
+            done = "It is written as its run resumes: see the console or 'hitl show'."
+        others = f"Each other part is written as soon as it is approved; waiting for {waiting}."
+        return message_page(title, done, others)
+    if any(p.status in ("rejected", "expired") for p in found.parts):
+        return message_page(
+            title,
+            "Nothing of the change set will be written: a part was rejected or expired. Its "
+            f"run ends once the other parts are decided or expire (waiting for {waiting}).",
+        )
+    return message_page(
+        title,
+        f"The change set waits for {waiting} before anything is written: every part is "
+        "written together once all are approved.",
+    )
+
+
+async def _written(engine: Engine, run_id: str, token_id: str, found: ChangeSet) -> ChangeSet:
+    """*found* once part *token_id*, just approved, is written (the engine executing the run
+    writes it as soon as the run resumes), or as it is after RESULT_WAIT."""
+    try:
+        async with asyncio.timeout(RESULT_WAIT):
+            while (part := found.part_of(token_id)) is not None and part.status == "approved":
+                await asyncio.sleep(0.05)
+                now = await read_change_set(engine, run_id)
+                assert now is not None
+                found = now
+    except TimeoutError:
+        pass
+    return found
 
 
 async def _ending(engine: Engine, run_id: str) -> str:

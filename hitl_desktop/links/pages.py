@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from ..agent import Diff, Review
+from ..agent import ChangeSet, Diff, Review
 from ..engine import Token
 from .signing import Link
 
@@ -33,14 +33,42 @@ button { font-size: 1rem; padding: .4rem 1.2rem; margin-right: .6rem; }
 """
 
 
-def review_page(review: Review, token: Token, link: Link, action: str) -> str:
+_APPLY_TEXT = {
+    "all": "Nothing is written until every part is approved; then all of them are written "
+    "together, in one transaction (a rejected part rejects the whole request).",
+    "each": "Each part is written on its own as soon as it is approved.",
+}
+"""How a change set's parts are written, for its part's page."""
+
+
+def review_page(
+    review: Review, token: Token, link: Link, action: str, found: ChangeSet | None = None
+) -> str:
     """The review behind *link*: the request, the agent's summary and rationale, the diff
-    (before → after) and a form posting the decision to *action* with the diff's hash."""
+    (before → after) and a form posting the decision to *action* with the diff's hash. For a
+    part of a change set (*found*, whose part *token* decides), *review* is the part's: the
+    page names the part and shows the set's request as its context."""
     approvals = sum(1 for v in token.verdicts if v.approve)
     needed = token.requirement.approvals if token.requirement else 1
     rule = token.requirement.rule if token.requirement else None
+    part = None if found is None else found.part_of(token.id)
+    if found is None or part is None:
+        what = f"a change to {review.target}"
+        summary = ["<h2>The agent's summary</h2>", _text(review.summary)]
+    else:
+        count = len(found.parts)
+        what = f"part {part.number} of {count} of a change to {review.target}"
+        summary = [
+            _paragraph(
+                f"The agent split this request into {count} parts, each reviewed and decided "
+                f"on its own: this link decides part {part.number} only. "
+                + _APPLY_TEXT[found.apply]
+            ),
+            f"<h2>Part {part.number} of {count}</h2>",
+            _text(part.name),
+        ]
     lines = [
-        f"<h1>Review: a change to {_e(review.target)}</h1>",
+        f"<h1>Review: {_e(what)}</h1>",
         _meta(
             f"Token {token.id}",
             f"proposed by {review.proposer}",
@@ -50,8 +78,7 @@ def review_page(review: Review, token: Token, link: Link, action: str) -> str:
         ),
         "<h2>Request</h2>",
         _text(review.request),
-        "<h2>The agent's summary</h2>",
-        _text(review.summary),
+        *summary,
         "<h2>Why</h2>",
         _text(review.rationale),
         f"<h2>The change ({len(review.diffs)} row{'s' if len(review.diffs) != 1 else ''})</h2>",
@@ -137,6 +164,10 @@ def _value(value: Any) -> str:
 
 def _text(text: str) -> str:
     return f'<div class="text">{_e(text)}</div>'
+
+
+def _paragraph(text: str) -> str:
+    return f"<p>{_e(text)}</p>"
 
 
 def _meta(*parts: str | None) -> str:

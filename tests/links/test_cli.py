@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from hitl_desktop.agent import DEMO_CHANGE_SET
 from hitl_desktop.cli import EXPIRED, USAGE, main
 from hitl_desktop.links import SECRET_ENV, link_secret, verify
 
@@ -71,6 +72,30 @@ def test_hitl_link_refuses_bad_arguments_and_finished_reviews(
     code, _, err = run(capsys, "link", token, "--for", "ana", "--store", store)
     assert code == 1 and f"token {token} is already decided" in err
     assert code != EXPIRED
+
+
+def test_hitl_link_refuses_the_token_a_change_set_waits_on_and_names_its_parts(
+    store: str, shop: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(
+        capsys, "request", DEMO_CHANGE_SET, "--profile", "shop", "--store", store, "--json"
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    first, second = (part["token_id"] for part in doc["parts"])
+    waits_on = doc["run"]["waiting_token_id"]
+    assert waits_on.startswith("grp_")
+
+    code, out, err = run(capsys, "link", waits_on, "--for", "ana", "--store", store)
+    assert code == USAGE and out == "", err
+    assert f"token {waits_on} is what run {doc['run']['id']} waits on for the 2 parts" in err
+    assert "link a part's token instead" in err
+    assert f"part 1 'Refund $20 on invoice 1042': {first} (waiting)" in err
+    assert f"part 2 'Mark invoice 4854 as paid': {second} (waiting)" in err
+
+    code, out, err = run(capsys, "link", second, "--for", "ana", "--store", store)
+    assert code == 0, err
+    assert urlsplit(out.strip()).path == f"/link/{second}"
 
 
 def test_without_a_secret_link_and_worker_http_say_what_to_do(
