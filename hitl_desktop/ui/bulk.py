@@ -95,6 +95,8 @@ class Pick:
         if view is None:
             return text
         text += f" ({changes_text(view.review)})"
+        if view.change_set is not None and view.row.waiting:
+            return f"{text} — a change set: select it alone to decide its parts one by one"
         if not self.waiting:
             return f"{text} — {view.row.state}"
         why = None if view.review is None else confirmation(view.review)

@@ -3,6 +3,10 @@
 `Console` reads through the engine API only (`list_runs`, `get_run`, `get_steps`, `get_token`,
 `count_runs`), feeds the `RunsModel`, applies the engine's events (`EngineBridge.events`) and
 makes decisions (`agent.db_change.decide`). Widgets call its methods and listen to its signals.
+
+A change set (`agent.read_change_set`) is one run, one row: its parts are decided one by one,
+each on its own token (`RunView.for_part`); the row's mark and the pane follow its parts' tokens.
+An applied run can be reverted (`agent.revert`): a new run, reviewed like any other.
 """
 
 from __future__ import annotations
@@ -18,16 +22,22 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..agent import (
+    TASK_NAME,
     ChangeRequest,
+    ChangeSet,
     Decision,
     Edit,
     EditRefused,
     Problem,
+    RevertState,
     Review,
     Targets,
     check_edits,
     decide,
+    read_change_set,
     request_change,
+    revert,
+    revert_state,
     review_from_steps,
 )
 from ..application import Decided, change_request
@@ -47,6 +57,7 @@ from ..engine import (
     TokenCompleted,
     TokenExpired,
     TokenNotFound,
+    TokenReviewed,
     TokenTimedOut,
 )
 from .records import RunDetails, RunRow, RunView, View, already_finished, format_when
@@ -76,6 +87,11 @@ class NotWaiting(Exception):
         if decided is not None:
             when = format_when(decided.at.timestamp(), now)
             reason = f"already decided: {decided.sentence(when)}"
+        elif view.part is not None:
+            part = view.part
+            reason = f"part {part.number} is not waiting for a decision (it is {part.status})"
+        elif view.change_set is not None:
+            reason = "a change set is decided part by part: select it alone to decide its parts"
         else:
             reason = f"it is not waiting for a decision (it is {view.row.state})"
         super().__init__(reason)
@@ -284,8 +300,18 @@ class Console(QObject):
                 continue
             review = await self._review(run_id)
             token = await self._token(row.token_id) if row.waiting else None
-            found[run_id] = RunDetails.build(review, token)
+            found[run_id] = RunDetails.build(review, token, await self._change_set(review, run_id))
         self.model.set_details(found)
+
+    async def _change_set(self, review: Review | None, run_id: str) -> ChangeSet | None:
+        """The change set of *run_id* as its parts' tokens say now (never cached: they change
+        as parts are decided); None, without a read, for a run of one review."""
+        if review is None or not review.parts:
+            return None
+        try:
+            return await read_change_set(self.engine, run_id)
+        except RunNotFound:
+            return None
 
     # ------------------------------------------------------------ events
 
@@ -293,13 +319,21 @@ class Console(QObject):
         """Slot for `EngineBridge.events`: react at once, then re-read the runs concerned."""
         ids: dict[str, None] = {}
         paused: list[str] = []
+        parts: dict[str, None] = {}
         for event in events:
             ids[event.run_id] = None
             self._react(event)
             if isinstance(event, RunPaused):
                 paused.append(event.run_id)
+            if isinstance(event, TokenCompleted | TokenTimedOut | TokenReviewed):
+                review = self._reviews.get(event.run_id)
+                if review is not None and review.parts and self.model.details(event.run_id):
+                    # A part decided: the run's row is the same, its mark is not.
+                    parts[event.run_id] = None
         if paused:
             self._spawn(self._announce(paused))
+        if parts:
+            self._spawn(self._load_details(list(parts)))
         self._dirty.update(ids)
         if not self._refreshing:
             self._refreshing = True
@@ -310,6 +344,9 @@ class Console(QObject):
     def _react(self, event: Event) -> None:
         current = self.current
         if current is None or event.run_id != current.run.id or current.token is None:
+            return
+        if current.change_set is not None:
+            self._react_part(current.change_set, event)
             return
         if isinstance(event, TokenTimedOut) and event.token_id == current.token.id:
             self.run_stopped_waiting.emit(
@@ -323,6 +360,24 @@ class Console(QObject):
             self.run_stopped_waiting.emit(event.run_id, _decided_elsewhere(event.output))
             # The event carries the decision, not who the store says made it: read that.
             self._spawn(self._tell_who_decided(event.run_id, event.token_id))
+
+    def _react_part(self, found: ChangeSet, event: Event) -> None:
+        """A part of the selected change set decided elsewhere or expired: say so at once (the
+        pane reads the run again and shows the part's new status)."""
+        if not isinstance(event, TokenCompleted | TokenTimedOut):
+            return
+        part = found.part_of(event.token_id)
+        if part is None:
+            return
+        what = f"Part {part.number} of {len(found.parts)} ({part.name})"
+        if isinstance(event, TokenTimedOut):
+            self.message.emit(f"{what} expired: nobody decided it in time.")
+        elif event.origin != self.engine.id:
+            try:
+                verb = "approved" if Decision.from_json(event.output).approve else "rejected"
+            except Exception:
+                verb = "completed"
+            self.message.emit(f"{what} was {verb} elsewhere.")
 
     async def _refresh_dirty(self) -> None:
         try:
@@ -429,7 +484,16 @@ class Console(QObject):
         if token is None:
             tokens = await self.engine.list_tokens(run_id=run_id, limit=1)
             token = tokens[0] if tokens else None
-        return RunView.build(run, steps, token)
+        found = await self._change_set(await self._review(run_id), run_id)
+        part_tokens = []
+        for part in () if found is None else found.parts:
+            part_token = await self._token(part.token_id)
+            if part_token is not None:
+                part_tokens.append(part_token)
+        reverting = await revert_state(self.engine, run_id) if run.task == TASK_NAME else None
+        return RunView.build(
+            run, steps, token, change_set=found, part_tokens=part_tokens, revert=reverting
+        )
 
     async def _load_view(self, run_id: str) -> None:
         try:
@@ -483,6 +547,8 @@ class Console(QObject):
             return False
         verb = "Approved" if decision.approve else "Rejected"
         what = view.review.summary if view.review is not None else view.row.request
+        if view.part is not None and view.change_set is not None:
+            verb += f" part {view.part.number} of {len(view.change_set.parts)}"
         self.message.emit(f"{verb}: {what}")
         return True
 
@@ -494,7 +560,9 @@ class Console(QObject):
         token = view.token
         if token is None or not view.decidable:
             raise NotWaiting(view, self._clock())
-        await decide(self.engine, self.targets, token.id, decision)
+        # A part is decided on its own token, having seen its own diffs.
+        seen = None if view.part is None or view.review is None else view.review.diff_hash
+        await decide(self.engine, self.targets, token.id, decision, seen=seen)
 
     async def audit_entries(self, run_id: str) -> list[AuditEntry]:
         """The run's audit entries, oldest first."""
@@ -517,7 +585,17 @@ class Console(QObject):
         against the target now, so that the reviewer can fix an edit before deciding."""
         if not edits:
             return []
-        return await check_edits(self.engine, self.targets, view.run.id, edits)
+        token_id = None if view.part is None else view.part.token_id
+        return await check_edits(self.engine, self.targets, view.run.id, edits, token_id=token_id)
+
+    async def revert_state(self, run_id: str) -> RevertState:
+        """Whether *run_id* can be reverted now, and why not."""
+        return await revert_state(self.engine, run_id)
+
+    async def request_revert(self, run_id: str) -> str:
+        """Start the revert of the applied run *run_id* under this machine's targets; the new
+        run's id. `agent.RevertRefused` (and the store's errors) say why not: nothing started."""
+        return await revert(self.engine, run_id, targets=self.targets)
 
     def change_request(self, text: str) -> ChangeRequest:
         """A `ChangeRequest` for *text* under the active target profile."""

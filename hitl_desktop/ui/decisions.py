@@ -6,7 +6,9 @@ window only through `Desk`: where to put messages, how to move on to the next wa
 whether a request is on its way; the review pane and the console are given to them.
 
 With several runs selected, Approve and Reject act on the waiting ones among them (`bulk`);
-Edit & approve is for one run only.
+Edit & approve is for one run only. On a change set they decide the part the review pane shows,
+then the pane moves on to the next part that waits (the table to the next run once none does).
+Revert… is `reverts`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .dialogs import (
     confirmation,
 )
 from .records import RunView
+from .reverts import Reverts
 from .review_pane import ReviewPane
 from .slots import async_slot
 
@@ -57,6 +60,9 @@ class Desk(Protocol):
     def focus_table(self) -> None:
         """Give the runs table the keyboard focus (a decision flow ended)."""
 
+    def show_new_run(self, run_id: str) -> None:
+        """Select the run just started (a revert), now or as soon as the table lists it."""
+
 
 class Decisions(QObject):
     """The window's decision flows; one decision at a time. Dialogs open over *parent*."""
@@ -76,6 +82,7 @@ class Decisions(QObject):
         self.parent_widget = parent
         self.examples = tuple(examples)
         self.bulk = BulkDecisions(console, desk, parent)
+        self.reverts = Reverts(console, review, desk, parent)
         self._deciding = False
 
     @property
@@ -171,7 +178,7 @@ class Decisions(QObject):
                 return
             decision = Decision(True, self.console.reviewer, None, edits)
             if await self.console.decide(view, decision):
-                self.desk.advance_from(view.run.id)
+                await self._move_on(view)
         finally:
             self._deciding = False
             self.review.set_busy(False)
@@ -188,6 +195,8 @@ class Decisions(QObject):
         self.review.set_busy(True)
         try:
             summary = view.review.summary if view.review is not None else view.row.request
+            if view.part is not None and view.change_set is not None:
+                summary = f"Part {view.part.number} of {len(view.change_set.parts)}: {summary}"
             dialog = RejectDialog(summary, self.parent_widget)
             if await ask(dialog) != RejectDialog.DialogCode.Accepted:
                 return
@@ -195,17 +204,38 @@ class Decisions(QObject):
             if not self._still_decidable(view):
                 return
             if await self.console.decide(view, Decision(False, self.console.reviewer, reason)):
-                self.desk.advance_from(view.run.id)
+                await self._move_on(view)
         finally:
             self._deciding = False
             self.review.set_busy(False)
             self.desk.focus_table()
 
+    async def _move_on(self, view: RunView) -> None:
+        """After a decision on *view*: the next part of its change set that waits, read anew
+        (the decided part's status with it), else the next waiting run."""
+        if view.part is not None:
+            await self.console.reload()
+            following = self.review.next_waiting_part()
+            if following is not None and self.console.selected == view.run.id:
+                self.review.show_part(following)
+                return
+        self.desk.advance_from(view.run.id)
+
+    @async_slot
+    async def revert(self) -> None:
+        await self.reverts.revert()
+
     def _still_decidable(self, view: RunView) -> bool:
-        """After a dialog: the run may have expired or been decided meanwhile."""
+        """After a dialog: the run (its part, for a change set) may have expired or been decided
+        meanwhile."""
         now = self.review.view
         self.review.set_busy(False)
-        ok = now is not None and now.run.id == view.run.id and self.review.can_decide
+        ok = (
+            now is not None
+            and now.run.id == view.run.id
+            and _token_id(now) == _token_id(view)
+            and self.review.can_decide
+        )
         self.review.set_busy(True)
         if not ok:
             self.desk.show_message(
@@ -233,3 +263,7 @@ class Decisions(QObject):
         finally:
             self.desk.set_requesting(False)
             self.desk.focus_table()
+
+
+def _token_id(view: RunView) -> str | None:
+    return None if view.token is None else view.token.id

@@ -46,7 +46,7 @@ from .audit_view import AuditView
 from .console import Console
 from .decisions import Decisions
 from .plain_text import tooltip
-from .records import RunView, View
+from .records import RunView, View, revert_hint
 from .review_pane import ReviewPane
 from .runs_model import (
     EXPIRES_IN,
@@ -181,6 +181,10 @@ class MainWindow(QMainWindow):
         self.review.approve_requested.connect(self.decisions.approve)
         self.review.reject_requested.connect(self.decisions.reject)
         self.review.edit_requested.connect(self.decisions.edit_and_approve)
+        self.review.revert_requested.connect(self.decisions.revert)
+        self.review.run_link_activated.connect(self.show_run)
+        self._follow: str | None = None
+        """A run just started here (a revert), to select once the table lists it."""
         self.audit_view: AuditView | None = None
         self._deciding_many = False
         self._syncing = False
@@ -270,6 +274,9 @@ class MainWindow(QMainWindow):
         self.approve_action = action("&Approve", ["A", "Ctrl+Return", "Ctrl+Enter"], decide.approve)
         self.reject_action = action("&Reject…", ["R"], decide.reject)
         self.edit_action = action("&Edit && approve…", ["E"], decide.edit_and_approve)
+        self.revert_action = action("Re&vert…", [], decide.revert)
+        self.revert_action.setEnabled(False)
+        self.revert_action.setToolTip(revert_hint(None))
         self.audit_action = action("A&udit trail…", ["Ctrl+U"], self.show_audit)
         self.audit_action.setToolTip(
             "The selected run's audit entries, and whether the trail verifies"
@@ -308,12 +315,20 @@ class MainWindow(QMainWindow):
         self.run_menu = menu(
             "&Run",
             "runMenu",
-            [self.approve_action, self.reject_action, self.edit_action, None, self.audit_action],
+            [
+                self.approve_action,
+                self.reject_action,
+                self.edit_action,
+                None,
+                self.revert_action,
+                self.audit_action,
+            ],
         )
+        self.run_menu.setToolTipsVisible(True)  # a disabled Revert… says why
         menu("&Help", "helpMenu", [self.shortcuts_action])
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.table.addActions([self.approve_action, self.reject_action, self.edit_action])
-        self.table.addAction(self.audit_action)
+        self.table.addActions([self.revert_action, self.audit_action])
         # The buttons beside the filter do what the File menu does: their tooltips say the key.
         self.new_button.setToolTip("Ask the agent for a change (Ctrl+N)")
         self.settings_button.setToolTip("Targets, store, notifications (Ctrl+,)")
@@ -325,6 +340,7 @@ class MainWindow(QMainWindow):
         chain = [
             self.filter,
             self.table,
+            pane.parts.list,
             pane.details,
             diff.browser,
             diff.raw,
@@ -437,6 +453,8 @@ class MainWindow(QMainWindow):
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         run_id = self.proxy.run_id(current.row()) if current.isValid() else None
+        if run_id != self._follow:  # the reviewer moved on
+            self._follow = None
         self.console.select(run_id)
 
     def _on_reset(self) -> None:
@@ -445,8 +463,19 @@ class MainWindow(QMainWindow):
         self._on_rows_inserted()
 
     def _on_rows_inserted(self, *_: Any) -> None:
-        if not self.table.currentIndex().isValid() and self.proxy.rowCount() > 0:
+        if self._follow is not None and self.select_run(self._follow):
+            self._follow = None
+        elif not self.table.currentIndex().isValid() and self.proxy.rowCount() > 0:
             self.table.selectRow(0)
+
+    def show_new_run(self, run_id: str) -> None:
+        """Review the run just started here (a revert): selected now, or shown now and
+        selected once listed; in a view that would not list it, in All runs."""
+        if self.console.view not in (View.WAITING, View.ALL):
+            self.set_view(View.ALL)
+        if not self.select_run(run_id):
+            self._follow = run_id
+            self.console.select(run_id)
 
     def next_waiting(self, after: str, skip: frozenset[str] = frozenset()) -> str | None:
         """The waiting run below *after* in the table (or else above it), for clearing a queue;
@@ -472,6 +501,9 @@ class MainWindow(QMainWindow):
 
     def _on_run_view(self, view: RunView | None) -> None:
         self.review.set_view(view)
+        state = None if view is None else view.revert
+        self.revert_action.setEnabled(state is not None and state.revertible)
+        self.revert_action.setToolTip(revert_hint(state))
         self._sync_buttons()
 
     def _on_stopped(self, run_id: str, message: str) -> None:

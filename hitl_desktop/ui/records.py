@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from ..agent import OUTCOMES, Outcome, Review, review_from_steps
+from ..agent import (
+    OUTCOMES,
+    ChangeSet,
+    Outcome,
+    PartState,
+    RevertState,
+    Review,
+    review_from_steps,
+)
 from ..application import Decided
 from ..engine import Run, RunStatus, Step, Token, TokenStatus
 
@@ -111,9 +119,13 @@ class RunDetails:
     ops: tuple[tuple[str, int], ...]
     expires_at: float | None
     token_tags: tuple[str, ...]
+    change_set: str | None = None
+    """A change set's progress, as the table marks it ("set: 1 of 2 approved")."""
 
     @classmethod
-    def build(cls, review: Review | None, token: Token | None) -> RunDetails:
+    def build(
+        cls, review: Review | None, token: Token | None, found: ChangeSet | None = None
+    ) -> RunDetails:
         waiting = token is not None and token.status is TokenStatus.WAITING
         tables = review.tables if review is not None else ()
         if not tables and token is not None:
@@ -125,7 +137,46 @@ class RunDetails:
             ops=() if review is None else tuple(sorted(review.ops.items())),
             expires_at=token.expires_at.timestamp() if waiting and token is not None else None,
             token_tags=() if token is None else token.tags,
+            change_set=None if found is None else set_progress(found),
         )
+
+
+def set_progress(found: ChangeSet) -> str:
+    """A change set in a few words: "set: 1 of 2 approved", "set of 3: 1 rejected, 2 waiting"
+    (once a part was rejected or expired nothing of an all-or-nothing set is written)."""
+    count = len(found.parts)
+    statuses = [part.status for part in found.parts]
+    if all(status in ("waiting", "approved") for status in statuses):
+        return f"set: {statuses.count('approved')} of {count} approved"
+    tally: dict[str, int] = {}
+    for word in (status.replace("_", " ") for status in statuses):
+        tally[word] = tally.get(word, 0) + 1
+    if len(tally) == 1:
+        return f"set: {count} of {count} {next(iter(tally))}"
+    return f"set of {count}: " + ", ".join(f"{n} {word}" for word, n in tally.items())
+
+
+def part_status(part: PartState) -> str:
+    """A part's status as a reviewer reads it: "waiting", "approved by ana", "rejected by bob",
+    "expired", "applied", "conflict"."""
+    status = part.status.replace("_", " ")
+    if part.decided_by and part.status in ("approved", "rejected"):
+        return f"{status} by {', '.join(part.decided_by)}"
+    if part.decided_by and part.status == "waiting":  # a rule that wants several approvals
+        return f"waiting (approved by {', '.join(part.decided_by)})"
+    return status
+
+
+def revert_hint(state: RevertState | None) -> str:
+    """What Revert… does for a run, or why it cannot (its tooltip)."""
+    if state is None:
+        return "Only an applied db-change run can be reverted"
+    if state.revertible:
+        return (
+            f"Start a run that undoes what run {state.run_id} wrote; it is reviewed and "
+            "approved like any change"
+        )
+    return f"Cannot revert: {state.reason}"
 
 
 EMPTY_DETAILS = RunDetails(None, (), None, (), None, ())
@@ -143,19 +194,72 @@ class RunView:
     """The token the run waits on (or last waited on), when there is one."""
     decided: Decided | None = None
     """Who completed that token and how, once someone did."""
+    change_set: ChangeSet | None = None
+    """A change set's parts (`agent.read_change_set`); None for a run of one review."""
+    part_tokens: tuple[Token, ...] = ()
+    """The tokens of the change set's parts, as read with it."""
+    part: PartState | None = None
+    """On the view of one part (`for_part`): that part; its review and token are the view's."""
+    revert: RevertState | None = None
+    """Whether the run can be reverted, and the runs it reverts or is reverted by (a
+    db-change run's; None for other tasks)."""
 
     @classmethod
-    def build(cls, run: Run, steps: Sequence[Step], token: Token | None) -> RunView:
+    def build(
+        cls,
+        run: Run,
+        steps: Sequence[Step],
+        token: Token | None,
+        *,
+        change_set: ChangeSet | None = None,
+        part_tokens: Sequence[Token] = (),
+        revert: RevertState | None = None,
+    ) -> RunView:
         try:
             review = review_from_steps(steps)
         except (KeyError, TypeError, ValueError):
             review = None
         decided = Decided.of(token, review)
-        return cls(run, RunRow.from_run(run), review, tuple(steps), token, decided)
+        return cls(
+            run,
+            RunRow.from_run(run),
+            review,
+            tuple(steps),
+            token,
+            decided,
+            change_set,
+            tuple(part_tokens),
+            revert=revert,
+        )
+
+    def for_part(self, number: int) -> RunView:
+        """The view of part *number* of this run's change set: the part's review, token and
+        decision, what the review pane shows and a decision on it decides."""
+        assert self.change_set is not None, "only a change set has parts"
+        part = self.change_set.parts[number - 1]
+        token = next((t for t in self.part_tokens if t.id == part.token_id), None)
+        decided = Decided.of(token, part.review)
+        return replace(self, review=part.review, token=token, decided=decided, part=part)
+
+    @property
+    def set_review(self) -> Review | None:
+        """The run's own review: the whole change set's on a part's view."""
+        return self.change_set.review if self.change_set is not None else self.review
 
     @property
     def decidable(self) -> bool:
-        """True while a reviewer can still decide: the run waits on a waiting token."""
+        """True while a reviewer can still decide: the run waits on a waiting token (for a
+        change set: the view of a part that waits, on that part's token)."""
+        if self.change_set is not None:
+            part, token = self.part, self.token
+            return (
+                part is not None
+                and part.status == "waiting"
+                and self.row.waiting
+                and token is not None
+                and token.status is TokenStatus.WAITING
+                and token.id == part.token_id
+            )
         return (
             self.row.waiting
             and self.review is not None

@@ -1,5 +1,10 @@
 """The review pane: the selected run's request, the agent's summary and rationale, its diff, the
-timeline of its steps, and the decision buttons."""
+timeline of its steps, and the decision buttons.
+
+A change set shows its parts above the diff (`change_set_view`): the pane shows, and the buttons
+decide, the part picked there (`RunView.for_part`). A finished run has a Revert… button, and
+its details link the runs it reverts or is reverted by.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import html
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -20,9 +25,18 @@ from PySide6.QtWidgets import (
 )
 
 from ..engine import RunStatus, Step, TokenStatus
+from .change_set_view import PartsView
 from .diff_view import DARK, LIGHT, Colours, DiffView
-from .plain_text import plain_label
-from .records import RunView, format_countdown, format_duration, format_time, format_when
+from .plain_text import plain_label, tooltip
+from .records import (
+    RunView,
+    format_countdown,
+    format_duration,
+    format_time,
+    format_when,
+    part_status,
+    revert_hint,
+)
 from .relied_on import ReliedOnView
 from .runs_model import is_dark
 
@@ -139,11 +153,49 @@ def _step_row(step: Step, colours: Colours, waited: float | None = None) -> str:
     )
 
 
+RUN_LINK = "run:"
+"""The scheme of a link to another run in the details (a revert's, or the run it reverts)."""
+
+_FINISHED = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED)
+
+
+def _run_link(run_id: str) -> str:
+    return f"<a href='{RUN_LINK}{html.escape(run_id)}'>run {html.escape(run_id)}</a>"
+
+
+def revert_html(view: RunView) -> str:
+    """ "Reverts run X", "Reverted by run Y", "Revert requested: run Z", each run a link."""
+    state = view.revert
+    if state is None:
+        return ""
+    lines = []
+    if state.reverts is not None:
+        lines.append(f"Reverts {_run_link(state.reverts)}")
+    for other in state.reverted_by:
+        if other == state.reverted:
+            lines.append(f"Reverted by {_run_link(other)}")
+        else:
+            lines.append(f"Revert requested: {_run_link(other)}")
+    return "".join(f"<p id='revert'>{line}</p>" for line in lines)
+
+
+def part_html(view: RunView, colours: Colours) -> str:
+    """The head of a change set's part: "Part 1 of 2: Refund $20 on invoice 1042", its status."""
+    part, found = view.part, view.change_set
+    if part is None or found is None:
+        return ""
+    return (
+        f"<h4 id='part'>Part {part.number} of {len(found.parts)}: {html.escape(part.name)}</h4>"
+        f"<p style='color:{colours.muted}'>Status: {html.escape(part_status(part))}</p>"
+    )
+
+
 def details_html(view: RunView, colours: Colours, now: float) -> str:
     """Outcome, who decided and who requested it, summary, rationale, who proposed it and the
-    timeline."""
+    timeline (for a change set: the run's outcome, summary and rationale; the picked part's
+    status, rule and decision)."""
     parts = []
-    review = view.review
+    review = view.set_review
     outcome = view.row.outcome
     if outcome is not None:
         colour = colours.op_insert if outcome.outcome == "applied" else colours.op_delete
@@ -166,6 +218,8 @@ def details_html(view: RunView, colours: Colours, now: float) -> str:
                 f" {html.escape(str(conflict.get('key')))}: "
                 f"{html.escape(str(conflict.get('message')))}</p>"
             )
+    parts.append(revert_html(view))
+    parts.append(part_html(view, colours))
     parts.append(who_html(view, colours, now))
     if review is not None:
         parts.append(f"<h4>Summary</h4><p>{html.escape(review.summary)}</p>")
@@ -192,6 +246,9 @@ class ReviewPane(QWidget):
     approve_requested = Signal()
     reject_requested = Signal()
     edit_requested = Signal()
+    revert_requested = Signal()
+    run_link_activated = Signal(str)
+    """A link to another run (a revert's, or the run it reverts) was followed: its id."""
 
     def __init__(
         self, parent: QWidget | None = None, *, clock: Callable[[], float] = time.time
@@ -199,6 +256,10 @@ class ReviewPane(QWidget):
         super().__init__(parent)
         self._clock = clock
         self.view: RunView | None = None
+        """What is shown and decided: the run's view, or for a change set its picked part's."""
+        self.whole: RunView | None = None
+        """The run's view as the console read it (a change set's with all its parts)."""
+        self._part: int | None = None
         self._stopped: str | None = None
         self._busy = False
 
@@ -221,11 +282,21 @@ class ReviewPane(QWidget):
 
         self.details = QTextBrowser()
         self.details.setObjectName("reviewDetails")
+        self.details.setOpenLinks(False)
+        self.details.anchorClicked.connect(self._on_link)
         self.diff = DiffView()
+        self.parts = PartsView()
+        self.parts.part_chosen.connect(self.show_part)
+        changes = QWidget()
+        changes_layout = QVBoxLayout(changes)
+        changes_layout.setContentsMargins(0, 0, 0, 0)
+        changes_layout.setSpacing(0)
+        changes_layout.addWidget(self.parts)
+        changes_layout.addWidget(self.diff, 1)
         # What the proposal relied on sits under what it writes, so both are read together.
         self.relied_on = ReliedOnView()
         right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.diff)
+        right.addWidget(changes)
         right.addWidget(self.relied_on)
         right.setStretchFactor(0, 3)
         right.setStretchFactor(1, 1)
@@ -252,7 +323,19 @@ class ReviewPane(QWidget):
         self.edit_button = QPushButton("Edit && approve…")
         self.edit_button.setObjectName("editButton")
         self.edit_button.setToolTip("Change the values, then approve (E)")
-        for button in (self.approve_button, self.reject_button, self.edit_button):
+        self.revert_button = QPushButton("Revert…")
+        self.revert_button.setObjectName("revertButton")
+        self.revert_button.setAccessibleName("Revert")
+        self.revert_button.setAccessibleDescription(
+            "Start a run that undoes what this run wrote; it is reviewed like any change"
+        )
+        self.revert_button.clicked.connect(self.revert_requested)
+        for button in (
+            self.approve_button,
+            self.reject_button,
+            self.edit_button,
+            self.revert_button,
+        ):
             button.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed)
             button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.details.setAccessibleName("Run details")
@@ -280,6 +363,7 @@ class ReviewPane(QWidget):
         head.addWidget(self.state, 0, Qt.AlignmentFlag.AlignTop)
         buttons = QHBoxLayout()
         buttons.addWidget(self.countdown, 1)
+        buttons.addWidget(self.revert_button)
         buttons.addWidget(self.reject_button)
         buttons.addWidget(self.edit_button)
         buttons.addWidget(self.approve_button)
@@ -307,6 +391,44 @@ class ReviewPane(QWidget):
         return expires is None or expires > self._clock()
 
     def set_view(self, view: RunView | None) -> None:
+        """Show the run's view as the console read it; for a change set the part picked
+        before (the same run read again), else the first part that waits."""
+        same_run = view is not None and self.whole is not None and view.run.id == self.whole.run.id
+        self.whole = view
+        found = None if view is None else view.change_set
+        if found is None:
+            self._part = None
+        elif not same_run or self._part is None or self._part > len(found.parts):
+            waiting = found.waiting()
+            self._part = waiting[0].number if waiting else 1
+        self.parts.set_change_set(found, self._part)
+        self._show(view if view is None or self._part is None else view.for_part(self._part))
+
+    def show_part(self, number: int) -> None:
+        """Show (and decide) part *number* of the change set shown."""
+        whole = self.whole
+        if whole is None or whole.change_set is None or number == self._part:
+            return
+        if not 1 <= number <= len(whole.change_set.parts):
+            return
+        self._part = number
+        if self.parts.current != number:
+            self.parts.choose(number)
+        self._stopped = None
+        self._show_banner(None)
+        self._show(whole.for_part(number))
+
+    def next_waiting_part(self) -> int | None:
+        """The part after the one shown (or else before it) that waits, for moving on after a
+        decision; None when no other part waits."""
+        whole, current = self.whole, self._part
+        if whole is None or whole.change_set is None or current is None:
+            return None
+        waiting = [p.number for p in whole.change_set.waiting() if p.number != current]
+        later = [n for n in waiting if n > current]
+        return next(iter(later or waiting), None)
+
+    def _show(self, view: RunView | None) -> None:
         same_run = view is not None and self.view is not None and view.run.id == self.view.run.id
         self.view = view
         if not same_run or (view is not None and view.decidable):
@@ -319,7 +441,8 @@ class ReviewPane(QWidget):
             self.relied_on.set_review(None)
             self._show_banner(None)
         else:
-            self.title.setText(view.review.request if view.review else view.row.request)
+            review = view.set_review
+            self.title.setText(review.request if review else view.row.request)
             self.state.setText(view.row.state)
             self.refresh_html()
             if not same_run or view.review is not self.diff._review:
@@ -370,6 +493,16 @@ class ReviewPane(QWidget):
         self.approve_button.setEnabled(ok)
         self.reject_button.setEnabled(ok)
         self.edit_button.setEnabled(editable)
+        state = None if view is None else view.revert
+        finished = view is not None and view.run.status in _FINISHED
+        self.revert_button.setVisible(state is not None and finished)
+        self.revert_button.setEnabled(state is not None and state.revertible and not self._busy)
+        self.revert_button.setToolTip(tooltip(revert_hint(state)))
+
+    def _on_link(self, url: QUrl) -> None:
+        text = url.toString()
+        if text.startswith(RUN_LINK):
+            self.run_link_activated.emit(text.removeprefix(RUN_LINK))
 
     def tick(self) -> None:
         """Once a second: the countdown, and disable the buttons the moment the token expires."""

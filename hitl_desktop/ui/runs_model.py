@@ -162,7 +162,10 @@ class RunsModel(QAbstractTableModel):
         if column == TASK:
             return row.task
         if column == REQUEST:
-            return row.request
+            # A change set is one row, marked with how far its parts got.
+            return (
+                row.request if not details.change_set else f"{details.change_set} — {row.request}"
+            )
         if column == TABLES:
             return ", ".join(details.tables)
         if column == ROWS:
@@ -202,6 +205,8 @@ class RunsModel(QAbstractTableModel):
         parts = [row.id, row.task, row.request, row.state, *row.tags, *details.tables]
         if details.summary:
             parts.append(details.summary)
+        if details.change_set:
+            parts += ["change set", details.change_set]
         return "\n".join(parts)
 
     def _tooltip(self, row: RunRow, column: int) -> str | None:
@@ -210,6 +215,8 @@ class RunsModel(QAbstractTableModel):
             lines = [row.request]
             if details.summary and details.summary != row.request:
                 lines.append(f"Agent: {details.summary}")
+            if details.change_set:
+                lines.append(f"Change set, each part decided on its own ({details.change_set})")
             return "\n".join(lines)
         if column == STATUS:
             if row.outcome is not None:
