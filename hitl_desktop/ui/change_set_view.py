@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QLabel,
+    QSizePolicy,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -54,7 +55,8 @@ def heading_text(found: ChangeSet) -> str:
 
 
 def note_text(found: ChangeSet) -> str | None:
-    """What the parts decided so far mean for the rest, when it is not the obvious."""
+    """What the parts decided so far mean for the others, when it is not the obvious: "Part 1
+    was rejected: nothing of this change set will be written…"."""
     refused = [p for p in found.parts if p.status in ("rejected", "expired")]
     if found.apply == "all" and refused and found.waiting():
         first = refused[0]
@@ -75,13 +77,11 @@ class PartsView(QWidget):
         super().__init__(parent)
         self.found: ChangeSet | None = None
         self._filling = False
+        # One line, whatever the width (the full text is its tooltip): a wrapped line would
+        # take height the splitter above does not know of, and clip the list.
         self.heading = plain_label(QLabel(""))
         self.heading.setObjectName("sectionTitle")
-        self.heading.setWordWrap(True)
-        self.note = plain_label(QLabel(""))
-        self.note.setObjectName("changeSetNote")
-        self.note.setWordWrap(True)
-        self.note.setVisible(False)
+        self.heading.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.list = QTreeWidget()
         self.list.setObjectName("changeSetParts")
         self.list.setColumnCount(len(HEADERS))
@@ -96,10 +96,8 @@ class PartsView(QWidget):
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         header = self.list.header()
         header.setStretchLastSection(False)
-        header.setSectionResizeMode(NUMBER, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(STATUS, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(RULE, QHeaderView.ResizeMode.ResizeToContents)
         self.list.setAccessibleName("Change set parts")
         self.list.setAccessibleDescription(
             "The parts of this change set, each decided on its own: pick one with the arrow "
@@ -109,7 +107,6 @@ class PartsView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 4)
         layout.addWidget(self.heading)
-        layout.addWidget(self.note)
         layout.addWidget(self.list)
         self.set_change_set(None, None)
 
@@ -129,10 +126,7 @@ class PartsView(QWidget):
             if found is None:
                 return
             self.heading.setText(heading_text(found))
-            self.heading.setToolTip(tooltip(APPLY_TEXT[found.apply]))
-            note = note_text(found)
-            self.note.setText(note or "")
-            self.note.setVisible(note is not None)
+            self.heading.setToolTip(tooltip(f"{heading_text(found)}: {APPLY_TEXT[found.apply]}"))
             for part in found.parts:
                 self.list.addTopLevelItem(self._item(part))
             self._fit()
@@ -164,11 +158,14 @@ class PartsView(QWidget):
         return item
 
     def _fit(self) -> None:
-        """As tall as its parts (up to `VISIBLE_PARTS`), so the diff keeps the rest."""
+        """As tall as its parts (up to `VISIBLE_PARTS`), so the diff keeps the rest; the
+        number, status and rule as wide as their texts, with a gap between them."""
+        gap = self.list.fontMetrics().averageCharWidth() * 2
+        for column in (NUMBER, STATUS, RULE):
+            self.list.resizeColumnToContents(column)
+            self.list.setColumnWidth(column, self.list.columnWidth(column) + gap)
         rows = min(self.list.topLevelItemCount(), VISIBLE_PARTS)
-        first = self.list.topLevelItem(0)
-        row = self.list.visualItemRect(first).height() if first is not None else 0
-        row = max(row, self.list.fontMetrics().height() + 6)
+        row = max(self.list.sizeHintForRow(0), self.list.fontMetrics().height())
         header = self.list.header().sizeHint().height()
         frame = self.list.frameWidth() * 2
         self.list.setFixedHeight(header + rows * row + frame)

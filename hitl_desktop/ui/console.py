@@ -147,6 +147,7 @@ class Console(QObject):
         self._mine: set[str] = set()
         """In View.MINE: the tokens the store says this reviewer may still decide."""
         self._loading_view: asyncio.Task[None] | None = None
+        self._view_reads = 0
         self._counts_timer = QTimer(self)
         self._counts_timer.setSingleShot(True)
         self._counts_timer.setInterval(400)
@@ -496,6 +497,8 @@ class Console(QObject):
         )
 
     async def _load_view(self, run_id: str) -> None:
+        self._view_reads += 1
+        read = self._view_reads
         try:
             view = await self.run_view(run_id)
         except RunNotFound:
@@ -503,7 +506,9 @@ class Console(QObject):
                 self.current = None
                 self.run_view_changed.emit(None)
             return
-        if self.selected != run_id:
+        if self.selected != run_id or read != self._view_reads:
+            # Another read started meanwhile (an event came): it saw the run later, so it
+            # has the last word (a change set's part status otherwise went back in time).
             return
         self.current = view
         self.run_view_changed.emit(view)

@@ -215,9 +215,9 @@ class Decisions(QObject):
         (the decided part's status with it), else the next waiting run."""
         if view.part is not None:
             await self.console.reload()
-            following = self.review.next_waiting_part()
+            following = self.review.next_waiting_part(view.part.number)
             if following is not None and self.console.selected == view.run.id:
-                self.review.show_part(following)
+                self.review.show_part(following, picked=False)
                 return
         self.desk.advance_from(view.run.id)
 

@@ -134,7 +134,7 @@ class Reverts(QObject):
         except FAILURES as exc:
             await self._failed(run_id, exc)
             return None
-        self.desk.show_message(f"Revert requested: run {new} reverts run {run_id}")
+        self.desk.show_message(f"Revert requested: run {new}")
         self.desk.show_new_run(new)
         return new
 

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..engine import RunStatus, Step, TokenStatus
-from .change_set_view import PartsView
+from .change_set_view import PartsView, note_text
 from .diff_view import DARK, LIGHT, Colours, DiffView
 from .plain_text import plain_label, tooltip
 from .records import (
@@ -184,9 +184,11 @@ def part_html(view: RunView, colours: Colours) -> str:
     part, found = view.part, view.change_set
     if part is None or found is None:
         return ""
+    note = note_text(found)
     return (
         f"<h4 id='part'>Part {part.number} of {len(found.parts)}: {html.escape(part.name)}</h4>"
         f"<p style='color:{colours.muted}'>Status: {html.escape(part_status(part))}</p>"
+        + ("" if note is None else f"<p style='color:{colours.op_delete}'>{html.escape(note)}</p>")
     )
 
 
@@ -260,6 +262,7 @@ class ReviewPane(QWidget):
         self.whole: RunView | None = None
         """The run's view as the console read it (a change set's with all its parts)."""
         self._part: int | None = None
+        self._picked = False
         self._stopped: str | None = None
         self._busy = False
 
@@ -398,34 +401,44 @@ class ReviewPane(QWidget):
         found = None if view is None else view.change_set
         if found is None:
             self._part = None
-        elif not same_run or self._part is None or self._part > len(found.parts):
+        elif (
+            not same_run
+            or self._part is None
+            or self._part > len(found.parts)
+            # Decided elsewhere, or expired, while shown without being picked: move on.
+            or (not self._picked and found.parts[self._part - 1].status != "waiting")
+        ):
             waiting = found.waiting()
-            self._part = waiting[0].number if waiting else 1
+            if not same_run or self._part is None or waiting:
+                self._part = waiting[0].number if waiting else 1
+                self._picked = False
         self.parts.set_change_set(found, self._part)
         self._show(view if view is None or self._part is None else view.for_part(self._part))
 
-    def show_part(self, number: int) -> None:
-        """Show (and decide) part *number* of the change set shown."""
+    def show_part(self, number: int, *, picked: bool = True) -> None:
+        """Show (and decide) part *number* of the change set shown; *picked*: the reviewer
+        chose it (it stays shown once decided elsewhere; a part shown for them moves on)."""
         whole = self.whole
         if whole is None or whole.change_set is None or number == self._part:
             return
         if not 1 <= number <= len(whole.change_set.parts):
             return
         self._part = number
+        self._picked = picked
         if self.parts.current != number:
             self.parts.choose(number)
         self._stopped = None
         self._show_banner(None)
         self._show(whole.for_part(number))
 
-    def next_waiting_part(self) -> int | None:
-        """The part after the one shown (or else before it) that waits, for moving on after a
-        decision; None when no other part waits."""
-        whole, current = self.whole, self._part
-        if whole is None or whole.change_set is None or current is None:
+    def next_waiting_part(self, after: int) -> int | None:
+        """The part after part *after* (or else before it) that waits, for moving on once it
+        was decided; None when no other part waits."""
+        whole = self.whole
+        if whole is None or whole.change_set is None:
             return None
-        waiting = [p.number for p in whole.change_set.waiting() if p.number != current]
-        later = [n for n in waiting if n > current]
+        waiting = [p.number for p in whole.change_set.waiting() if p.number != after]
+        later = [n for n in waiting if n > after]
         return next(iter(later or waiting), None)
 
     def _show(self, view: RunView | None) -> None:

@@ -22,6 +22,7 @@ from .helpers import open_dialog, rows, running_console, until
 from .test_keyboard import focused, key
 
 REFUND, PAID = "Refund $20 on invoice 1042", "Mark invoice 4854 as paid"
+EMAIL = "Change the email of customer 20 to reviewer20@example.com"
 THREE = f"{REFUND}; mark invoice 4854 as paid and change the email of customer 23 to j@s.example"
 
 
@@ -131,6 +132,27 @@ async def test_approving_part_one_with_the_keyboard_leaves_the_set_waiting(
         assert written(target_path) == NOTHING
 
 
+async def test_each_decision_moves_to_the_next_part_then_to_the_next_run(
+    settings: Settings, target_path: Path
+) -> None:
+    async with running_console(settings) as app:
+        window = app.window
+        other = await request_change(app.engine, app.console.change_request(EMAIL))
+        await until(lambda: (r := app.model.get(other.id)) is not None and r.waiting)
+        run_id = await waiting_set(app, THREE)
+        for number in (2, 3):
+            key(app, Qt.Key.Key_A)
+            await part_shown(app, run_id, number)
+            assert window.selected_run() == run_id
+        assert written(target_path) == NOTHING
+        key(app, Qt.Key.Key_A)
+        run = await app.engine.wait_for(run_id, [RunStatus.COMPLETED], timeout=10)
+        assert run.output["outcome"] == "applied"
+        await until(lambda: window.selected_run() == other.id, what="the next waiting run")
+        assert written(target_path) == BOTH
+        assert rows(target_path, "select email from customers where id = 23") == [("j@s.example",)]
+
+
 async def test_rejecting_part_two_rejects_the_set_and_writes_nothing(
     settings: Settings, target_path: Path
 ) -> None:
@@ -169,27 +191,36 @@ async def test_approving_every_part_writes_them_all_once(
         ) == [(1,)]
 
 
-async def test_a_part_decided_elsewhere_updates_the_row_and_the_pane(
+async def test_parts_decided_elsewhere_update_the_row_and_the_pane(
     settings: Settings, target_path: Path
 ) -> None:
     async with running_console(settings) as app:
         pane = app.window.review
-        run_id = await waiting_set(app)
-        await until(lambda: row_text(app, run_id).startswith("set: 0 of 2 approved"))
+        run_id = await waiting_set(app, THREE)
+        await until(lambda: row_text(app, run_id).startswith("set: 0 of 3 approved"))
         found = await read_change_set(app.engine, run_id)
-        assert found is not None and found.parts[1].token_id is not None
-        await decide(app.engine, app.targets, found.parts[1].token_id, Decision(True, "bob"))
-        await until(lambda: row_text(app, run_id).startswith("set: 1 of 2 approved"), what="mark")
-        await until(lambda: listed(app)[1][1].startswith("approved by"), what="part 2's status")
-        # The part shown (1) still waits and can be decided; part 2 cannot any more.
-        await part_shown(app, run_id, 1)
-        pane.parts.choose(2)
-        await until(
-            lambda: (
-                pane.view is not None and pane.view.part is not None and pane.view.part.number == 2
-            )
-        )
+        assert found is not None
+        tokens = [part.token_id for part in found.parts]
+        assert None not in tokens
+        # Another reviewer approves the part shown: the pane moves on to the next that waits.
+        await decide(app.engine, app.targets, str(tokens[0]), Decision(True, "bob"))
+        await until(lambda: row_text(app, run_id).startswith("set: 1 of 3 approved"), what="mark")
+        await part_shown(app, run_id, 2)
+        assert listed(app)[0][1].startswith("approved by")
+        # A part the reviewer picked stays shown once decided elsewhere, and cannot be decided.
+        pane.parts.choose(3)
+        await part_shown(app, run_id, 3)
+        await decide(app.engine, app.targets, str(tokens[2]), Decision(False, "bob", "no"))
+        await until(lambda: listed(app)[2][1].startswith("rejected by"), what="part 3's status")
+        await until(lambda: row_text(app, run_id).startswith("set of 3: 1 approved, 1 waiting"))
+        view = pane.view
+        assert view is not None and view.part is not None and view.part.number == 3
         assert not pane.can_decide and not pane.approve_button.isEnabled()
+        assert "rejected by" in pane.details.toPlainText()
+        assert "Part 3 was rejected: nothing of this change set will be written" in (
+            pane.details.toPlainText()
+        )
+        assert (await app.engine.get_run(run_id)).status is RunStatus.WAITING
         assert written(target_path) == NOTHING
 
 

@@ -90,7 +90,7 @@ async def test_revert_of_an_applied_change_set_restores_its_rows(
         box = await until(lambda: open_dialog(QMessageBox, "revertConfirmDialog"), what="confirm")
         box.button(QMessageBox.StandardButton.Ok).click()
         new = await until(lambda: reverting(app, run.id), what="the revert run in the pane")
-        assert window.status.currentMessage() == f"Revert requested: run {new} reverts run {run.id}"
+        assert window.status.currentMessage() == f"Revert requested: run {new}"
         # The new run is selected, and waits for review like any other: the inverse diff.
         await shown(app, new, decidable=True)
         assert window.selected_run() == new
