@@ -75,6 +75,8 @@ COLUMN_WIDTHS = {
     STATUS: 96,
 }
 VIEWS = tuple(View)
+DEFAULT_POINT_SIZE = 9.0
+"""The font size COLUMN_WIDTHS were drawn for (Qt's default on Linux)."""
 
 
 class MainWindow(QMainWindow):
@@ -163,10 +165,14 @@ class MainWindow(QMainWindow):
         header.setMinimumSectionSize(48)
         header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
-        # The widths suit the default font; a larger system font widens a column to its title
-        # (and its sort arrow, counted in the hint once sorting is on).
+        # The widths suit the default font (9 pt). A larger system font widens every column to
+        # its title (and its sort arrow, counted in the hint once sorting is on), and the two
+        # whose short texts fill them ("db-change", "1 update") in proportion; the others keep
+        # their width for the request.
+        scale = max(1.0, self.table.font().pointSizeF() / DEFAULT_POINT_SIZE)
         for column, width in COLUMN_WIDTHS.items():
-            header.resizeSection(column, max(width, header.sectionSizeHint(column)))
+            wanted = round(width * scale) if column in (TASK, ROWS) else width
+            header.resizeSection(column, max(wanted, header.sectionSizeHint(column)))
         self.proxy.sort(-1)
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         self.table.selectionModel().selectionChanged.connect(self._sync_buttons)

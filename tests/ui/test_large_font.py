@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 from hitl_desktop.config import Settings
 from hitl_desktop.ui.main_window import COLUMN_WIDTHS
+from hitl_desktop.ui.runs_model import ROWS, TASK
 
 from .helpers import running_console
 
@@ -36,3 +37,7 @@ async def test_every_column_title_fits_with_a_large_font(
             assert header.sectionSize(column) >= header.sectionSizeHint(column), column
             widened += header.sectionSize(column) > width
         assert widened, "a 14 pt font should need wider columns than the default widths"
+        metrics = app.window.table.fontMetrics()
+        for column, text in ((TASK, "db-change"), (ROWS, "1 update")):
+            # a cell draws its text inside margins: room for them too
+            assert header.sectionSize(column) >= metrics.horizontalAdvance(text) + 12, text
