@@ -103,6 +103,9 @@ class Pick:
         return text if why is None else f"{text} — {why}"
 
 
+SKIPPED = "Skipped (each line says why: not waiting, or a change set to decide part by part):"
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     """What became of one run's decision: *error* None when it went through."""
@@ -212,9 +215,7 @@ def confirm_dialog(
         heading += " Nothing will be written for them."
     sections = [_section(f"{verb}:", [p.line() for p in waiting])]
     if skipped:
-        sections.append(
-            _section("Skipped, not waiting for a decision:", [p.line() for p in skipped])
-        )
+        sections.append(_section(SKIPPED, [p.line() for p in skipped]))
     dialog = BulkDialog(
         f"{verb} {_runs(len(waiting))}",
         heading,
@@ -253,9 +254,7 @@ def summary_dialog(
             )
         )
     if skipped:
-        sections.append(
-            _section("Skipped, not waiting for a decision:", [p.line() for p in skipped])
-        )
+        sections.append(_section(SKIPPED, [p.line() for p in skipped]))
     dialog = BulkDialog(f"{verb}: summary", heading, "\n\n".join(sections), parent)
     dialog.setObjectName("bulkResultDialog")
     return dialog

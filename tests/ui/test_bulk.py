@@ -134,7 +134,7 @@ async def test_rejecting_in_bulk_asks_one_comment_and_skips_a_run_that_does_not_
         dialog = await confirmation(app)
         assert dialog.heading.text().startswith("Reject 2 runs?")
         assert dialog.ok_button.text() == "Reject 2 runs"
-        rejected, skipped = dialog.listing.toPlainText().split("Skipped, not waiting")
+        rejected, skipped = dialog.listing.toPlainText().split("Skipped (each line says why")
         assert short_id(email) in rejected and short_id(refund) in rejected
         assert short_id(done) in skipped and "applied" in skipped
         assert dialog.comment_edit is not None
