@@ -1,7 +1,9 @@
 """Small builders shared by the agent tests."""
 
+import sqlite3
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -73,3 +75,23 @@ async def seen(engine: Engine, run_id: str) -> str:
     review = review_from_steps(await engine.get_steps(run_id))
     assert review is not None, f"run {run_id} has no review yet"
     return review.diff_hash
+
+
+DEMO_SET_PARTS = ("Refund $20 on invoice 1042", "Mark invoice 4854 as paid")
+"""The parts of the offline proposer's demo change set (DEMO_CHANGE_SET), in order."""
+
+
+def demo_set_written(target: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """What the demo change set writes: the refunds of invoice 1042 and invoice 4854's status;
+    NOTHING before, BOTH once both parts are applied."""
+    with sqlite3.connect(target) as conn:
+        return {
+            "refunds": conn.execute(
+                "select amount, status from refunds where invoice_id = 1042"
+            ).fetchall(),
+            "invoice": conn.execute("select status from invoices where id = 4854").fetchall(),
+        }
+
+
+NOTHING = {"refunds": [], "invoice": [("open",)]}
+BOTH = {"refunds": [(20, "pending")], "invoice": [("paid",)]}

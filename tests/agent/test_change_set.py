@@ -33,23 +33,12 @@ from hitl_desktop.agent import (
     review_from_steps,
 )
 from hitl_desktop.engine import DecisionRefused, Engine, RunStatus, TokenStatus
-from tests.agent.helpers import change_for
+from tests.agent.helpers import BOTH, DEMO_SET_PARTS, NOTHING, change_for, demo_set_written
 
 from .test_db_change import finish, rows
 
-REFUND, PAID = "Refund $20 on invoice 1042", "Mark invoice 4854 as paid"
-
-
-def written(target: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """What the change set writes: the refunds of invoice 1042 and invoice 4854's status."""
-    return {
-        "refunds": rows(target, "select amount, status from refunds where invoice_id = 1042"),
-        "invoice": rows(target, "select status from invoices where id = 4854"),
-    }
-
-
-NOTHING = {"refunds": [], "invoice": [("open",)]}
-BOTH = {"refunds": [(20, "pending")], "invoice": [("paid",)]}
+REFUND, PAID = DEMO_SET_PARTS
+written = demo_set_written
 
 
 def markers(target: Path) -> list[tuple[Any, ...]]:

@@ -4,7 +4,6 @@ the keyboard on its own token; real windows, a real store and a real target (SQL
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
@@ -17,25 +16,15 @@ from hitl_desktop.ui.app import ConsoleApp
 from hitl_desktop.ui.change_set_view import NAME, RULE, STATUS
 from hitl_desktop.ui.dialogs import EditDialog, RejectDialog
 from hitl_desktop.ui.runs_model import REQUEST
+from tests.agent.helpers import BOTH, DEMO_SET_PARTS, NOTHING, demo_set_written
 
 from .helpers import open_dialog, rows, running_console, until
 from .test_keyboard import focused, key
 
-REFUND, PAID = "Refund $20 on invoice 1042", "Mark invoice 4854 as paid"
+REFUND, PAID = DEMO_SET_PARTS
 EMAIL = "Change the email of customer 20 to reviewer20@example.com"
 THREE = f"{REFUND}; mark invoice 4854 as paid and change the email of customer 23 to j@s.example"
-
-
-def written(target: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """What the demo change set writes: invoice 1042's refunds and invoice 4854's status."""
-    return {
-        "refunds": rows(target, "select amount, status from refunds where invoice_id = 1042"),
-        "invoice": rows(target, "select status from invoices where id = 4854"),
-    }
-
-
-NOTHING = {"refunds": [], "invoice": [("open",)]}
-BOTH = {"refunds": [(20, "pending")], "invoice": [("paid",)]}
+written = demo_set_written
 
 
 async def waiting_set(app: ConsoleApp, text: str = DEMO_CHANGE_SET) -> str:
