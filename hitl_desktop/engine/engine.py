@@ -34,7 +34,7 @@ from .models import (
 )
 from .runner import Runner
 from .store import SystemDatabase, open_database
-from .store.audit import GENESIS, TRIGGER_ENTRIES, first_break
+from .store.audit import GENESIS, first_break
 from .store.audit import timestamp as audit_timestamp
 from .store.records import Completion, EventRow, NewRun, Resume, Triggered
 from .store.schema import SCHEMA_REVISION
@@ -227,11 +227,6 @@ class Engine:
         found = self._tasks.get(task)
         if found is None:
             raise TaskNotFound(task, list(self._tasks))
-        if audit is not None and audit[0] not in TRIGGER_ENTRIES:
-            raise ValueError(
-                f"a run cannot be triggered with a {audit[0]!r} audit entry "
-                f"(only {', '.join(TRIGGER_ENTRIES)})"
-            )
         text = serde.dump(payload, f"the payload of a {task!r} run", self.max_payload_bytes)
         db = self._db or await self._opened()
         now = self.clock()

@@ -99,7 +99,10 @@ def note_run(tx: Tx, kind: str, about: str, run_id: str, task: str, actor: str, 
     this transaction. On PostgreSQL through the store's function, which checks that the session
     triggered that run and that no such entry names it yet."""
     if kind not in TRIGGER_ENTRIES:
-        raise ValueError(f"a run cannot be triggered with a {kind!r} audit entry")
+        raise ValueError(
+            f"a run cannot be triggered with a {kind!r} audit entry "
+            f"(only {', '.join(TRIGGER_ENTRIES)})"
+        )
     if tx.dialect == "postgresql":
         tx.before_log()
         tx.execute(_note_run, {"run": run_id, "kind": kind, "about": about})
