@@ -30,8 +30,8 @@ from ..agent import (
     DecisionInvalid,
     Outcome,
     change_set,
-    part_review,
     read_change_set,
+    review_from_steps,
 )
 from ..engine import (
     DecisionRefused,
@@ -199,11 +199,13 @@ async def _show(engine: Engine, link: Link, action: str, now: float) -> str:
     token = await _waiting_token(engine, link.token_id, now)
     assert token.run_id is not None
     steps = await engine.get_steps(token.run_id)
-    review = part_review(steps, token.id)  # a change set's part: that part's review alone
-    if review is None:
-        raise _Refused(404, "No review", f"Run {token.run_id} has no review to show.")
     found = change_set(steps)
     _decided_in_parts(found, token.id)
+    part = None if found is None else found.part_of(token.id)
+    # A change set's part: that part's review alone.
+    review = review_from_steps(steps) if part is None else part.review
+    if review is None:
+        raise _Refused(404, "No review", f"Run {token.run_id} has no review to show.")
     return review_page(review, token, link, action, found)
 
 
