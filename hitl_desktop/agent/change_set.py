@@ -187,6 +187,8 @@ class ChangeSet:
 
     review: Review
     parts: tuple[PartState, ...]
+    tokens: tuple[Token, ...] = ()
+    """The parts' tokens as they were read for it (those it was given), in the parts' order."""
 
     @property
     def apply(self) -> ApplyMode:
@@ -214,9 +216,8 @@ def change_set(
     ended = {} if outcome is None else dict(enumerate(outcome.parts))
     applied = _applied_parts(steps)
     parts = []
-    for number, (part, token_id) in enumerate(
-        zip(review.parts, token_ids(review, steps), strict=True), 1
-    ):
+    ids = token_ids(review, steps)
+    for number, (part, token_id) in enumerate(zip(review.parts, ids, strict=True), 1):
         status, by = _token_status(part, None if token_id is None else by_id.get(token_id))
         done = ended.get(number - 1)
         result = done.outcome if done is not None else applied.get(number)
@@ -224,7 +225,8 @@ def change_set(
             status = result.outcome
             by = by or (() if result.reviewer is None else (result.reviewer,))
         parts.append(PartState(number, part.name, part.review, token_id, status, by, result))
-    return ChangeSet(review, tuple(parts))
+    read = tuple(by_id[token_id] for token_id in ids if token_id in by_id)
+    return ChangeSet(review, tuple(parts), read)
 
 
 async def read_change_set(engine: Engine, run_id: str) -> ChangeSet | None:

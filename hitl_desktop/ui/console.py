@@ -486,11 +486,7 @@ class Console(QObject):
             tokens = await self.engine.list_tokens(run_id=run_id, limit=1)
             token = tokens[0] if tokens else None
         found = await self._change_set(await self._review(run_id), run_id)
-        part_tokens = []
-        for part in () if found is None else found.parts:
-            part_token = await self._token(part.token_id)
-            if part_token is not None:
-                part_tokens.append(part_token)
+        part_tokens = () if found is None else found.tokens  # read_change_set read them
         reverting = await revert_state(self.engine, run_id) if run.task == TASK_NAME else None
         return RunView.build(
             run, steps, token, change_set=found, part_tokens=part_tokens, revert=reverting
